@@ -1,0 +1,27 @@
+"""relayd's command line.
+
+Each sibling module owns one family of commands and exposes them as ``COMMANDS``; this module only gathers
+them. Errors below the CLI are typed exceptions; they become one-line messages and exit codes here and in the
+command modules, never ``sys.exit()`` deeper down.
+"""
+
+from __future__ import annotations
+
+import click
+
+from relayd.cli import daemon, emulator, platform, schedules
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(package_name="relayd")
+def cli() -> None:
+    """relayd keeps Volcengine Live pull-to-push relays running past the 7-day task cap."""
+
+
+for _module in (daemon, schedules, platform, emulator):
+    for _command in _module.COMMANDS:
+        cli.add_command(_command)
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,1 @@
+"""relayd.daemon (being written)."""

@@ -1,0 +1,1 @@
+"""relayd.demo (being written)."""

@@ -1,0 +1,1 @@
+"""relayd.jobs (being written)."""

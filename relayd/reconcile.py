@@ -1,0 +1,1 @@
+"""relayd.reconcile (being written)."""

@@ -1,0 +1,1 @@
+"""relayd.schedules.loader (being written)."""

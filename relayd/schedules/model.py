@@ -1,0 +1,1 @@
+"""relayd.schedules.model (being written)."""

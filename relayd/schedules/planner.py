@@ -1,0 +1,1 @@
+"""relayd.schedules.planner (being written)."""

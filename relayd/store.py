@@ -1,0 +1,1 @@
+"""relayd.store (being written)."""

@@ -1,0 +1,1 @@
+"""relayd.volc.client (being written)."""

@@ -1,0 +1,1 @@
+"""relayd.volc.pacing (being written)."""
