@@ -1,0 +1,1 @@
+"""relayd.settings (being written)."""
