@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from relayd.cli import config, daemon, emulator, platform, schedules
+from relayd.cli import config, daemon, emulator, platform, schedules, status
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -18,7 +18,7 @@ def cli() -> None:
     """relayd keeps Volcengine Live pull-to-push relays running past the 7-day task cap."""
 
 
-for _module in (daemon, config, schedules, platform, emulator):
+for _module in (daemon, status, config, schedules, platform, emulator):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 

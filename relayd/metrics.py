@@ -1,0 +1,1 @@
+"""relayd.metrics (being written)."""
