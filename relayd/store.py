@@ -1,1 +1,0 @@
-"""relayd.store (being written)."""

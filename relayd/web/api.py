@@ -1,0 +1,225 @@
+"""The operator status API: ``GET /v1/schedules``, ``GET /v1/schedules/{id}``, ``GET /v1/events``.
+
+Shaping is pure (``segment_json``, ``summarise``: records + ``now`` in, JSON-able dicts out) and the handlers are
+thin reads of the store's in-memory segments, the daemon view and the event history. Every time is given twice:
+RFC3339 UTC (``start``) and unix seconds (``start_unix``). A schedule that the config no longer declares but that
+still has segments in the store (its tasks are being removed) is listed with ``"declared": false``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from relayd.ids import ScheduleId, SegmentKey
+from relayd.store.records import Event, SegmentRecord, SegmentState
+from relayd.web.errors import BadRequest, NotFound
+from relayd.web.views import DaemonView, NextAction, ScheduleInfo, StoreView
+
+MAX_EVENTS = 1000
+DEFAULT_EVENTS = 100
+_INACTIVE = frozenset({SegmentState.DELETED, SegmentState.REMOVING})
+
+
+def rfc3339(ts: float | None) -> str | None:
+    """Unix seconds as RFC3339 UTC with a ``Z`` (whole seconds when integral)."""
+    if ts is None:
+        return None
+    moment = datetime.fromtimestamp(ts, tz=UTC)
+    spec = "seconds" if float(ts).is_integer() else "milliseconds"
+    return moment.isoformat(timespec=spec).replace("+00:00", "Z")
+
+
+def times(name: str, ts: float | None) -> dict[str, Any]:
+    """``{name: rfc3339, name_unix: seconds}``."""
+    return {name: rfc3339(ts), f"{name}_unix": ts}
+
+
+def next_action_json(action: NextAction | None, now: float) -> dict[str, Any] | None:
+    if action is None:
+        return None
+    return {"action": action.action, **times("at", action.at), "in_s": round(action.at - now, 3)}
+
+
+def segment_json(seg: SegmentRecord, action: NextAction | None, now: float) -> dict[str, Any]:
+    """One segment as the API shows it."""
+    error = {"message": seg.last_error, "request_id": seg.last_request_id} if seg.last_error else None
+    return {
+        "key": seg.key,
+        "index": seg.index,
+        "occurrence": seg.occurrence,
+        "title": seg.title,
+        "group": seg.group,
+        "task_id": seg.task_id,
+        "state": seg.state.value,
+        "window": {**times("start", seg.start), **times("end", seg.end)},
+        "starts_in_s": round(seg.start - now, 3),
+        "ends_in_s": round(seg.end - now, 3),
+        "attempts": seg.attempts,
+        **times("next_attempt_at", seg.next_attempt_at),
+        "next_action": next_action_json(action, now),
+        "last_error": error,
+        **times("healthy_since", seg.healthy_since),
+        **times("updated_at", seg.updated_at or None),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where a schedule stands at ``now``: the segment relaying now and the one after it."""
+
+    current: SegmentRecord | None
+    next: SegmentRecord | None
+
+    @property
+    def handoff_at(self) -> float | None:
+        if self.current is not None:
+            return float(self.current.end) if self.next is not None else None
+        return float(self.next.start) if self.next is not None else None
+
+
+def position(segments: Iterable[SegmentRecord], now: float) -> Position:
+    live = sorted((s for s in segments if s.state not in _INACTIVE), key=lambda s: (s.start, s.index))
+    current = next((s for s in reversed(live) if s.start <= now < s.end), None)
+    upcoming = next((s for s in live if s.start > now), None)
+    return Position(current, upcoming)
+
+
+def schedule_state(info: ScheduleInfo | None, pos: Position) -> str:
+    if info is not None and not info.enabled:
+        return "disabled"
+    if pos.current is not None:
+        return pos.current.state.value
+    if pos.next is not None:
+        return "waiting"
+    if info is None:
+        return "removed"
+    return "invalid" if info.problems else "idle"
+
+
+def _last_error(segments: Sequence[SegmentRecord]) -> dict[str, Any] | None:
+    failed = [s for s in segments if s.last_error]
+    if not failed:
+        return None
+    latest = max(failed, key=lambda s: s.updated_at)
+    return {"message": latest.last_error, "request_id": latest.last_request_id, "segment_key": latest.key}
+
+
+def summarise(
+    sid: ScheduleId, info: ScheduleInfo | None, segments: Sequence[SegmentRecord], view: DaemonView, now: float
+) -> dict[str, Any]:
+    """One schedule's line in the status: its state, current and next segment, hand-off time, failures."""
+    pos = position(segments, now)
+    handoff = pos.handoff_at
+    return {
+        "id": sid,
+        "declared": info is not None,
+        "title": info.title if info else "",
+        "enabled": info.enabled if info else False,
+        "source": info.source if info else None,
+        "group": info.group if info else None,
+        "problems": list(info.problems) if info else [],
+        "state": schedule_state(info, pos),
+        "segments_total": len(segments),
+        "current": _segment_or_none(pos.current, view, now),
+        "next": _segment_or_none(pos.next, view, now),
+        **times("handoff_at", handoff),
+        "handoff_in_s": round(handoff - now, 3) if handoff is not None else None,
+        "failed_segments": sum(1 for s in segments if s.state is SegmentState.FAILED),
+        "retrying_segments": sum(1 for s in segments if s.state is SegmentState.RETRYING),
+        "last_error": _last_error(segments),
+    }
+
+
+def _segment_or_none(seg: SegmentRecord | None, view: DaemonView, now: float) -> dict[str, Any] | None:
+    return segment_json(seg, view.next_action(seg.key), now) if seg is not None else None
+
+
+def event_json(event: Event) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        **times("ts", event.ts),
+        "kind": event.kind,
+        "schedule_id": event.schedule_id,
+        "segment_key": event.segment_key,
+        "task_id": event.task_id,
+        "data": event.data,
+        "raw": event.raw,
+    }
+
+
+def group_by_schedule(segments: Iterable[SegmentRecord]) -> dict[ScheduleId, list[SegmentRecord]]:
+    grouped: dict[ScheduleId, list[SegmentRecord]] = defaultdict(list)
+    for seg in segments:
+        grouped[seg.schedule_id].append(seg)
+    return grouped
+
+
+def int_param(query: Mapping[str, str], name: str, default: int | None, *, low: int, high: int) -> int | None:
+    """An integer query parameter within [low, high], or BadRequest."""
+    text = query.get(name)
+    if text is None or text == "":
+        return default
+    try:
+        value = int(text)
+    except ValueError as e:
+        raise BadRequest(f"{name} must be an integer") from e
+    if not low <= value <= high:
+        raise BadRequest(f"{name} must be between {low} and {high}")
+    return value
+
+
+class StatusApi:
+    """The ``/v1`` read handlers over a store and a daemon view."""
+
+    def __init__(self, *, store: StoreView, view: DaemonView) -> None:
+        self._store = store
+        self._view = view
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/v1/schedules", self.list_schedules),
+            web.get("/v1/schedules/{id}", self.get_schedule),
+            web.get("/v1/events", self.list_events),
+        ]
+
+    async def list_schedules(self, request: web.Request) -> web.Response:
+        now = self._view.now()
+        infos = {info.id: info for info in self._view.schedules()}
+        grouped = group_by_schedule(self._store.segments())
+        ids = sorted(set(infos) | set(grouped))
+        schedules = [summarise(sid, infos.get(sid), grouped.get(sid, []), self._view, now) for sid in ids]
+        body = {**times("now", now), "schedules": schedules, "config_problems": list(self._view.config_problems())}
+        return web.json_response(body)
+
+    async def get_schedule(self, request: web.Request) -> web.Response:
+        now = self._view.now()
+        sid = ScheduleId(request.match_info["id"])
+        info = next((i for i in self._view.schedules() if i.id == sid), None)
+        include_deleted = request.query.get("all", "") in ("1", "true", "yes")
+        segments = sorted(self._store.segments(sid, include_deleted), key=lambda s: (s.start, s.index))
+        if info is None and not segments:
+            raise NotFound(f"no schedule {sid!r}")
+        detail = [segment_json(s, self._view.next_action(s.key), now) for s in segments]
+        body = {**times("now", now), "schedule": summarise(sid, info, segments, self._view, now), "segments": detail}
+        return web.json_response(body)
+
+    async def list_events(self, request: web.Request) -> web.Response:
+        q = request.query
+        limit = int_param(q, "limit", DEFAULT_EVENTS, low=1, high=MAX_EVENTS)
+        before = int_param(q, "before", None, low=1, high=2**62)
+        events = await self._store.events(
+            schedule_id=ScheduleId(q["schedule"]) if q.get("schedule") else None,
+            segment_key=SegmentKey(q["segment"]) if q.get("segment") else None,
+            kind=q.get("kind") or None,
+            limit=limit or DEFAULT_EVENTS,
+            before_id=before,
+        )
+        items = [event_json(e) for e in events]
+        next_before = items[-1]["id"] if len(items) == limit else None
+        return web.json_response({"events": items, "next_before": next_before})

@@ -1,0 +1,175 @@
+"""``POST /v1/callbacks/{key}/{mac}``: verify, record durably, hint the reconciler, answer 200 — nothing more.
+
+The platform waits about 4 s for a 200 and retries otherwise, so the handler does no platform I/O: it checks the
+path mac (constant time; a forged URL gets 403 before its body is read), reads at most ``max_body`` bytes (413
+beyond, whether or not a Content-Length was sent), decodes a JSON object (400 otherwise), checks the body's
+``sign``/``t`` when it carries one and an auth key is configured (403), then writes an ``Event(kind="callback")``
+with the raw body through the store's group commit and, only if the event was new, calls the reconcile hint.
+
+Outcomes, all counted in ``relayd_callbacks_total{result=...}``:
+
+* ``accepted`` — recorded and hinted.
+* ``duplicate`` — the same delivery again (same event id, or byte-identical body): 200, no hint.
+* ``unknown_task`` — the segment is known but the body names a task relayd does not know; recorded, hinted
+  (the reconciler compares with the platform's list anyway), logged ``callback_unknown_task``.
+* ``unknown_segment`` — the mac is valid but the segment is gone from the store (e.g. pruned). 200, logged
+  ``callback_unknown_segment`` and recorded as ``kind="callback_unknown"`` so an operator can see it; no hint.
+* ``forbidden``, ``bad_sign``, ``expired``, ``bad_json``, ``too_large`` — 4xx, nothing recorded.
+
+Out-of-order deliveries are harmless by construction: a notice is only a hint, and the reconciler acts on the
+platform's current task list, never on the notice's claimed status.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from relayd.ids import ScheduleId, SegmentKey, TaskId
+from relayd.metrics import Metrics
+from relayd.store.records import Event, SegmentRecord
+from relayd.web.errors import BadRequest, Forbidden, PayloadTooLarge, WebError
+from relayd.web.notices import CallbackNotice, dedupe_key, parse_notice, sign_fields
+from relayd.web.signing import verify_mac, verify_sign
+from relayd.web.views import ReconcileHint, StoreView
+
+log = structlog.get_logger("relayd.web.callbacks")
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class CallbackAuth:
+    """Callback verification material. ``repr`` never shows the secrets."""
+
+    secret: bytes
+    auth_key: str | None = None
+    max_age: float = 900.0
+
+    def __repr__(self) -> str:
+        return f"CallbackAuth(auth_key={'set' if self.auth_key else 'unset'}, max_age={self.max_age})"
+
+
+class CallbackReceiver:
+    """The callback handler and its collaborators; ``handle`` is the aiohttp handler."""
+
+    def __init__(
+        self,
+        *,
+        store: StoreView,
+        auth: CallbackAuth,
+        metrics: Metrics,
+        hint: ReconcileHint,
+        clock: Callable[[], float],
+        max_body: int = MAX_BODY_BYTES,
+    ) -> None:
+        self._store = store
+        self._auth = auth
+        self._metrics = metrics
+        self._hint = hint
+        self._clock = clock
+        self._max_body = max_body
+
+    async def handle(self, request: web.Request) -> web.Response:
+        try:
+            result = await self._receive(request)
+        except WebError as e:
+            self._metrics.callback(e.code)
+            raise
+        self._metrics.callback(result)
+        return web.json_response({"ok": True, "result": result})
+
+    async def _receive(self, request: web.Request) -> str:
+        key = SegmentKey(request.match_info["key"])
+        if not verify_mac(self._auth.secret, key, request.match_info["mac"]):
+            raise Forbidden("bad callback mac", code="forbidden")
+        raw = await read_limited(request, self._max_body)
+        body = decode_object(raw)
+        self._check_sign(body)
+        notice = parse_notice(body)
+        segment = self._store.segment(key)
+        if segment is None:
+            await self._record_unknown(key, notice, raw)
+            return "unknown_segment"
+        return await self._record(segment, notice, raw)
+
+    def _check_sign(self, body: Mapping[str, Any]) -> None:
+        carried = sign_fields(body)
+        if carried is None or not self._auth.auth_key:
+            return
+        sign, t = carried
+        check = verify_sign(self._auth.auth_key, sign, t, now=self._clock(), max_age=self._auth.max_age)
+        if check.ok:
+            return
+        code = "expired" if check.value in ("expired", "future") else "bad_sign"
+        log.warning("callback_sign_rejected", reason=check.value)
+        raise Forbidden("callback signature rejected", code=code)
+
+    async def _record(self, segment: SegmentRecord, notice: CallbackNotice, raw: bytes) -> str:
+        unknown_task = self._is_unknown_task(segment, notice.task_id)
+        event = self._event("callback", segment.key, notice, raw, schedule_id=segment.schedule_id)
+        if not await self._store.add_event(event):
+            return "duplicate"
+        if unknown_task:
+            log.info("callback_unknown_task", segment_key=segment.key, task_id=notice.task_id)
+        log.info("callback_received", segment_key=segment.key, task_id=notice.task_id, callback_event=notice.event)
+        self._hint(segment.schedule_id, segment.key, notice)
+        return "unknown_task" if unknown_task else "accepted"
+
+    def _is_unknown_task(self, segment: SegmentRecord, task_id: TaskId | None) -> bool:
+        if task_id is None or task_id == segment.task_id:
+            return False
+        return self._store.by_task_id(task_id) is None
+
+    async def _record_unknown(self, key: SegmentKey, notice: CallbackNotice, raw: bytes) -> None:
+        log.info("callback_unknown_segment", segment_key=key, task_id=notice.task_id)
+        await self._store.add_event(self._event("callback_unknown", key, notice, raw, schedule_id=None))
+
+    def _event(
+        self, kind: str, key: SegmentKey, notice: CallbackNotice, raw: bytes, *, schedule_id: ScheduleId | None
+    ) -> Event:
+        return Event(
+            ts=self._clock(),
+            kind=kind,
+            schedule_id=schedule_id,
+            segment_key=key,
+            task_id=notice.task_id,
+            dedupe_key=dedupe_key(key, notice, raw),
+            data=notice_data(notice),
+            raw=raw.decode("utf-8", "replace"),
+        )
+
+
+def notice_data(notice: CallbackNotice) -> dict[str, Any]:
+    """The parsed fields stored next to the raw body."""
+    return {"event": notice.event.value, "status": notice.status, "time": notice.time, "event_id": notice.event_id}
+
+
+async def read_limited(request: web.Request, limit: int) -> bytes:
+    """The request body, or PayloadTooLarge past ``limit`` bytes — by Content-Length or while streaming."""
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"body exceeds {limit} bytes", code="too_large")
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.readany():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body exceeds {limit} bytes", code="too_large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def decode_object(raw: bytes) -> dict[str, Any]:
+    """A JSON object from the body, or BadRequest."""
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as e:
+        raise BadRequest("body is not JSON", code="bad_json") from e
+    if not isinstance(body, dict):
+        raise BadRequest("body is not a JSON object", code="bad_json")
+    return body

@@ -1,0 +1,76 @@
+"""``GET /healthz`` (the process answers), ``GET /readyz`` (it can do its job) and ``GET /metrics``.
+
+Readiness is a pure function of three facts (``readiness``): the store is open and healthy, the config directory
+has been loaded, and the platform answered successfully within ``platform_window_s`` (the daemon passes e.g.
+``max(2 × resync interval, 10 min)``, so one missed resync does not flap readiness). 503 lists every failing
+reason, so an operator sees all of them at once.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from relayd.metrics import CONTENT_TYPE, Metrics
+from relayd.web.views import DaemonView, StoreView
+
+
+def readiness(
+    *,
+    store_healthy: bool,
+    config_loaded: bool,
+    last_platform_success: float | None,
+    platform_error: str | None,
+    now: float,
+    platform_window_s: float,
+) -> list[str]:
+    """The reasons relayd is not ready; empty when ready."""
+    reasons: list[str] = []
+    if not store_healthy:
+        reasons.append("store is not open or not healthy")
+    if not config_loaded:
+        reasons.append("config directory not loaded yet")
+    if last_platform_success is None:
+        reasons.append("no successful platform call yet" + _suffix(platform_error))
+    elif now - last_platform_success > platform_window_s:
+        age = int(now - last_platform_success)
+        reasons.append(f"no successful platform call for {age} s" + _suffix(platform_error))
+    return reasons
+
+
+def _suffix(error: str | None) -> str:
+    return f" (last error: {error})" if error else ""
+
+
+class Health:
+    def __init__(self, *, store: StoreView, view: DaemonView, metrics: Metrics, platform_window_s: float) -> None:
+        self._store = store
+        self._view = view
+        self._metrics = metrics
+        self._window = platform_window_s
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/healthz", self.healthz),
+            web.get("/readyz", self.readyz),
+            web.get("/metrics", self.metrics),
+        ]
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.json_response({"alive": True})
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        view = self._view
+        reasons = readiness(
+            store_healthy=self._store.healthy,
+            config_loaded=view.config_loaded(),
+            last_platform_success=view.last_platform_success(),
+            platform_error=view.platform_error(),
+            now=view.now(),
+            platform_window_s=self._window,
+        )
+        if reasons:
+            return web.json_response({"ready": False, "reasons": reasons}, status=503)
+        return web.json_response({"ready": True})
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        return web.Response(body=self._metrics.render(), headers={"Content-Type": CONTENT_TYPE})

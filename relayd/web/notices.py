@@ -1,0 +1,196 @@
+"""Tolerant parsing of the platform's relay status callbacks into ``CallbackNotice`` — pure, no I/O, no clock.
+
+The JSON Volcengine POSTs to a relay task's CallbackURL is undocumented (reference §6, Q11), so nothing here
+insists on a schema:
+
+* Keys are matched case-, underscore- and dash-insensitively: ``TaskId``, ``task_id``, ``taskId`` are one key.
+* A BytePlus-style wrapper ``{"code": 0, "message": "ok", "data": {...}}`` is unwrapped; fields found at the top
+  level win over those in ``data`` only for ``sign``/``t``, which may sit on either.
+* The event comes from an explicit event name (``EventType``, ``Event``, ``Type``, ``Action``) first, then from the
+  task status: the Chinese ``Status`` string (停用/未开始/生效中/已结束), an English status word, or the legacy
+  ``TaskStatus`` integer (0–3). Anything unrecognised is ``UNKNOWN`` — still recorded, still a reconcile hint.
+* Time comes from ``Time``/``Timestamp``/``EventTime``/``ts`` as unix seconds, unix milliseconds (values above
+  1e11) or an RFC3339 string.
+
+A notice never decides anything by itself: it is a hint that makes the reconciler look at the platform.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from relayd.ids import TaskId
+
+
+class CallbackEvent(enum.StrEnum):
+    START = "start"
+    PENDING = "pending"
+    END = "end"
+    STOP = "stop"
+    FAIL = "fail"
+    RECOVER = "recover"
+    UNKNOWN = "unknown"
+
+
+_WORDS: dict[CallbackEvent, tuple[str, ...]] = {
+    CallbackEvent.START: ("start", "started", "begin", "running", "active", "生效中", "开始"),
+    CallbackEvent.PENDING: ("pending", "notstarted", "waiting", "scheduled", "未开始"),
+    CallbackEvent.END: ("end", "ended", "finish", "finished", "complete", "completed", "done", "已结束", "结束"),
+    CallbackEvent.STOP: ("stop", "stopped", "disable", "disabled", "pause", "paused", "停用", "停止"),
+    CallbackEvent.FAIL: (
+        "fail",
+        "failed",
+        "failure",
+        "error",
+        "interrupt",
+        "interrupted",
+        "break",
+        "broken",
+        "abnormal",
+        "失败",
+        "中断",
+    ),
+    CallbackEvent.RECOVER: ("recover", "recovered", "resume", "resumed", "restore", "restored", "恢复"),
+}
+_WORD_TO_EVENT = {word: event for event, words in _WORDS.items() for word in words}
+_TASK_STATUS_INT = {0: CallbackEvent.STOP, 1: CallbackEvent.PENDING, 2: CallbackEvent.START, 3: CallbackEvent.END}
+
+_TASK_ID_KEYS = ("taskid", "id")
+_EVENT_KEYS = ("eventtype", "event", "type", "action", "eventname")
+_STATUS_KEYS = ("status", "taskstatus", "state")
+_TIME_KEYS = ("time", "timestamp", "eventtime", "ts", "sendtime")
+_EVENT_ID_KEYS = ("eventid", "messageid", "msgid")
+_MS_THRESHOLD = 1e11
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackNotice:
+    """What relayd understood from one callback body; ``raw`` is the decoded JSON as received."""
+
+    task_id: TaskId | None
+    event: CallbackEvent
+    status: str | None
+    time: float | None
+    event_id: str | None
+    raw: Mapping[str, Any] = field(repr=False)
+
+
+def _norm(key: str) -> str:
+    return key.replace("_", "").replace("-", "").lower()
+
+
+def normalise_keys(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """Keys folded to lower case without ``_``/``-``; the first spelling seen wins."""
+    out: dict[str, Any] = {}
+    for key, value in obj.items():
+        out.setdefault(_norm(str(key)), value)
+    return out
+
+
+def payload_of(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The event fields: ``data`` of a ``{"code":..,"data":{..}}`` wrapper, else the body, keys normalised."""
+    top = normalise_keys(body)
+    data = top.get("data")
+    if isinstance(data, Mapping) and ("code" in top or "message" in top):
+        return normalise_keys(data)
+    return top
+
+
+def _first(fields: Mapping[str, Any], keys: tuple[str, ...]) -> Any:
+    for key in keys:
+        value = fields.get(key)
+        if value is not None and value != "":
+            return value
+    return None
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, str | int) and not isinstance(value, bool):
+        text = str(value).strip()
+        return text[:200] or None
+    return None
+
+
+def event_from_word(value: Any) -> CallbackEvent | None:
+    """An event or status word (English, any case and punctuation; or the platform's Chinese status)."""
+    if isinstance(value, str):
+        return _WORD_TO_EVENT.get(_norm(value).replace(" ", ""))
+    return None
+
+
+def event_from_status(value: Any) -> CallbackEvent | None:
+    """A task status: a word as above, or the legacy ``TaskStatus`` integer 0–3 (also as a digit string)."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, int) and not isinstance(value, bool):
+        return _TASK_STATUS_INT.get(value)
+    return event_from_word(value)
+
+
+def _event(fields: Mapping[str, Any]) -> CallbackEvent:
+    # An explicit event name says what happened; a status only says where the task is now. A numeric "Type" is
+    # the task's live/VOD type, not an event, so integers count only under the status keys.
+    candidates = [event_from_word(fields.get(key)) for key in _EVENT_KEYS]
+    candidates += [event_from_status(fields.get(key)) for key in _STATUS_KEYS]
+    return next((event for event in candidates if event is not None), CallbackEvent.UNKNOWN)
+
+
+def parse_time(value: Any) -> float | None:
+    """Unix seconds from seconds, milliseconds, a digit string or an RFC3339 string; None if unreadable."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        stripped = value.strip()
+        try:
+            value = float(stripped)
+        except ValueError:
+            return _rfc3339(stripped)
+    if isinstance(value, int | float):
+        seconds = float(value)
+        return seconds / 1000.0 if seconds > _MS_THRESHOLD else seconds
+    return None
+
+
+def _rfc3339(text: str) -> float | None:
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed.timestamp() if parsed.tzinfo is not None else None
+
+
+def parse_notice(body: Mapping[str, Any]) -> CallbackNotice:
+    """A ``CallbackNotice`` from any JSON object; never raises on odd content."""
+    fields = payload_of(body)
+    task_id = _text(_first(fields, _TASK_ID_KEYS))
+    return CallbackNotice(
+        task_id=TaskId(task_id) if task_id else None,
+        event=_event(fields),
+        status=_text(_first(fields, _STATUS_KEYS)),
+        time=parse_time(_first(fields, _TIME_KEYS)),
+        event_id=_text(_first(fields, _EVENT_ID_KEYS)),
+        raw=body,
+    )
+
+
+def sign_fields(body: Mapping[str, Any]) -> tuple[str, Any] | None:
+    """The ``(sign, t)`` pair if the body carries a non-empty sign, at the top level or inside ``data``.
+
+    BytePlus sends ``sign`` empty and ``t`` 0 when callback auth is off; that counts as "not carried".
+    """
+    for fields in (normalise_keys(body), payload_of(body)):
+        sign = fields.get("sign")
+        if isinstance(sign, str) and sign:
+            return sign, fields.get("t")
+    return None
+
+
+def dedupe_key(key: str, notice: CallbackNotice, raw: bytes) -> str:
+    """Stable identity of one delivery: the platform's event id if it sends one, else a hash of the body."""
+    ident = notice.event_id or hashlib.sha256(raw).hexdigest()
+    return f"cb:{key}:{ident}"

@@ -1,0 +1,94 @@
+"""The seams between the HTTP server and the rest of the daemon.
+
+The web layer reads two things and writes one:
+
+* ``StoreView`` — the subset of ``relayd.store.Store`` it uses: in-memory segment reads, durable event writes,
+  event history reads, and the store's health. The real ``Store`` satisfies it structurally; tests may pass a
+  fake of the same shape.
+* ``DaemonView`` — what only the running daemon knows: the loaded schedules and their config problems, what it
+  will do next for a segment and when, and whether the platform has answered lately. The daemon implements it;
+  every method is a cheap, synchronous, non-blocking read of in-memory state.
+* ``ReconcileHint`` — the one write: "look at this schedule soon". It must only enqueue (never call the
+  platform, never block), because callback handlers call it while the platform waits for the 200.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from relayd.ids import GroupName, ScheduleId, SegmentKey, TaskId
+from relayd.store.records import Event, SegmentRecord
+from relayd.web.notices import CallbackNotice
+
+ReconcileHint = Callable[[ScheduleId, SegmentKey, CallbackNotice], None]
+"""Called once per new (non-duplicate) authenticated callback for a known segment. Must not block."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleInfo:
+    """One schedule as the daemon loaded it (also for files that failed to load: ``problems`` non-empty)."""
+
+    id: ScheduleId
+    title: str = ""
+    enabled: bool = True
+    source: str | None = None
+    group: GroupName | None = None
+    problems: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class NextAction:
+    """What the daemon will do next for a segment (e.g. "create", "retry", "delete") and when (unix seconds)."""
+
+    action: str
+    at: float
+
+
+class DaemonView(Protocol):
+    def schedules(self) -> Sequence[ScheduleInfo]:
+        """Every schedule from the last config load, including ones skipped because of problems."""
+
+    def next_action(self, key: SegmentKey) -> NextAction | None:
+        """The next timer the daemon holds for this segment, or None."""
+
+    def config_loaded(self) -> bool:
+        """True once the config directory has been loaded at least once."""
+
+    def config_problems(self) -> Sequence[str]:
+        """Human-readable problems from the last load (file, field, reason), empty when clean."""
+
+    def last_platform_success(self) -> float | None:
+        """Unix time of the last successful platform API call (``ApiObserver.last_ok`` fits), None if none yet."""
+
+    def platform_error(self) -> str | None:
+        """The last platform error code if the latest call failed, else None (``ApiObserver.last_error`` fits)."""
+
+    def now(self) -> float:
+        """The daemon's clock, unix seconds."""
+
+
+class StoreView(Protocol):
+    @property
+    def healthy(self) -> bool: ...
+
+    def segment(self, key: SegmentKey) -> SegmentRecord | None: ...
+
+    def segments(
+        self, schedule_id: ScheduleId | None = None, include_deleted: bool = False
+    ) -> Sequence[SegmentRecord]: ...
+
+    def by_task_id(self, task_id: TaskId) -> SegmentRecord | None: ...
+
+    async def add_event(self, event: Event) -> bool: ...
+
+    async def events(
+        self,
+        *,
+        schedule_id: ScheduleId | None = None,
+        segment_key: SegmentKey | None = None,
+        kind: str | None = None,
+        limit: int = 100,
+        before_id: int | None = None,
+    ) -> Sequence[Event]: ...
