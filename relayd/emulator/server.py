@@ -1,0 +1,321 @@
+"""The emulator process: an aiohttp app serving the platform API at ``/``, a status ticker and a callback sender.
+
+One request goes through, in order: routing (Action/Version/method), signature verification, the QPS limit,
+injected faults, parameter parsing, then the action handler on the shared :class:`~relayd.emulator.actions.State`
+after the clock transitions due by now have been applied. Errors anywhere become the platform's error envelope
+in :meth:`Emulator._handle`, the one place that maps errors to HTTP.
+
+One ticker task sleeps until the next status transition instant (or until woken by an action through an
+``asyncio.Event``), applies it and hands the events to the callback sender. Nothing polls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qsl
+
+import structlog
+from aiohttp import web
+
+from relayd.emulator import actions, envelope
+from relayd.emulator.auth import Gate, SignedRequest, verify
+from relayd.emulator.callbacks import Sender
+from relayd.emulator.config import EmulatorConfig
+from relayd.emulator.errors import AdminError, ApiError
+from relayd.emulator.faults import CallbackFaults, Fault, FaultBook
+from relayd.emulator.stats import Stats
+from relayd.emulator.tasks import Event, FailPlan, Task, WrongState
+from relayd.emulator.throttling import Limiter
+
+log = structlog.get_logger(__name__)
+MAX_BODY_BYTES = 8 * 1024 * 1024  # a 2 MB watermark is ~2.7 MB of base64
+MAX_HANG_S = 3600.0
+
+
+class Emulator:
+    """A Volcengine Live pull-to-push API emulator. ``await start()`` then use ``.url``; ``await stop()``."""
+
+    def __init__(self, config: EmulatorConfig | None = None) -> None:
+        self.config = config or EmulatorConfig()
+        seed = self.config.seed
+        # Seeded for reproducible ids and fault draws; nothing here is a secret.
+        self._ids_rng = random.Random(seed)  # noqa: S311
+        self._fault_rng = random.Random(None if seed is None else seed + 1)  # noqa: S311
+        self.state = actions.State(max_task_seconds=self.config.max_task_seconds, rng=self._ids_rng)
+        self.state.tasks.set_event_prefix(f"{self._ids_rng.getrandbits(32):08x}")
+        self._gate = Gate(
+            {self.config.access_key: self.config.secret_key}, self.config.region, self.config.x_date_tolerance_s
+        )
+        self._limiter = Limiter({actions.WRITE: self.config.write_qps, actions.LIST: self.config.list_qps})
+        self._stats = Stats()
+        self._faults = FaultBook(self._fault_rng)
+        self._callback_faults = CallbackFaults()
+        self._sender = Sender(
+            stats=self._stats,
+            faults=lambda: self._callback_faults,
+            rng=self._fault_rng,
+            auth_key=self.config.callback_auth_key,
+            retries=self.config.callback_retries,
+            retry_delay_s=self.config.callback_retry_delay_s,
+            timeout_s=self.config.callback_timeout_s,
+            clock=self.config.clock,
+        )
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        self.url = ""
+        self.app = self._build_app()
+
+    def _build_app(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_BODY_BYTES)
+        app.router.add_route("*", "/", self._handle)
+        if self.config.admin:
+            from relayd.emulator.admin import add_routes  # noqa: PLC0415 - admin routes only when enabled
+
+            add_routes(app, self)
+        return app
+
+    # --- lifecycle -----------------------------------------------------------------------------------------
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=2.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        bound = self._runner.addresses[0]
+        self.url = f"http://{host}:{bound[1]}"
+        await self._sender.open()
+        self._ticker = asyncio.create_task(self._tick_loop(), name="emulator-ticker")
+        log.info("emulator_started", url=self.url, admin=self.config.admin)
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+            self._ticker = None
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        await self._sender.close()
+        log.info("emulator_stopped", url=self.url)
+
+    async def __aenter__(self) -> Emulator:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    # --- the clock -----------------------------------------------------------------------------------------
+
+    async def _tick_loop(self) -> None:
+        while True:
+            self.tick()
+            upcoming = self.state.tasks.next_instant()
+            self._wake.clear()
+            delay = None if upcoming is None else max(0.0, upcoming - self.config.clock())
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
+
+    def tick(self) -> None:
+        """Apply the status transitions due by now and send their callbacks (the ticker does this on time)."""
+        self._emit(self.state.tasks.advance(self.config.clock()))
+
+    def _emit(self, events: list[Event]) -> None:
+        if events:
+            self._sender.dispatch(events)
+            self._wake.set()
+
+    # --- the API -------------------------------------------------------------------------------------------
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        name = request.query.get("Action", "")
+        version = request.query.get("Version", "")
+        rid = envelope.request_id(self.config.wall_clock(), self._fault_rng)
+        meta = envelope.metadata(rid, name, version or envelope.VERSION, self.config.region)
+        self._stats.requests[name] += 1
+        try:
+            result = await self._serve(request, name, version)
+            status, body, code = 200, envelope.success(meta, result), "OK"
+        except ApiError as e:
+            status, body, code = e.http_status, envelope.failure(meta, e), e.code
+        self._stats.responses[code] += 1
+        return web.Response(
+            body=json.dumps(body, ensure_ascii=False).encode(), status=status, content_type="application/json"
+        )
+
+    async def _serve(self, request: web.Request, name: str, version: str) -> dict[str, Any] | None:
+        action = self._route(request.method, name, version)
+        raw = await request.read()
+        access_key = self._authenticate(request, raw)
+        if not self._limiter.admit(access_key, action.kind, self.config.monotonic()):
+            self._stats.throttled[action.kind] += 1
+            raise ApiError("FlowLimitExceeded", f"the {action.kind} QPS limit of this account is exceeded")
+        await self._apply_fault(name)
+        params = self._params(request, raw)
+        now = self.config.clock()
+        self._emit(self.state.tasks.advance(now))
+        outcome = action.handler(self.state, params, now)
+        self._emit(outcome.events)
+        self._wake.set()
+        return outcome.result
+
+    @staticmethod
+    def _route(method: str, name: str, version: str) -> actions.Action:
+        if not name or not version:
+            raise ApiError("MissingParameter", "Action and Version are required query parameters")
+        action = actions.ACTIONS.get(name)
+        if action is None or version != envelope.VERSION:
+            raise ApiError("InvalidActionOrVersion", f"unknown action {name!r} for version {version!r}")
+        if method not in action.methods:
+            raise ApiError("MethodNotAllowed", f"{name} accepts {'/'.join(sorted(action.methods))}, not {method}")
+        return action
+
+    def _authenticate(self, request: web.Request, raw: bytes) -> str:
+        if not self.config.verify_signatures:
+            return self.config.access_key
+        signed = SignedRequest(
+            method=request.method,
+            path=request.path,
+            query=tuple(parse_qsl(request.rel_url.raw_query_string, keep_blank_values=True)),
+            headers=request.headers,
+            body=raw,
+        )
+        return verify(signed, self._gate, now=self.config.wall_clock())
+
+    async def _apply_fault(self, name: str) -> None:
+        effect = self._faults.effect(name)
+        if effect is None:
+            return
+        log.debug("emulator_fault", action=name, error_code=effect.error_code, hang=effect.hang)
+        if effect.latency_s:
+            await asyncio.sleep(effect.latency_s)
+        if effect.hang:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(MAX_HANG_S):
+                    await self._stopping.wait()
+            raise ApiError("InternalServiceTimeout", "the request hung (injected fault)")
+        if effect.error_code:
+            raise ApiError(effect.error_code, f"injected fault on {name}")
+
+    @staticmethod
+    def _params(request: web.Request, raw: bytes) -> dict[str, Any]:
+        if request.method == "GET":
+            return actions.query_params(parse_qsl(request.rel_url.raw_query_string, keep_blank_values=True))
+        try:
+            params = json.loads(raw) if raw.strip() else {}
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ApiError.bind("the body is not JSON") from e
+        if not isinstance(params, dict):
+            raise ApiError.bind("the body must be a JSON object")
+        return params
+
+    # --- in-process accessors (mirrored by the admin API) --------------------------------------------------
+
+    def history(self) -> list[dict[str, Any]]:
+        """Every task ever created, with the ``[from, to]`` intervals during which it was relaying."""
+        self.tick()
+        return [_history_item(task) for task in self.state.tasks.all]
+
+    def stats(self) -> dict[str, Any]:
+        snapshot = self._stats.snapshot(self._limiter.max_offered)
+        snapshot["callbacks"]["pending"] = self._sender.pending
+        return snapshot
+
+    def tasks(self) -> list[dict[str, Any]]:
+        """The live tasks as the list API shows them, plus the emulator-only ``Failed`` flag."""
+        self.tick()
+        return [{**actions.task_item(t), "Failed": t.failed} for t in self.state.tasks.live.values()]
+
+    def set_fault(
+        self,
+        action: str = "*",
+        *,
+        error_rate: float | None = None,
+        error_code: str | None = None,
+        latency_ms: float = 0.0,
+        hang: bool = False,
+        count: int | None = None,
+    ) -> None:
+        """Inject a fault on ``action`` (or ``*``); see docs/emulator.md."""
+        self._faults.set(Fault(action, error_rate, error_code, latency_ms, hang, count))
+
+    def set_callback_faults(
+        self, *, drop_rate: float = 0.0, duplicate_rate: float = 0.0, reorder: bool = False, delay_ms: float = 500.0
+    ) -> None:
+        self._callback_faults = CallbackFaults.from_json(
+            {"drop_rate": drop_rate, "duplicate_rate": duplicate_rate, "reorder": reorder, "delay_ms": delay_ms}
+        )
+
+    def clear_faults(self) -> None:
+        self._faults.clear()
+        self._callback_faults = CallbackFaults()
+
+    def fault_listing(self) -> dict[str, Any]:
+        return {"faults": self._faults.listing(), "callbacks": vars(self._callback_faults).copy()}
+
+    def fail_task(
+        self, task_id: str, mode: str = "disable", repeat: int | None = None, recover_after_s: float | None = None
+    ) -> None:
+        """A stream failure: failure callback, then the task is disabled (``disable``) or stays failing (``stay``).
+
+        ``repeat``: how many more times it fails again right after each Relaunch/Continue (None = every time).
+        ``recover_after_s`` (``stay`` only): the platform heals it on its own after that long (a ``recover`` event).
+        """
+        if mode not in ("disable", "stay"):
+            raise AdminError(400, "mode must be 'disable' or 'stay'")
+        task = self._task(task_id)
+        self.tick()
+        self._change(lambda: self.state.tasks.fail(task, FailPlan(mode, repeat, recover_after_s), self.config.clock()))
+
+    def delete_task_behind_back(self, task_id: str) -> None:
+        """Delete a task as if someone else did it: no rate counting and no callback."""
+        task = self._task(task_id)
+        self.tick()
+        self.state.tasks.delete(task, self.config.clock(), notify=False)
+        self._wake.set()
+
+    def disable_task_behind_back(self, task_id: str) -> None:
+        """Disable (停用) a task as if someone else stopped it: no rate counting; the stop callback is sent."""
+        task = self._task(task_id)
+        self.tick()
+        self._change(lambda: self.state.tasks.stop(task, self.config.clock()))
+
+    def _task(self, task_id: str) -> Task:
+        task = self.state.tasks.get(task_id)
+        if task is None:
+            raise AdminError(404, f"task {task_id} does not exist")
+        return task
+
+    def _change(self, change: Any) -> None:
+        try:
+            events: list[Event] = change()
+        except WrongState as e:
+            raise AdminError(409, str(e)) from e
+        self._emit(events)
+        self._wake.set()
+
+
+def _history_item(task: Task) -> dict[str, Any]:
+    return {
+        "TaskId": task.task_id,
+        "Title": task.title,
+        "DstAddr": actions.dst_addr(task.fields),
+        "GroupName": task.group,
+        "CreatedAt": task.created_at,
+        "DeletedAt": task.deleted_at,
+        "StartTime": task.start,
+        "EndTime": task.end,
+        "Active": [list(interval) for interval in task.intervals],
+    }
