@@ -1,0 +1,95 @@
+"""Tolerant parsing of callback bodies."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from relayd.web.notices import CallbackEvent, dedupe_key, parse_notice, parse_time, sign_fields
+
+T = 1_700_000_000
+
+
+@pytest.mark.parametrize(
+    ("body", "task", "event"),
+    [
+        (
+            {"TaskId": "t1", "Status": "生效中", "TaskStatus": 2, "EventType": "start", "Time": T},
+            "t1",
+            CallbackEvent.START,
+        ),
+        ({"task_id": "t2", "status": "已结束"}, "t2", CallbackEvent.END),
+        ({"taskId": "t3", "TaskStatus": 0}, "t3", CallbackEvent.STOP),
+        ({"TaskID": "t4", "TaskStatus": "1"}, "t4", CallbackEvent.PENDING),
+        ({"TaskId": "t5", "event": "Failed", "Status": "生效中"}, "t5", CallbackEvent.FAIL),
+        ({"TaskId": "t6", "Event": "RECOVERED"}, "t6", CallbackEvent.RECOVER),
+        ({"TaskId": "t7", "Status": "stopped"}, "t7", CallbackEvent.STOP),
+        ({"code": 0, "message": "ok", "data": {"TaskId": "t8", "EventType": "end"}}, "t8", CallbackEvent.END),
+        ({"TaskId": "t9", "Type": 1}, "t9", CallbackEvent.UNKNOWN),  # task type 1 = VOD, not an event
+        ({"TaskId": "t10", "EventType": "something-new"}, "t10", CallbackEvent.UNKNOWN),
+        ({}, None, CallbackEvent.UNKNOWN),
+    ],
+)
+def test_event_and_task(body: dict[str, Any], task: str | None, event: CallbackEvent) -> None:
+    notice = parse_notice(body)
+    assert (notice.task_id, notice.event) == (task, event)
+    assert notice.raw is body
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (T, float(T)),
+        (T * 1000, float(T)),
+        (str(T), float(T)),
+        ("2023-11-14T22:13:20Z", float(T)),
+        ("2023-11-15T06:13:20+08:00", float(T)),
+        ("2023-11-14T22:13:20", None),  # no zone: ambiguous, ignored
+        ("yesterday", None),
+        (True, None),
+        ([T], None),
+    ],
+)
+def test_parse_time(value: Any, expected: float | None) -> None:
+    assert parse_time(value) == expected
+
+
+def test_time_field_spellings() -> None:
+    assert parse_notice({"timestamp": T}).time == T
+    assert parse_notice({"EventTime": "2023-11-14T22:13:20Z"}).time == T
+
+
+def test_sign_fields_found_at_top_or_in_data_and_empty_means_absent() -> None:
+    assert sign_fields({"sign": "ab", "t": 5}) == ("ab", 5)
+    assert sign_fields({"code": 0, "data": {"Sign": "cd", "T": 6}}) == ("cd", 6)
+    assert sign_fields({"sign": "", "t": 0}) is None
+    assert sign_fields({"TaskId": "x"}) is None
+
+
+def test_dedupe_key_prefers_event_id() -> None:
+    a = parse_notice({"EventId": "e1", "n": 1})
+    b = parse_notice({"EventId": "e1", "n": 2})
+    assert dedupe_key("k", a, b"one") == dedupe_key("k", b, b"two")
+    plain = parse_notice({})
+    assert dedupe_key("k", plain, b"one") != dedupe_key("k", plain, b"two")
+    assert dedupe_key("k", plain, b"one") != dedupe_key("k2", plain, b"one")
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=3),
+    max_leaves=10,
+)
+keys = st.sampled_from(["TaskId", "task_id", "Status", "TaskStatus", "EventType", "Time", "data", "code", "sign", "t"])
+
+
+@given(st.dictionaries(keys | st.text(max_size=8), json_values, max_size=6))
+def test_any_json_object_parses_without_raising(body: dict[str, Any]) -> None:
+    body = json.loads(json.dumps(body))
+    notice = parse_notice(body)
+    assert isinstance(notice.event, CallbackEvent)
+    sign_fields(body)
