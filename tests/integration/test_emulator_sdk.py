@@ -87,8 +87,8 @@ def run_seed_calls(svc: LiveService) -> dict[str, Any]:
     group = {"Name": "RelayGroup001", "ProjectName": "default",
              "Tags": [{"Key": "key001", "Value": "Valauedes", "Category": "Custom"}]}  # fmt: skip
     ok(svc.create_pull_to_push_group(group))
-    ok(svc.update_pull_to_push_group({"Name": "RelayGroup001",
-                                      "Tags": [{"Key": "key001", "Value": "Valuedes", "Category": "Custom"}]}))  # fmt: skip
+    tags = [{"Key": "key001", "Value": "Valuedes", "Category": "Custom"}]
+    ok(svc.update_pull_to_push_group({"Name": "RelayGroup001", "Tags": tags}))
     groups = ok(svc.list_pull_to_push_group({"PageNum": 1, "PageSize": 10, "StatusList": []}))
     ok(svc.delete_pull_to_push_group({"Name": "RelayGroup001"}))
     ok(svc.delete_pull_to_push_task({"TaskId": task_id, "GroupName": "default"}))
