@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from relayd.ids import ScheduleId, SegmentKey
-from relayd.store.records import Event, SegmentRecord, SegmentState
+from relayd.store import Event, SegmentRecord, SegmentState
 from relayd.web.errors import BadRequest, NotFound
 from relayd.web.views import DaemonView, NextAction, ScheduleInfo, StoreView
 
@@ -202,7 +202,7 @@ class StatusApi:
         sid = ScheduleId(request.match_info["id"])
         info = next((i for i in self._view.schedules() if i.id == sid), None)
         include_deleted = request.query.get("all", "") in ("1", "true", "yes")
-        segments = sorted(self._store.segments(sid, include_deleted), key=lambda s: (s.start, s.index))
+        segments = sorted(self._store.segments(sid, include_deleted=include_deleted), key=lambda s: (s.start, s.index))
         if info is None and not segments:
             raise NotFound(f"no schedule {sid!r}")
         detail = [segment_json(s, self._view.next_action(s.key), now) for s in segments]

@@ -32,7 +32,7 @@ from aiohttp import web
 
 from relayd.ids import ScheduleId, SegmentKey, TaskId
 from relayd.metrics import Metrics
-from relayd.store.records import Event, SegmentRecord
+from relayd.store import Event, SegmentRecord
 from relayd.web.errors import BadRequest, Forbidden, PayloadTooLarge, WebError
 from relayd.web.notices import CallbackNotice, dedupe_key, parse_notice, sign_fields
 from relayd.web.signing import verify_mac, verify_sign

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from relayd.ids import GroupName, ScheduleId, SegmentKey, TaskId
-from relayd.store.records import Event, SegmentRecord
+from relayd.store import Event, SegmentRecord
 from relayd.web.notices import CallbackNotice
 
 ReconcileHint = Callable[[ScheduleId, SegmentKey, CallbackNotice], None]

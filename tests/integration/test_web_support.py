@@ -1,7 +1,5 @@
-"""Shared helpers for the web tests: a daemon-view fake, a store factory, and an app-on-a-free-port harness.
-
-The store is the real ``relayd.store.Store`` on a temporary path when it is importable, else an in-memory fake
-with the same shape (``segment``, ``segments``, ``by_task_id``, ``add_event``, ``events``, ``healthy``).
+"""Shared helpers for the web tests: a daemon-view fake, the real Store on a temp path, and an app-on-a-free-port
+harness. (Named test_* so it may live among the web test files; it holds no tests.)
 """
 
 from __future__ import annotations
@@ -14,9 +12,9 @@ from typing import Any
 
 import aiohttp
 
-from relayd.ids import ScheduleId, SegmentKey, TaskId
+from relayd.ids import ScheduleId, SegmentKey
 from relayd.metrics import Metrics
-from relayd.store.records import Event, SegmentRecord, SegmentState
+from relayd.store import SegmentRecord, Store
 from relayd.web.app import WebServer, build_app
 from relayd.web.notices import CallbackNotice
 from relayd.web.views import NextAction, ScheduleInfo
@@ -24,63 +22,6 @@ from relayd.web.views import NextAction, ScheduleInfo
 SECRET = b"test-callback-secret-0123456789"
 TOKEN = "test-api-token"
 NOW = 1_800_000_000.0
-
-
-class FakeStore:
-    """In-memory stand-in with the Store's read/write shape."""
-
-    def __init__(self) -> None:
-        self.healthy = True
-        self._segments: dict[SegmentKey, SegmentRecord] = {}
-        self._events: list[Event] = []
-        self._dedupe: set[str] = set()
-
-    async def put(self, seg: SegmentRecord) -> None:
-        self._segments[seg.key] = seg
-
-    def segment(self, key: SegmentKey) -> SegmentRecord | None:
-        return self._segments.get(key)
-
-    def segments(self, schedule_id: ScheduleId | None = None, include_deleted: bool = False) -> list[SegmentRecord]:
-        return [
-            s
-            for s in self._segments.values()
-            if (schedule_id is None or s.schedule_id == schedule_id)
-            and (include_deleted or s.state is not SegmentState.DELETED)
-        ]
-
-    def by_task_id(self, task_id: TaskId) -> SegmentRecord | None:
-        return next((s for s in self._segments.values() if s.task_id == task_id), None)
-
-    async def add_event(self, event: Event) -> bool:
-        if event.dedupe_key is not None:
-            if event.dedupe_key in self._dedupe:
-                return False
-            self._dedupe.add(event.dedupe_key)
-        self._events.append(dataclasses.replace(event, id=len(self._events) + 1))
-        return True
-
-    async def events(
-        self,
-        *,
-        schedule_id: ScheduleId | None = None,
-        segment_key: SegmentKey | None = None,
-        kind: str | None = None,
-        limit: int = 100,
-        before_id: int | None = None,
-    ) -> list[Event]:
-        out = [
-            e
-            for e in reversed(self._events)
-            if (schedule_id is None or e.schedule_id == schedule_id)
-            and (segment_key is None or e.segment_key == segment_key)
-            and (kind is None or e.kind == kind)
-            and (before_id is None or (e.id or 0) < before_id)
-        ]
-        return out[:limit]
-
-    async def close(self) -> None:
-        return None
 
 
 @dataclass
@@ -136,16 +77,11 @@ def segment(sid: str, index: int, start: float, end: float, **changes: Any) -> S
     return dataclasses.replace(base, **changes)
 
 
-async def open_store(tmp_path: Path) -> Any:
-    """The real Store when it has landed, else the fake."""
-    try:
-        from relayd.store import Store  # type: ignore[attr-defined]  # noqa: PLC0415 - until the store lands
-    except ImportError:
-        return FakeStore()
+async def open_store(tmp_path: Path) -> Store:
     return await Store.open(tmp_path / "state.db")
 
 
-async def put_segment(store: Any, seg: SegmentRecord) -> None:
+async def put_segment(store: Store, seg: SegmentRecord) -> None:
     await store.put(seg)
 
 
@@ -153,7 +89,7 @@ async def put_segment(store: Any, seg: SegmentRecord) -> None:
 class Harness:
     """A running app on a free port with its collaborators."""
 
-    store: Any
+    store: Store
     view: FakeView
     metrics: Metrics
     server: WebServer
@@ -170,7 +106,7 @@ class Harness:
         await self.store.close()
 
 
-async def start_harness(store: Any, *, view: FakeView | None = None, **app_kwargs: Any) -> Harness:
+async def start_harness(store: Store, *, view: FakeView | None = None, **app_kwargs: Any) -> Harness:
     view = view or FakeView()
     metrics = Metrics()
     hints: list[tuple[ScheduleId, SegmentKey, CallbackNotice]] = []

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from relayd.ids import ScheduleId, SegmentKey
-from relayd.store.records import SegmentRecord, SegmentState
+from relayd.store import SegmentRecord, SegmentState
 from relayd.web.api import position, rfc3339, schedule_state
 from relayd.web.app import parse_listen
 from relayd.web.health import readiness
