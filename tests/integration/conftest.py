@@ -5,10 +5,12 @@
 * ``emulator_url``: the URL of one default emulator with the admin API on.
 * ``raw``: a factory ``raw(emulator, access_key=..., secret_key=...) -> RawClient`` that signs requests with
   :mod:`relayd.volc.signer` exactly like the SDK, for tests that bypass the relayd client.
+* ``sink``: a callback receiver on a free port (``.url``, ``.bodies``, ``await .wait_for(predicate)``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,6 +20,7 @@ from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 import pytest
+from aiohttp import web
 from yarl import URL
 
 from relayd.emulator import Emulator, EmulatorConfig
@@ -125,3 +128,43 @@ async def raw() -> AsyncIterator[Callable[..., RawClient]]:
             return RawClient(session=session, url=instance.url, **fields)
 
         yield make
+
+
+class Sink:
+    """An HTTP endpoint that records the JSON bodies POSTed to it and answers from a status script."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        self.statuses: list[int] = []  # consumed one per request; 200 once empty
+        self.url = ""
+        self._changed = asyncio.Condition()
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        status = self.statuses.pop(0) if self.statuses else 200
+        async with self._changed:
+            self.bodies.append({**body, "_content_type": request.content_type, "_status": status})
+            self._changed.notify_all()
+        return web.Response(status=status)
+
+    async def wait_for(self, predicate: Callable[[list[dict[str, Any]]], bool], timeout: float = 10.0) -> None:
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(lambda: predicate(self.bodies))
+
+    def events(self, task_id: str | None = None) -> list[str]:
+        """EventTypes of the deliveries answered 200, in arrival order."""
+        return [b["EventType"] for b in self.bodies if b["_status"] == 200 and task_id in (None, b["TaskId"])]
+
+
+@pytest.fixture
+async def sink() -> AsyncIterator[Sink]:
+    receiver = Sink()
+    app = web.Application()
+    app.router.add_post("/cb", receiver.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    receiver.url = f"http://127.0.0.1:{runner.addresses[0][1]}/cb"
+    yield receiver
+    await runner.cleanup()
