@@ -165,3 +165,18 @@ def test_callback_payload_and_sign() -> None:
     assert body["sign"] == hashlib.md5(b"secretkey2600").hexdigest()
     assert (body["Status"], body["TaskStatus"], body["Time"], body["EventId"]) == ("生效中", 2, 1000, "e-1")
     assert "sign" not in payload(event, auth_key=None, now=0)
+
+
+def test_paging_through_ten_thousand_tasks_is_linear() -> None:
+    st = state()
+    for i in range(10_000):
+        st.tasks.create(f"{i:032x}", {**LIVE, "StartTime": int(NOW) + 10, "EndTime": int(NOW) + 99, "Title": "x"},
+                        "default", NOW)  # fmt: skip
+    seen: list[str] = []
+    for page in range(1, 21):
+        result = call(st, "ListPullToPushTask", {"Page": page, "Size": 500}).result
+        assert result is not None
+        seen += [item["TaskId"] for item in result["List"]]
+    assert len(seen) == len(set(seen)) == 10_000
+    filtered = call(st, "ListPullToPushTaskV2", {"Title": "X", "Page": 20, "Size": 500}).result
+    assert filtered is not None and filtered["Pagination"]["TotalCount"] == 10_000
