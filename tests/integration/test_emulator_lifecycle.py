@@ -47,6 +47,7 @@ async def test_api_actions_emit_callbacks_in_order(emulator, raw, sink) -> None:
     client = raw(emu)
     now = int(time.time())
     task_id = (await client.call("CreatePullToPushTask", body(now - 10, now + 600, sink.url))).result["TaskId"]
+    await sink.wait_for(lambda bodies: len(bodies) == 1)
     for action in ("StopPullToPushTask", "ContinuePullToPushTask", "RelaunchPullToPushTask", "DeletePullToPushTask"):
         seen = len(sink.bodies)
         reply = await client.call(action, {"TaskId": task_id})
