@@ -142,6 +142,7 @@ class Metrics:
         self.callbacks = Counter(
             "relayd_callbacks_total", "Status callbacks received by result.", ["result"], registry=r
         )
+        self._callback_children: dict[str, Counter] = {}
         self.reconcile_duration = Histogram(
             "relayd_reconcile_duration_seconds",
             "Duration of one schedule reconcile.",
@@ -187,7 +188,10 @@ class Metrics:
         self.restarts.labels(kind=kind, outcome=outcome).inc()
 
     def callback(self, result: str) -> None:
-        self.callbacks.labels(result=result).inc()
+        child = self._callback_children.get(result)
+        if child is None:  # labels() takes a lock and builds a tuple; callbacks are the hot path
+            child = self._callback_children[result] = self.callbacks.labels(result=result)
+        child.inc()
 
     def observe_reconcile(self, seconds: float) -> None:
         self.reconcile_duration.observe(seconds)

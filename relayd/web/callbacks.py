@@ -41,6 +41,8 @@ from relayd.web.views import ReconcileHint, StoreView
 log = structlog.get_logger("relayd.web.callbacks")
 
 MAX_BODY_BYTES = 64 * 1024
+RESULTS = ("accepted", "duplicate", "unknown_task", "unknown_segment")
+_ANSWERS = {result: json.dumps({"ok": True, "result": result}).encode() for result in RESULTS}
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ class CallbackReceiver:
             self._metrics.callback(e.code)
             raise
         self._metrics.callback(result)
-        return web.json_response({"ok": True, "result": result})
+        return web.Response(body=_ANSWERS[result], content_type="application/json")
 
     async def _receive(self, request: web.Request) -> str:
         key = SegmentKey(request.match_info["key"])
@@ -99,8 +101,10 @@ class CallbackReceiver:
         return await self._record(segment, notice, raw)
 
     def _check_sign(self, body: Mapping[str, Any]) -> None:
+        if not self._auth.auth_key:
+            return
         carried = sign_fields(body)
-        if carried is None or not self._auth.auth_key:
+        if carried is None:
             return
         sign, t = carried
         check = verify_sign(self._auth.auth_key, sign, t, now=self._clock(), max_age=self._auth.max_age)
@@ -117,7 +121,7 @@ class CallbackReceiver:
             return "duplicate"
         if unknown_task:
             log.info("callback_unknown_task", segment_key=segment.key, task_id=notice.task_id)
-        log.info("callback_received", segment_key=segment.key, task_id=notice.task_id, callback_event=notice.event)
+        log.debug("callback_received", segment_key=segment.key, task_id=notice.task_id, callback_event=notice.event)
         self._hint(segment.schedule_id, segment.key, notice)
         return "unknown_task" if unknown_task else "accepted"
 

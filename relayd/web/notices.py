@@ -18,6 +18,7 @@ A notice never decides anything by itself: it is a hint that makes the reconcile
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -80,6 +81,7 @@ class CallbackNotice:
     raw: Mapping[str, Any] = field(repr=False)
 
 
+@functools.lru_cache(maxsize=1024)  # the same few spellings arrive over and over; bounded against junk keys
 def _norm(key: str) -> str:
     return key.replace("_", "").replace("-", "").lower()
 
@@ -183,7 +185,9 @@ def sign_fields(body: Mapping[str, Any]) -> tuple[str, Any] | None:
 
     BytePlus sends ``sign`` empty and ``t`` 0 when callback auth is off; that counts as "not carried".
     """
-    for fields in (normalise_keys(body), payload_of(body)):
+    top = normalise_keys(body)
+    data = top.get("data")
+    for fields in (top, normalise_keys(data) if isinstance(data, Mapping) else {}):
         sign = fields.get("sign")
         if isinstance(sign, str) and sign:
             return sign, fields.get("t")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import enum
+import functools
 import hashlib
 import hmac
 
@@ -47,6 +48,7 @@ class SignCheck(enum.StrEnum):
         return self is SignCheck.OK
 
 
+@functools.lru_cache(maxsize=4096)  # hot segments are verified on every callback; bounded, keyed by the secret too
 def callback_mac(secret: bytes, key: SegmentKey) -> str:
     """The URL-safe mac of a segment key: base32 (lower case, unpadded) of 160 bits of HMAC-SHA256."""
     digest = hmac.new(secret, key.encode("utf-8"), hashlib.sha256).digest()[:MAC_BYTES]
