@@ -135,7 +135,7 @@ class Writer:
     def _execute(self, batch: list[Op]) -> Outcome:
         conn = self._conn
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("BEGIN")  # deferred: relayd is the only writer (the lock), so nothing to wait for
             results = [_plain(op.run(conn)) for op in batch]
             conn.execute("COMMIT")
         except Exception as exc:  # any failure fails the batch; the thread must survive it

@@ -1,0 +1,441 @@
+"""The Store on a real file, on the event loop: round trips, dedupe, group commit, write errors, pruning, volume."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import sqlite3
+import stat
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import relayd.store.core
+from relayd.ids import GroupName, ScheduleId, SegmentKey, TaskId
+from relayd.store import (
+    AppliedSchedule,
+    Event,
+    SegmentRecord,
+    SegmentState,
+    Store,
+    StoreError,
+    StoreLockedError,
+    StoreWriteError,
+)
+
+
+class Clock:
+    def __init__(self, now: float = 1_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def seg(key: str, schedule: str = "s1", start: int = 0, **changes: Any) -> SegmentRecord:
+    base = SegmentRecord(
+        key=SegmentKey(key),
+        schedule_id=ScheduleId(schedule),
+        index=start // 10,
+        occurrence=None,
+        start=start,
+        end=start + 10,
+        title="rd" + key,
+        group=None,
+        spec_hash="h",
+        body={"Title": "rd" + key, "StartTime": start},
+    )
+    return dataclasses.replace(base, **changes)
+
+
+@pytest.fixture
+def state_path(tmp_path: Path) -> Path:
+    return tmp_path / "state" / "relayd.db"
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def store(state_path: Path, clock: Clock) -> AsyncIterator[Store]:
+    s = await Store.open(state_path, clock=clock)
+    yield s
+    await s.close()
+
+
+async def reopen(store: Store, clock: Clock | None = None) -> Store:
+    await store.close()
+    return await Store.open(store.path, clock=clock or Clock())
+
+
+class WriterGate:
+    """Holds the writer thread inside one op so the test decides exactly what lands in the next batches."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def op(self, conn: sqlite3.Connection) -> None:
+        self.entered.set()
+        self.release.wait(10)
+
+    async def close_on(self, store: Store) -> asyncio.Future[Any]:
+        future = asyncio.ensure_future(store._run_in_writer(self.op))
+        assert await asyncio.to_thread(self.entered.wait, 10)
+        return future
+
+
+async def started(store: Store, *writes: Coroutine[Any, Any, Any]) -> list[asyncio.Task[Any]]:
+    """Start write coroutines and wait until all of them are queued (their cache changes are then visible)."""
+    target = store.pending + len(writes)
+    tasks = [asyncio.ensure_future(w) for w in writes]
+    async with asyncio.timeout(10):
+        while store.pending < target:
+            await asyncio.sleep(0)
+    return tasks
+
+
+def failing(message: str) -> Callable[[sqlite3.Connection], None]:
+    def op(conn: sqlite3.Connection) -> None:
+        raise sqlite3.OperationalError(message)
+
+    return op
+
+
+# -- round trips ---------------------------------------------------------------------------------------------------
+
+
+async def test_segment_round_trip_and_stamps(store: Store, clock: Clock) -> None:
+    record = seg("a", group=GroupName("g"), task_id=TaskId("t" * 32), state=SegmentState.RUNNING, attempts=2,
+                 next_attempt_at=5.5, failure_seen_at=4.5, healthy_since=3.5, last_error="boom", last_request_id="r",
+                 occurrence=7, body={"Title": "rda", "中文": ["x", 1, None, {"y": 2.5}]})  # fmt: skip
+    await store.put(record)
+    stamped = dataclasses.replace(record, created_at=1_000.0, updated_at=1_000.0)
+    assert store.segment(SegmentKey("a")) == stamped
+
+    clock.now = 2_000.0
+    await store.put(dataclasses.replace(record, state=SegmentState.ENDED))
+    again = store.segment(SegmentKey("a"))
+    assert again is not None
+    assert (again.created_at, again.updated_at, again.state) == (1_000.0, 2_000.0, SegmentState.ENDED)
+
+    store = await reopen(store)
+    try:
+        assert store.segment(SegmentKey("a")) == again
+    finally:
+        await store.close()
+
+
+async def test_segment_queries(store: Store) -> None:
+    await store.put_many(
+        [
+            seg("b", "s1", 20, task_id=TaskId("tb")),
+            seg("a", "s1", 10),
+            seg("c", "s2", 0, state=SegmentState.DELETED, task_id=TaskId("tc")),
+            seg("d", "s3", 0, state=SegmentState.RUNNING),
+        ]
+    )
+    assert [r.key for r in store.segments()] == ["a", "b", "d"]
+    assert [r.key for r in store.segments(include_deleted=True)] == ["a", "b", "c", "d"]
+    assert [r.key for r in store.segments(ScheduleId("s1"))] == ["a", "b"]
+    assert store.schedule_ids() == {"s1", "s3"}
+    found = store.by_task_id(TaskId("tb"))
+    assert found is not None and found.key == "b"
+    await store.put(seg("b", "s1", 20, task_id=TaskId("tb2")))
+    assert store.by_task_id(TaskId("tb")) is None
+    assert store.segment(SegmentKey("missing")) is None
+
+
+async def test_applied_and_meta_round_trip(store: Store) -> None:
+    first = AppliedSchedule(ScheduleId("s1"), "d1", "schedules/s1.toml", {"id": "s1", "dst": "rtmp://x/y"})
+    second = AppliedSchedule(ScheduleId("s2"), "d2", "schedules/s2.yaml", {"id": "s2"})
+    await store.set_applied(first)
+    await store.set_applied(second)
+    await store.remove_applied(ScheduleId("s2"))
+    await store.set_meta("callback_secret", "c2VjcmV0")
+    assert store.applied() == {"s1": first}
+    store = await reopen(store)
+    try:
+        assert store.applied() == {"s1": first}
+        assert store.meta("callback_secret") == "c2VjcmV0"
+        assert store.meta("missing") is None
+    finally:
+        await store.close()
+
+
+async def test_events_round_trip_filters_and_paging(store: Store) -> None:
+    for i in range(10):
+        kind = "callback" if i % 2 else "create"
+        event = Event(ts=float(i), kind=kind, schedule_id=ScheduleId(f"s{i % 3}"), segment_key=SegmentKey(f"k{i % 5}"),
+                      task_id=TaskId("t"), data={"i": i}, raw=f'{{"i":{i}}}')  # fmt: skip
+        assert await store.add_event(event)
+    newest = await store.events(limit=3)
+    assert [e.data["i"] for e in newest] == [9, 8, 7]
+    assert newest[0] == Event(ts=9.0, kind="callback", schedule_id=ScheduleId("s0"), segment_key=SegmentKey("k4"),
+                              task_id=TaskId("t"), data={"i": 9}, raw='{"i":9}', id=newest[0].id)  # fmt: skip
+    page2 = await store.events(limit=3, before_id=newest[-1].id)
+    assert [e.data["i"] for e in page2] == [6, 5, 4]
+    assert [e.data["i"] for e in await store.events(schedule_id=ScheduleId("s1"))] == [7, 4, 1]
+    assert [e.data["i"] for e in await store.events(segment_key=SegmentKey("k0"), kind="callback")] == [5]
+    assert await store.count_events() == 10
+    assert await store.count_events(kind="create") == 5
+
+
+# -- dedupe and group commit ---------------------------------------------------------------------------------------
+
+
+async def test_duplicate_events_are_recorded_exactly_once_under_concurrency(store: Store) -> None:
+    def make(i: int) -> Event:
+        return Event(ts=1.0, kind="callback", dedupe_key=f"cb-{i % 7}", data={"copy": i})
+
+    outcomes = await asyncio.gather(
+        *(store.add_event(make(i)) for i in range(50)), *(store.add_event_nowait(make(i)) for i in range(50, 100))
+    )
+    assert sum(outcomes) == 7
+    assert await store.count_events() == 7
+    for i in range(7):
+        assert await store.count_events(dedupe_key=f"cb-{i}") == 1
+    assert await store.add_event(Event(ts=2.0, kind="callback", dedupe_key="cb-0")) is False
+    assert await store.add_event(Event(ts=2.0, kind="callback")) is True  # no key: never deduplicated
+    assert await store.add_event(Event(ts=2.0, kind="callback")) is True
+
+
+async def test_queued_writes_share_commits(state_path: Path) -> None:
+    store = await Store.open(state_path, batch_max=1000)
+    try:
+        gate = WriterGate()
+        held = await gate.close_on(store)
+        before = store.commits
+        writes = await started(store, *(store.put(seg(f"k{i}", start=i)) for i in range(2500)))
+        gate.release.set()
+        await asyncio.gather(held, *writes)
+        # The held op's batch, then everything queued behind it in batches of at most batch_max.
+        assert store.commits - before == 1 + 3
+        assert len(store.segments()) == 2500
+    finally:
+        await store.close()
+
+
+async def test_concurrent_writers_need_far_fewer_commits_than_writes(store: Store) -> None:
+    async def writer(n: int) -> None:
+        for j in range(20):
+            await store.add_event(Event(ts=float(j), kind="callback", data={"w": n}))
+
+    before = store.commits
+    await asyncio.gather(*(writer(n) for n in range(100)))
+    assert await store.count_events() == 2000
+    assert store.commits - before < 2000 / 4
+
+
+async def test_flush_waits_for_unawaited_writes(store: Store) -> None:
+    futures = [store.add_event_nowait(Event(ts=1.0, kind="callback", data={"i": i})) for i in range(200)]
+    await store.flush()
+    assert all(f.done() and f.result() is True for f in futures)
+    assert store.pending == 0
+
+
+# -- failures --------------------------------------------------------------------------------------------------------
+
+
+async def test_disk_full_fails_the_whole_batch_and_memory_matches_disk(store: Store) -> None:
+    original = seg("a")
+    await store.put(original)
+    pages = await store._run_in_writer(lambda c: c.execute("PRAGMA page_count").fetchone()[0])
+    await store._run_in_writer(lambda c: c.execute(f"PRAGMA max_page_count = {pages}").fetchone())
+
+    gate = WriterGate()
+    held = await gate.close_on(store)
+    writes = await started(
+        store,
+        store.put(dataclasses.replace(original, state=SegmentState.RUNNING)),
+        store.put(seg("b")),
+        store.add_event(Event(ts=1.0, kind="callback", raw="x" * 200_000)),
+    )
+    assert store.segment(SegmentKey("a")).state is SegmentState.RUNNING  # type: ignore[union-attr]
+    gate.release.set()
+    await held
+    results = await asyncio.gather(*writes, return_exceptions=True)
+
+    assert all(isinstance(r, StoreWriteError) for r in results), results
+    assert "database or disk is full" in str(results[0]) and "free space" in str(results[0])
+    assert str(store.path) in str(results[0])
+    assert not store.healthy
+    assert store.segment(SegmentKey("a")) == dataclasses.replace(original, created_at=1_000.0, updated_at=1_000.0)
+    assert store.segment(SegmentKey("b")) is None
+
+    await store._run_in_writer(lambda c: c.execute("PRAGMA max_page_count = 1073741823").fetchone())
+    assert store.healthy
+    await store.put(seg("c"))
+    assert await store.count_events() == 0
+    expected = store.segments(include_deleted=True)
+    store = await reopen(store)
+    try:
+        assert store.segments(include_deleted=True) == expected
+    finally:
+        await store.close()
+
+
+async def test_read_only_database_surfaces_and_recovers(store: Store) -> None:
+    # Root ignores file permissions, so a chmod would not make the file read-only in CI; query_only makes SQLite
+    # refuse writes with the same error a read-only file or mount gives.
+    await store._run_in_writer(lambda c: c.execute("PRAGMA query_only = 1"))
+    with pytest.raises(StoreWriteError, match="readonly database — check that the relayd user can write"):
+        await store.set_meta("k", "v")
+    assert store.meta("k") is None
+    assert not store.healthy
+    assert store.last_error is not None and str(store.path) in store.last_error
+    await store._run_in_writer(lambda c: c.execute("PRAGMA query_only = 0"))
+    await store.set_meta("k", "v2")
+    assert store.healthy and store.meta("k") == "v2"
+
+
+async def test_failed_batch_does_not_undo_a_later_write_of_the_same_key(state_path: Path) -> None:
+    store = await Store.open(state_path, batch_max=2)
+    try:
+        await store.put(seg("a"))
+        gate = WriterGate()
+        held = await gate.close_on(store)
+        doomed = store.put(seg("a", state=SegmentState.RUNNING))  # batch 1 with the failure below
+        boom = store._run_in_writer(failing("disk I/O error"))
+        later = store.put(seg("a", state=SegmentState.FAILED))  # batch 2: commits
+        gate.release.set()
+        results = await asyncio.gather(held, doomed, boom, later, return_exceptions=True)
+        assert isinstance(results[1], StoreWriteError) and "check the disk" in str(results[1])
+        assert results[3] is None
+        assert store.segment(SegmentKey("a")).state is SegmentState.FAILED  # type: ignore[union-attr]
+        store = await reopen(store)
+        assert store.segment(SegmentKey("a")).state is SegmentState.FAILED  # type: ignore[union-attr]
+    finally:
+        await store.close()
+
+
+async def test_unawaited_event_failure_is_reported_on_its_future(store: Store) -> None:
+    await store._run_in_writer(lambda c: c.execute("PRAGMA query_only = 1"))
+    future = store.add_event_nowait(Event(ts=1.0, kind="callback"))
+    await store.flush()
+    assert isinstance(future.exception(), StoreWriteError)
+    await store._run_in_writer(lambda c: c.execute("PRAGMA query_only = 0"))
+
+
+async def test_writes_after_close_are_refused(store: Store) -> None:
+    await store.close()
+    await store.close()  # idempotent
+    with pytest.raises(StoreError, match="is closed"):
+        await store.put(seg("a"))
+    with pytest.raises(StoreError, match="is closed"):
+        await store.events()
+
+
+# -- pruning ---------------------------------------------------------------------------------------------------------
+
+
+async def test_prune_segments_drops_only_old_deleted_rows(store: Store) -> None:
+    await store.put_many(
+        [
+            seg("old", state=SegmentState.DELETED, deleted_at=10.0),
+            seg("recent", state=SegmentState.DELETED, deleted_at=500.0),
+            seg("live", state=SegmentState.ENDED),
+        ]
+    )
+    assert await store.prune_segments(100.0) == 1
+    assert await store.prune_segments(100.0) == 0
+    assert {r.key for r in store.segments(include_deleted=True)} == {"recent", "live"}
+    store = await reopen(store)
+    try:
+        assert {r.key for r in store.segments(include_deleted=True)} == {"recent", "live"}
+    finally:
+        await store.close()
+
+
+async def test_prune_events_in_chunks(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(relayd.store.core, "_PRUNE_CHUNK", 7)
+    await asyncio.gather(*(store.add_event(Event(ts=float(i), kind="x", dedupe_key=str(i))) for i in range(40)))
+    commits = store.commits
+    assert await store.prune_events(30.0) == 30
+    assert store.commits - commits == 5  # 7+7+7+7+2: other writes can interleave between chunks
+    assert [e.ts for e in await store.events(limit=100)] == [float(i) for i in range(39, 29, -1)]
+    assert await store.add_event(Event(ts=50.0, kind="x", dedupe_key="0")) is True  # pruned keys are forgotten
+
+
+# -- open: lock, migrations, files -----------------------------------------------------------------------------------
+
+
+async def test_second_open_in_the_same_process_is_locked(store: Store) -> None:
+    with pytest.raises(StoreLockedError, match=rf"locked by another relayd \(pid {os.getpid()}"):
+        await Store.open(store.path)
+    await store.close()
+    again = await Store.open(store.path)
+    await again.close()
+
+
+async def test_open_creates_private_directory_and_file(state_path: Path) -> None:
+    store = await Store.open(state_path)
+    await store.close()
+    assert stat.S_IMODE(state_path.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(state_path.stat().st_mode) == 0o600
+    assert state_path.with_name(state_path.name + ".lock").exists()
+
+
+async def test_open_migrates_an_empty_version_zero_file(state_path: Path) -> None:
+    state_path.parent.mkdir()
+    sqlite3.connect(state_path).close()
+    store = await Store.open(state_path)
+    try:
+        assert store.schema_version == 1
+        await store.put(seg("a"))
+    finally:
+        await store.close()
+
+
+async def test_open_refuses_a_newer_schema_and_releases_the_lock(state_path: Path) -> None:
+    state_path.parent.mkdir()
+    conn = sqlite3.connect(state_path)
+    conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    for _ in range(2):  # the second attempt must fail the same way, not as "locked"
+        with pytest.raises(StoreError, match=r"newer relayd \(schema 99 > 1\)") as info:
+            await Store.open(state_path)
+        assert not isinstance(info.value, StoreLockedError)
+
+
+async def test_open_refuses_a_file_that_is_not_a_database(state_path: Path) -> None:
+    state_path.parent.mkdir()
+    state_path.write_bytes(b"definitely not sqlite" * 100)
+    with pytest.raises(StoreError, match="not a relayd state file or is corrupted"):
+        await Store.open(state_path)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
+async def test_open_in_a_read_only_directory_names_the_fix(tmp_path: Path) -> None:
+    tmp_path.chmod(0o500)
+    try:
+        with pytest.raises(StoreError, match="check that the relayd user can write"):
+            await Store.open(tmp_path / "relayd.db")
+    finally:
+        tmp_path.chmod(0o700)
+
+
+# -- volume ----------------------------------------------------------------------------------------------------------
+
+
+async def test_thirty_thousand_segments_put_and_reload(store: Store) -> None:
+    records = [seg(f"k{i:05d}", f"s{i % 300}", i * 10) for i in range(30_000)]
+    started = time.perf_counter()
+    await store.put_many(records)
+    elapsed = time.perf_counter() - started
+    assert elapsed < 5.0  # typically well under a second; generous for a loaded 2-core CI box
+    assert len(store.segments()) == 30_000
+    store = await reopen(store)
+    try:
+        loaded = store.segments(ScheduleId("s7"))
+        assert [r.start for r in loaded] == [i * 10 for i in range(7, 30_000, 300)]
+        assert len(store.segments()) == 30_000
+    finally:
+        await store.close()
