@@ -1,1 +1,593 @@
-"""relayd.schedules.loader (being written)."""
+"""Loading the config directory: files in, validated Schedules/GroupSpecs and precise problems out.
+
+Every problem is one :class:`ConfigProblem` printed as ``path:line: field: what is wrong — how to fix``. A file
+with any problem is *bad*: the daemon keeps that file's previous good version, and :meth:`DirResult.schedules`
+leaves it out; the other files load. Ids must be unique across the directory; a duplicate in a later file is
+reported naming both places and only the first is kept.
+
+Line numbers: tomllib reports lines only for syntax errors, so a light scan of the source finds each
+``[[schedule]]``/``[[group]]`` header and, for a problem, the line of the offending key below it (falling back to
+the header). YAML files (``*.yaml``/``*.yml``, same keys) get exact lines from PyYAML's node marks.
+
+Checks that need more than the model: watermark files (read relative to the schedule file, checked and embedded
+as a data URL), and the platform's own rules from relayd.volc.rules for URLs and group names, so an operator
+sees the same message the platform would give.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+import tomllib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from relayd.schedules.model import UNION_TAGS, GroupSpec, Schedule
+from relayd.volc import rules
+
+_INTERNAL_KEYS = ("source_file", "source_line")
+_TOP_KEYS = ("schedule", "group")
+_HEADER_RE = re.compile(r"^\s*\[\[\s*(schedule|group)\s*\]\]")
+_TOML_LINE_RE = re.compile(r"at line (\d+)")
+_SUFFIXES = (".toml", ".yaml", ".yml")
+_FIXES = {
+    "int_type": "use a whole number",
+    "int_parsing": "use a whole number",
+    "int_from_float": "use a whole number",
+    "float_type": "use a number",
+    "float_parsing": "use a number",
+    "bool_type": "use true or false",
+    "bool_parsing": "use true or false",
+    "string_type": "use a quoted string",
+    "datetime_type": "use RFC 3339, e.g. 2026-01-01T20:00:00+08:00",
+    "datetime_parsing": "use RFC 3339, e.g. 2026-01-01T20:00:00+08:00",
+    "datetime_from_date_parsing": "use RFC 3339, e.g. 2026-01-01T20:00:00+08:00",
+    "model_type": "use a table { ... }",
+    "model_attributes_type": "use a table { ... }",
+    "dict_type": "use a table { key = value }",
+    "list_type": "use a list [ ... ]",
+    "too_short": "add at least one entry",
+    "greater_than": "use a larger value",
+    "greater_than_equal": "use a larger value",
+    "less_than": "use a smaller value",
+    "less_than_equal": "use a smaller value",
+    "literal_error": "use one of the values listed",
+    "string_too_long": "shorten it",
+    "string_too_short": "add at least one character",
+    "too_long": "remove entries",
+}
+_EXAMPLES = {
+    "id": 'id = "evening-news"',
+    "source": 'source = "rtmp://origin.example.com/live/feed"',
+    "destination": 'destination = "rtmp://push.example.com/live/feed"',
+    "url": 'url = "https://cdn.example.com/file.mp4"',
+    "start": "start = 2026-01-01T00:00:00+08:00",
+    "cron": 'cron = "0 20 * * *"',
+    "duration": 'duration = "2h"',
+    "timezone": 'timezone = "Asia/Shanghai"',
+    "ratio": "ratio = 0.2",
+    "file": 'file = "logo.png"',
+    "name": 'name = "news"',
+    "playlist": 'playlist = [{ url = "https://cdn.example.com/a.mp4", duration = 600 }]',
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigProblem:
+    """One problem in the config directory, with where it is and how to fix it."""
+
+    path: str
+    line: int | None
+    field: str | None
+    message: str
+    fix: str | None = None
+
+    def __str__(self) -> str:
+        where = self.path if self.line is None else f"{self.path}:{self.line}"
+        text = self.message if self.field is None else f"{self.field}: {self.message}"
+        return f"{where}: {text}" + (f" — {self.fix}" if self.fix else "")
+
+
+@dataclass
+class FileResult:
+    """One file: its content digest, what validated, and its problems (any problem makes the file bad)."""
+
+    path: Path
+    digest: str
+    schedules: list[Schedule]
+    groups: list[GroupSpec]
+    problems: list[ConfigProblem]
+
+
+@dataclass
+class DirResult:
+    """The directory: per-file results plus cross-file problems (duplicate ids/groups naming both files)."""
+
+    files: list[FileResult]
+    problems: list[ConfigProblem]
+    dropped: set[tuple[str, str]] = field(default_factory=set, repr=False)  # (path, id) of later duplicates
+
+    def schedules(self) -> list[Schedule]:
+        """Schedules of good files, first of each id only, in file order."""
+        return [s for f in self.files if not f.problems for s in f.schedules if (str(f.path), s.id) not in self.dropped]
+
+    def groups(self) -> list[GroupSpec]:
+        return [
+            g
+            for f in self.files
+            if not f.problems
+            for g in f.groups
+            if (str(f.path), f"group:{g.name}") not in self.dropped
+        ]
+
+    def all_problems(self) -> list[ConfigProblem]:
+        return [p for f in self.files for p in f.problems] + self.problems
+
+
+# --- locating lines -------------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=512)
+def _key_re(key: str) -> re.Pattern[str]:
+    return re.compile(rf"""(?:^|[\s{{,.\[])["']?{re.escape(key)}["']?\s*(?:=|\]|\.)""")
+
+
+class _TomlLines:
+    """Header lines of each [[schedule]]/[[group]] and a best-effort key finder below them."""
+
+    def __init__(self, text: str) -> None:
+        self.lines = text.splitlines()
+        self.headers: dict[str, list[int]] = {"schedule": [], "group": []}
+        self.bounds: list[int] = []
+        for number, line in enumerate(self.lines, start=1):
+            if line.lstrip().startswith("[[") and (match := _HEADER_RE.match(line)):
+                self.headers[match[1]].append(number)
+                self.bounds.append(number)
+
+    def header(self, kind: str, index: int) -> int | None:
+        found = self.headers[kind]
+        return found[index] if index < len(found) else None
+
+    def line(self, kind: str, index: int, loc: Sequence[str | int]) -> int | None:
+        header = self.header(kind, index)
+        if header is None:
+            return None
+        stop = next((b for b in self.bounds if b > header), len(self.lines) + 1)
+        position = header
+        for part in loc:
+            if isinstance(part, int):
+                continue
+            pattern = _key_re(part)
+            found = next((n for n in range(position, stop) if pattern.search(self.lines[n - 1])), None)
+            if found is None:
+                break
+            position = found
+        return position
+
+
+class _YamlLines:
+    """Exact lines from a composed YAML node tree."""
+
+    def __init__(self, root: Any) -> None:
+        self.root = root
+
+    def header(self, kind: str, index: int) -> int | None:
+        node = self._walk([kind, index])
+        return None if node is None else int(node.start_mark.line) + 1
+
+    def line(self, kind: str, index: int, loc: Sequence[str | int]) -> int | None:
+        path: list[str | int] = [kind, index]
+        best = self.header(kind, index)
+        for part in loc:
+            path.append(part)
+            node = self._walk(path)
+            if node is None:
+                break
+            best = int(node.start_mark.line) + 1
+        return best
+
+    def _walk(self, path: Sequence[str | int]) -> Any:
+        node = self.root
+        for part in path:
+            if isinstance(part, int) and isinstance(node.value, list) and node.tag.endswith(":seq"):
+                node = node.value[part] if part < len(node.value) else None
+            elif isinstance(part, str) and node.tag.endswith(":map"):
+                node = next((v for k, v in node.value if k.value == part), None)
+            else:
+                node = None
+            if node is None:
+                return None
+        return node
+
+
+# --- parsing ----------------------------------------------------------------------------------------------------
+
+
+class _ParseError(Exception):
+    def __init__(self, line: int | None, message: str, fix: str) -> None:
+        super().__init__(message)
+        self.line, self.message, self.fix = line, message, fix
+
+
+def _parse_toml(text: str) -> tuple[Any, _TomlLines]:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        match = _TOML_LINE_RE.search(str(error))
+        raise _ParseError(
+            int(match[1]) if match else None, f"TOML syntax error: {error}", "fix the syntax at that position"
+        ) from None
+    return data, _TomlLines(text)
+
+
+def _parse_yaml(text: str) -> tuple[Any, _YamlLines]:
+    try:
+        import yaml  # noqa: PLC0415 - optional dependency, only needed for YAML files
+    except ImportError:  # pragma: no cover - pyyaml is a test dependency
+        raise _ParseError(None, "YAML support needs PyYAML", "install relayd[yaml] or use TOML") from None
+    try:
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            data = loader.construct_document(node) if node is not None else {}
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = None if mark is None else int(mark.line) + 1
+        raise _ParseError(line, f"YAML syntax error: {str(error).splitlines()[0]}", "fix the syntax there") from None
+    return data, _YamlLines(node)
+
+
+# --- turning pydantic errors into problems ---------------------------------------------------------------------
+
+
+def _render(prefix: str, loc: Sequence[str | int]) -> str:
+    text = prefix
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return text
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _allowed_keys(model: type[BaseModel], loc: Sequence[str | int]) -> list[str]:
+    """The keys allowed in the table at ``loc`` under ``model`` (walking nested models, lists and unions)."""
+    candidates: list[type[BaseModel]] = [model]
+    for part in loc:
+        if isinstance(part, int) or part in UNION_TAGS:
+            continue
+        nested = [m for c in candidates if part in c.model_fields for m in _models_in(c.model_fields[part].annotation)]
+        candidates = nested or candidates
+    return sorted({name for c in candidates for name in c.model_fields if name not in _INTERNAL_KEYS})
+
+
+def _models_in(annotation: Any) -> Iterator[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        yield annotation
+        return
+    for arg in getattr(annotation, "__args__", ()) or getattr(annotation, "__metadata__", ()):
+        yield from _models_in(arg)
+    origin = getattr(annotation, "__origin__", None)
+    if origin is not None and hasattr(annotation, "__metadata__"):
+        yield from _models_in(origin)
+
+
+def _explain(error: Mapping[str, Any], model: type[BaseModel]) -> tuple[list[str | int], str, str | None]:
+    """(field loc, message, fix) for one pydantic error."""
+    loc = [p for p in error["loc"] if p not in UNION_TAGS]
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        key = str(loc[-1])
+        allowed = _allowed_keys(model, loc[:-1])
+        close = difflib.get_close_matches(key, allowed, n=1)
+        fix = f"did you mean {close[0]!r}?" if close else f"remove it; allowed keys: {', '.join(allowed)}"
+        return loc[:-1], f"unknown key {key!r}", fix
+    if kind == "missing":
+        key = str(loc[-1]) if loc else "value"
+        example = _EXAMPLES.get(key)
+        return loc, "is required", f"add {example}" if example else f"add {key} = ..."
+    if kind == "value_error":
+        text = str(error["ctx"]["error"])
+        message, _, fix = text.partition(" — ")
+        return loc, message, fix or None
+    msg = str(error["msg"])
+    return loc, f"{msg[:1].lower()}{msg[1:]} (got {_short(error['input'])})", _FIXES.get(kind)
+
+
+# --- one table ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Context:
+    """What one file's tables share: where it is, how to find lines, and cached watermark images."""
+
+    path: Path
+    lines: _TomlLines | _YamlLines
+    images: dict[Path, tuple[str | None, str | None]]  # resolved file -> (data URL, problem)
+
+
+@dataclass(frozen=True, slots=True)
+class _Where:
+    """One table of a file: problems found in it get its path prefix and line numbers."""
+
+    ctx: _Context
+    kind: str  # "schedule" or "group"
+    index: int
+    prefix: str  # schedule[news], group[#2]
+
+    def problem(self, loc: Sequence[str | int], message: str, fix: str | None) -> ConfigProblem:
+        line = self.ctx.lines.line(self.kind, self.index, loc)
+        return ConfigProblem(str(self.ctx.path), line, _render(self.prefix, loc), message, fix)
+
+    @property
+    def header(self) -> int:
+        return self.ctx.lines.header(self.kind, self.index) or 0
+
+
+def _read_image(ctx: _Context, name: str) -> tuple[str | None, str | None]:
+    target = (ctx.path.parent / name).resolve()
+    if target not in ctx.images:
+        ctx.images[target] = _check_image(target, name)
+    return ctx.images[target]
+
+
+def _check_image(target: Path, name: str) -> tuple[str | None, str | None]:
+    try:
+        data = target.read_bytes()
+    except OSError as error:
+        reason = error.strerror or str(error)
+        return None, f"cannot read {name!r} ({reason}) — put the image next to the schedule file or fix the path"
+    found = rules.check_image_bytes("file", data)
+    if found:
+        return None, f"{found[0].message} ({name}) — use a PNG or JPEG of 100 B to 2 MB, at most 1080x1080"
+    return rules.picture_data_url(data), None
+
+
+def _embed_watermark(table: dict[str, Any], where: _Where) -> list[ConfigProblem]:
+    mark = table.get("watermark")
+    if not isinstance(mark, Mapping) or not isinstance(mark.get("file"), str):
+        return []
+    if "picture" in mark:
+        return [where.problem(["watermark"], "unknown key 'picture'", 'use file = "logo.png"')]
+    picture, problem = _read_image(where.ctx, mark["file"])
+    if problem is not None:
+        message, _, fix = problem.partition(" — ")
+        return [where.problem(["watermark", "file"], message, fix)]
+    table["watermark"] = {**mark, "picture": picture}
+    return []
+
+
+def _source_addresses(source: Any) -> Iterator[tuple[list[str | int], Any]]:
+    if isinstance(source, str):
+        yield ["source"], source
+    elif isinstance(source, Mapping) and isinstance(source.get("playlist"), list):
+        for i, item in enumerate(source["playlist"]):
+            if isinstance(item, Mapping) and isinstance(item.get("url"), str):
+                yield ["source", "playlist", i, "url"], item["url"]
+    elif isinstance(source, Mapping) and isinstance(source.get("url"), str):
+        yield ["source", "url"], source["url"]
+
+
+def _addresses(table: Mapping[str, Any]) -> Iterator[tuple[list[str | int], Any]]:
+    yield from _source_addresses(table.get("source"))
+    destination = table.get("destination")
+    if isinstance(destination, str):
+        yield ["destination"], destination
+    elif isinstance(destination, Mapping) and isinstance(destination.get("url"), str):
+        yield ["destination", "url"], destination["url"]
+
+
+_URL_FIX = "use an ASCII rtmp://, rtmps://, http(s)://, srt:// or rtsp:// URL"
+_NAME_FIX = "use 1-20 letters, digits or Chinese characters"
+
+
+def _platform_checks(table: Mapping[str, Any], where: _Where) -> list[ConfigProblem]:
+    problems = [
+        where.problem(loc, found.message, _URL_FIX)
+        for loc, value in _addresses(table)
+        for found in rules.check_address("url", value)
+    ]
+    group = table.get("group")
+    if isinstance(group, str) and not rules.is_valid_name(group):
+        problems.append(where.problem(["group"], f"is not a valid group name ({group!r})", _NAME_FIX))
+    return problems
+
+
+def _validate(model: type[BaseModel], data: dict[str, Any], where: _Where) -> tuple[Any, list[ConfigProblem]]:
+    try:
+        return model.model_validate(data), []
+    except ValidationError as error:
+        return None, [where.problem(*_explain(item, model)) for item in error.errors(include_url=False)]
+
+
+def _internal_keys(table: Mapping[str, Any], where: _Where) -> list[ConfigProblem]:
+    return [
+        where.problem([], f"unknown key {key!r}", "remove it; relayd sets it itself")
+        for key in _INTERNAL_KEYS
+        if key in table
+    ]
+
+
+def _prefix(kind: str, raw: Any, key: str, index: int) -> str:
+    name = raw.get(key) if isinstance(raw, Mapping) else None
+    return f"{kind}[{name}]" if isinstance(name, str) and name else f"{kind}[#{index + 1}]"
+
+
+def _load_schedule(raw: Any, ctx: _Context, index: int) -> tuple[Schedule | None, list[ConfigProblem]]:
+    where = _Where(ctx, "schedule", index, _prefix("schedule", raw, "id", index))
+    if not isinstance(raw, Mapping):
+        return None, [where.problem([], "must be a table", "use [[schedule]] tables")]
+    table = dict(raw)
+    problems = _internal_keys(table, where) + _embed_watermark(table, where) + _platform_checks(table, where)
+    table.update(source_file=str(ctx.path), source_line=where.header)
+    schedule, found = _validate(Schedule, table, where)
+    problems += found
+    return (schedule if not problems else None), problems
+
+
+def _load_group(raw: Any, ctx: _Context, index: int) -> tuple[GroupSpec | None, list[ConfigProblem]]:
+    where = _Where(ctx, "group", index, _prefix("group", raw, "name", index))
+    if not isinstance(raw, Mapping):
+        return None, [where.problem([], "must be a table", "use [[group]] tables")]
+    problems = _internal_keys(raw, where)
+    name = raw.get("name")
+    if isinstance(name, str) and not rules.is_valid_name(name):
+        problems.append(where.problem(["name"], f"is not a valid group name ({name!r})", _NAME_FIX))
+    group, found = _validate(GroupSpec, {**raw, "source_file": str(ctx.path), "source_line": where.header}, where)
+    problems += found
+    return (group if not problems else None), problems
+
+
+# --- files and directories ----------------------------------------------------------------------------------
+
+
+def _tables(data: Any, key: str, path: Path) -> tuple[list[Any], list[ConfigProblem]]:
+    value = data.get(key, [])
+    if isinstance(value, list):
+        return value, []
+    return [], [
+        ConfigProblem(str(path), None, key, f"must be a list of tables (got {_short(value)})", f"write [[{key}]]")
+    ]
+
+
+def _top_level(data: Any, path: Path) -> list[ConfigProblem]:
+    if not isinstance(data, Mapping):
+        return [ConfigProblem(str(path), None, None, "the file must hold [[schedule]] and [[group]] tables", None)]
+    problems = []
+    for key in data:
+        if key not in _TOP_KEYS:
+            close = difflib.get_close_matches(str(key), _TOP_KEYS, n=1)
+            fix = f"did you mean [[{close[0]}]]?" if close else "only [[schedule]] and [[group]] tables are allowed"
+            problems.append(ConfigProblem(str(path), None, None, f"unknown key {key!r}", fix))
+    return problems
+
+
+def _duplicates(items: Sequence[Schedule | GroupSpec], what: str, path: Path) -> list[ConfigProblem]:
+    seen: dict[str, int] = {}
+    problems = []
+    for item in items:
+        name = item.id if isinstance(item, Schedule) else item.name
+        if name in seen:
+            problems.append(
+                ConfigProblem(
+                    str(path),
+                    item.source_line or None,
+                    f"{what}[{name}]",
+                    f"duplicate {what} {name!r} (also at line {seen[name]})",
+                    f"give each {what} a unique name",
+                )
+            )
+        else:
+            seen[name] = item.source_line
+    return problems
+
+
+def _parse(path: Path, text: str) -> tuple[Any, _TomlLines | _YamlLines]:
+    return _parse_yaml(text) if path.suffix in (".yaml", ".yml") else _parse_toml(text)
+
+
+def load_file(path: Path, *, images: dict[Path, tuple[str | None, str | None]] | None = None) -> FileResult:
+    """Load and validate one file; problems are collected, never raised."""
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        return FileResult(
+            path, "", [], [], [ConfigProblem(str(path), None, None, f"cannot read ({error.strerror or error})", None)]
+        )
+    digest = hashlib.sha256(raw).hexdigest()
+    try:
+        data, lines = _parse(path, raw.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        return FileResult(
+            path,
+            digest,
+            [],
+            [],
+            [ConfigProblem(str(path), None, None, f"is not UTF-8 ({error.reason})", "save it as UTF-8")],
+        )
+    except _ParseError as error:
+        return FileResult(path, digest, [], [], [ConfigProblem(str(path), error.line, None, error.message, error.fix)])
+    problems = _top_level(data, path)
+    if problems and not isinstance(data, Mapping):
+        return FileResult(path, digest, [], [], problems)
+    ctx = _Context(path, lines, images if images is not None else {})
+    schedules, groups = [], []
+    raw_schedules, found = _tables(data, "schedule", path)
+    problems += found
+    for index, table in enumerate(raw_schedules):
+        schedule, found = _load_schedule(table, ctx, index)
+        problems += found
+        if schedule is not None:
+            schedules.append(schedule)
+    raw_groups, found = _tables(data, "group", path)
+    problems += found
+    for index, table in enumerate(raw_groups):
+        group, found = _load_group(table, ctx, index)
+        problems += found
+        if group is not None:
+            groups.append(group)
+    problems += _duplicates(schedules, "schedule", path) + _duplicates(groups, "group", path)
+    problems.sort(key=lambda p: p.line or 0)
+    return FileResult(path, digest, schedules, groups, problems)
+
+
+def config_files(path: Path) -> list[Path]:
+    """The files load_dir reads: *.toml, *.yaml, *.yml, sorted; dotfiles and editor backups ignored."""
+    return sorted(
+        p
+        for p in path.iterdir()
+        if p.suffix in _SUFFIXES and not p.name.startswith((".", "#")) and not p.name.endswith("~") and p.is_file()
+    )
+
+
+def _cross_file(files: list[FileResult]) -> tuple[list[ConfigProblem], set[tuple[str, str]]]:
+    first: dict[str, tuple[str, int]] = {}
+    problems, dropped = [], set()
+    for result in files:
+        if result.problems:
+            continue
+        items: list[tuple[str, int, str, str]] = [(s.id, s.source_line, "schedule", s.id) for s in result.schedules]
+        items += [(f"group:{g.name}", g.source_line, "group", g.name) for g in result.groups]
+        for key, line, what, name in items:
+            if key in first:
+                where = f"{first[key][0]}:{first[key][1]}"
+                problems.append(
+                    ConfigProblem(
+                        str(result.path),
+                        line or None,
+                        f"{what}[{name}]",
+                        f"duplicate {what} {name!r}, also defined at {where}",
+                        f"give each {what} a unique name; this one is ignored",
+                    )
+                )
+                dropped.add((str(result.path), key))
+            else:
+                first[key] = (str(result.path), line)
+    return problems, dropped
+
+
+def load_dir(path: Path) -> DirResult:
+    """Load every config file of a directory; see the module docstring for what makes a file bad."""
+    if not path.is_dir():
+        return DirResult(
+            [],
+            [
+                ConfigProblem(
+                    str(path), None, None, "is not a directory", "create it or point schedules_dir at your schedules"
+                )
+            ],
+        )
+    images: dict[Path, tuple[str | None, str | None]] = {}
+    files = [load_file(p, images=images) for p in config_files(path)]
+    problems, dropped = _cross_file(files)
+    return DirResult(files, problems, dropped)
