@@ -284,14 +284,14 @@ class Store:
         self.pending -= len(outcome.ops)
         error = None if outcome.error is None else write_error(self.path, outcome.error)
         if error is None:
-            self._on_commit()
+            self._on_commit(wrote=any(not op.barrier for op in outcome.ops))
         else:
             self._on_failure(outcome, error)
         resolve(outcome, error)
 
-    def _on_commit(self) -> None:
+    def _on_commit(self, *, wrote: bool) -> None:
         self.commits += 1
-        if not self._healthy:
+        if wrote and not self._healthy:  # a flush alone proves nothing about the disk
             self._healthy = True
             self.last_error = None
             log.info("store_write_recovered", path=str(self.path))

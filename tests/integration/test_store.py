@@ -269,6 +269,8 @@ async def test_disk_full_fails_the_whole_batch_and_memory_matches_disk(store: St
     assert not store.healthy
     assert store.segment(SegmentKey("a")) == dataclasses.replace(original, created_at=1_000.0, updated_at=1_000.0)
     assert store.segment(SegmentKey("b")) is None
+    await store.flush()
+    assert not store.healthy  # an empty commit is no evidence of recovery
 
     await store._run_in_writer(lambda c: c.execute("PRAGMA max_page_count = 1073741823").fetchone())
     assert store.healthy
