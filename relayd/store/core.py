@@ -263,6 +263,7 @@ class Store:
 
     def _change(self, table: str, key: str, value: Any) -> Touch:
         """Apply a change to the cache now and remember how to undo it."""
+        self._ensure_open()  # before touching the cache: a refused write must leave no trace
         cache = self._tables[table]
         previous = cache.get(key)
         cache.assign(key, value)
@@ -271,9 +272,12 @@ class Store:
     async def _submit(self, op: Op) -> Any:
         return await self._submit_nowait(op)
 
-    def _submit_nowait(self, op: Op) -> asyncio.Future[Any]:
+    def _ensure_open(self) -> None:
         if self._closed:
             raise StoreError(f"relayd state file {self.path} is closed; this is a bug in the caller")
+
+    def _submit_nowait(self, op: Op) -> asyncio.Future[Any]:
+        self._ensure_open()
         op.future = asyncio.get_running_loop().create_future()
         self.pending += 1
         self._writer.submit(op)
@@ -320,8 +324,7 @@ class Store:
                 cache.assign(key, on_disk[(table, key)] if on_disk is not None else earliest[(table, key)])
 
     async def _read(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        if self._closed:
-            raise StoreError(f"relayd state file {self.path} is closed; this is a bug in the caller")
+        self._ensure_open()
         return await asyncio.to_thread(self._read_blocking, sql, params)
 
     def _read_blocking(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:

@@ -327,10 +327,12 @@ async def test_unawaited_event_failure_is_reported_on_its_future(store: Store) -
 
 
 async def test_writes_after_close_are_refused(store: Store) -> None:
+    await store.put(seg("a"))
     await store.close()
     await store.close()  # idempotent
     with pytest.raises(StoreError, match="is closed"):
-        await store.put(seg("a"))
+        await store.put(seg("a", state=SegmentState.RUNNING))
+    assert store.segment(SegmentKey("a")).state is SegmentState.PENDING  # type: ignore[union-attr]
     with pytest.raises(StoreError, match="is closed"):
         await store.events()
 
