@@ -274,6 +274,7 @@ class LiveClient:
         backoff: Backoff | None = None,
         max_task_seconds: int = rules.MAX_TASK_SECONDS,
         observer: CallObserver | None = None,
+        logger: Any = None,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = _utcnow,
         rand: Callable[[], float] = random.random,
@@ -290,6 +291,7 @@ class LiveClient:
         )
         self._max_task_seconds = max_task_seconds
         self._observer = observer
+        self._log = logger if logger is not None else log  # a structlog-style logger; the CLI passes a quiet one
         self._clock, self._now, self._rand, self._sleep = clock, now, rand, sleep
 
     def __repr__(self) -> str:
@@ -358,11 +360,11 @@ class LiveClient:
             give_up = GiveUp.TERMINAL
         fields = _error_fields(error) | {"action": spec.name, "attempt": attempt}
         if give_up is not None:
-            log.warning("api_failed", reason=give_up.value, retryable=error.retryable, **fields)
+            self._log.warning("api_failed", reason=give_up.value, retryable=error.retryable, **fields)
             if give_up is GiveUp.DEADLINE:
                 raise DeadlineExceeded(spec.name, self.policy.deadline_s, attempt, error) from error
             raise error
-        log.info("api_retry", delay_s=round(decision.delay_s, 3), **fields)
+        self._log.info("api_retry", delay_s=round(decision.delay_s, 3), **fields)
         return decision.delay_s
 
     async def _attempt(
