@@ -173,7 +173,12 @@ class Store:
             return
         rows = [schema.segment_row(r) for r in stamped]  # serialise first: a bad body fails before any change
         touches = tuple(self._change("segments", r.key, r) for r in stamped)
-        await self._submit(Op(lambda conn: _execute_many(conn, schema.UPSERT_SEGMENT, rows), touches=touches))
+        if len(rows) == 1:  # the common case; execute is cheaper than executemany for one row
+            row = rows[0]
+            op = Op(lambda conn: _execute(conn, schema.UPSERT_SEGMENT, row), touches=touches)
+        else:
+            op = Op(lambda conn: _execute_many(conn, schema.UPSERT_SEGMENT, rows), touches=touches)
+        await self._submit(op)
 
     def _stamp(self, record: SegmentRecord, now: float) -> SegmentRecord:
         created = record.created_at
