@@ -37,8 +37,8 @@ from structlog.typing import EventDict, Processor, WrappedLogger
 
 MASK = "***"
 MIN_SECRET_LENGTH = 4
-SECRET_KEYS = frozenset({"access_key", "accesskey", "ak", "sk", "sign", "signature", "authorization", "auth_key"})
-SECRET_KEY_PARTS = ("secret", "token", "password", "passwd", "credential")
+SECRET_KEYS = frozenset({"access_key", "accesskey", "ak", "sk", "sign", "authorization", "auth_key"})
+SECRET_KEY_PARTS = ("secret", "token", "password", "passwd", "credential", "signature")
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 _QUIET_LOGGERS = ("apscheduler",)
 
