@@ -28,7 +28,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from relayd.schedules.model import UNION_TAGS, GroupSpec, Schedule
+from relayd.schedules.model import ONE_TIMING, UNION_TAGS, GroupSpec, Schedule
 from relayd.volc import rules
 
 _INTERNAL_KEYS = ("source_file", "source_line")
@@ -430,8 +430,12 @@ def _load_schedule(raw: Any, ctx: _Context, index: int) -> tuple[Schedule | None
     table = dict(raw)
     problems = _internal_keys(table, where) + _embed_watermark(table, where) + _platform_checks(table, where)
     table.update(source_file=str(ctx.path), source_line=where.header)
+    if ("window" in table) == ("recurrence" in table):
+        # pydantic runs the model-level check only when every field is valid; report it regardless
+        message, _, fix = ONE_TIMING.partition(" — ")
+        problems.append(where.problem([], message, fix))
     schedule, found = _validate(Schedule, table, where)
-    problems += found
+    problems += [p for p in found if p not in problems]
     return (schedule if not problems else None), problems
 
 

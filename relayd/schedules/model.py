@@ -49,6 +49,10 @@ MAX_PLAYLIST_ITEMS = 30
 MAX_TIMED_PLAYLIST_ITEMS = 29  # one platform slot is needed to split the item playing at a hand-off
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 _ID_RE = re.compile(ID_PATTERN)
+ONE_TIMING = (
+    "needs exactly one of window or recurrence — add window = {start = ...} or "
+    'recurrence = {cron = "0 20 * * *", duration = "2h", timezone = "..."}'
+)
 UNION_TAGS = frozenset({"live", "vod"})
 """Tags pydantic puts into error locations for the source union; the loader drops them from field paths."""
 
@@ -363,10 +367,7 @@ class Schedule(BaseModel):
     @model_validator(mode="after")
     def _one_timing(self) -> Schedule:
         if (self.window is None) == (self.recurrence is None):
-            raise ValueError(
-                "needs exactly one of window or recurrence — add window = {start = ...} or "
-                'recurrence = {cron = "0 20 * * *", duration = "2h", timezone = "..."}'
-            )
+            raise ValueError(ONE_TIMING)
         return self
 
     def digest(self) -> str:
