@@ -96,7 +96,8 @@ class _Builder:
         title = title_for(key, self.namespace)
         extra = vod.playlist_at(self.vod, start - origin) if self.vod is not None else {}
         group = self.schedule.group
-        text = f"{start}|{end}|{title}|{group or ''}|{self.base_text}|{json.dumps(extra, sort_keys=True)}"
+        extra_text = json.dumps(extra, sort_keys=True) if extra else ""
+        text = f"{start}|{end}|{title}|{group or ''}|{self.base_text}|{extra_text}"
         return Segment(
             schedule_id=sid,
             key=key,

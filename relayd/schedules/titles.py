@@ -22,7 +22,8 @@ _TITLE_RE = re.compile(r"^rd[A-Z2-7]{18}$")
 def title_for(key: SegmentKey, namespace: str) -> str:
     """The platform Title tag of a segment: ``rd`` + 18 base32 characters of a hash of namespace and key."""
     digest = hashlib.sha256(f"{namespace}\0{key}".encode()).digest()
-    return TITLE_PREFIX + base64.b32encode(digest).decode("ascii")[:_HASH_CHARS]
+    # 15 bytes encode to 24 base32 characters whose first 18 equal those of the whole digest's encoding
+    return TITLE_PREFIX + base64.b32encode(digest[:15]).decode("ascii")[:_HASH_CHARS]
 
 
 def is_relayd_title(title: str) -> bool:

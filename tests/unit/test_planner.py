@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import base64
+import hashlib
 import math
 from datetime import UTC, datetime
 from typing import Any
@@ -246,3 +248,8 @@ def test_vod_hand_off_splits_the_playing_item() -> None:
         {"SrcAddr": "https://vod.example/a.mp4", "EndOffset": 20.0},
     ]
     assert second.body["CycleMode"] == -1
+
+
+def test_title_is_rd_plus_base32_of_the_sha256() -> None:
+    digest = hashlib.sha256(b"relayd\0news.3").digest()
+    assert title_for(SegmentKey("news.3"), "relayd") == "rd" + base64.b32encode(digest).decode()[:18]
