@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import itertools
 import base64
 import hashlib
+import itertools
 import math
 from datetime import UTC, datetime
 from typing import Any
