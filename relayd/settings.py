@@ -280,10 +280,19 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     layers.append((given, OVERRIDE))
     values, sources = _merge(layers)
     if "access_key" not in values and "secret_key" not in values:
-        fallback, fallback_sources = _credential_fallback(environ, Path(environ.get("HOME") or Path.home()))
+        fallback, fallback_sources = _credential_fallback(environ, _home(environ))
         values.update(fallback)
         sources.update(fallback_sources)
     return _validate(values, sources, path)
+
+
+def _home(environ: Mapping[str, str]) -> Path | None:
+    if environ.get("HOME"):
+        return Path(environ["HOME"])
+    try:
+        return Path.home()
+    except RuntimeError:  # no HOME and no passwd entry (some containers)
+        return None
 
 
 def _config_from_env(environ: Mapping[str, str]) -> Path | None:
@@ -350,14 +359,14 @@ def _env_values(environ: Mapping[str, str]) -> tuple[dict[str, str], dict[str, s
     return values, names
 
 
-def _credential_fallback(environ: Mapping[str, str], home: Path) -> tuple[dict[str, str], dict[str, str]]:
+def _credential_fallback(environ: Mapping[str, str], home: Path | None) -> tuple[dict[str, str], dict[str, str]]:
     """AK/SK from the VOLC_* env pair, else ~/.volc/credentials; the SDK's own order."""
     if environ.get("VOLC_ACCESSKEY") and environ.get("VOLC_SECRETKEY"):
         names = {"access_key": "VOLC_ACCESSKEY", "secret_key": "VOLC_SECRETKEY"}
         if environ.get("VOLC_SESSION_TOKEN"):
             names["session_token"] = "VOLC_SESSION_TOKEN"  # noqa: S105 - an env var name, not a secret
         return {key: environ[name] for key, name in names.items()}, names
-    return _credentials_file(home / ".volc" / "credentials")
+    return _credentials_file(home / ".volc" / "credentials") if home is not None else ({}, {})
 
 
 def _credentials_file(path: Path) -> tuple[dict[str, str], dict[str, str]]:
