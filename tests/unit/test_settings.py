@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -263,3 +264,22 @@ def test_direct_construction_ignores_the_environment(monkeypatch: pytest.MonkeyP
     s = Settings(listen="127.0.0.1:9")
     assert s.region == "cn-north-1"
     assert s.sources()["listen"] == "override"
+
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "relayd.toml"
+_EXAMPLE_KEY = re.compile(r"^# ?([a-z_]+) = (.+?)(?:\s+#.*)?$")
+
+
+def test_example_config_documents_every_key_with_its_real_default(tmp_path: Path) -> None:
+    text = EXAMPLE.read_text(encoding="utf-8")
+    commented = {m.group(1): m.group(2) for m in map(_EXAMPLE_KEY.match, text.splitlines()) if m}
+    assert sorted(commented) == sorted(Settings.model_fields)
+    for key in Settings.model_fields:
+        assert f"RELAYD_{key.upper()}" in text, key
+    # Uncommented, the non-placeholder lines must reproduce the defaults exactly.
+    placeholders = {"access_key", "secret_key", "session_token", "callback_secret", "callback_auth_key"}
+    placeholders |= {"api_token", "public_url"}
+    body = "".join(f"{k} = {v}\n" for k, v in commented.items() if k not in placeholders)
+    loaded = load_settings(write(tmp_path / "uncommented.toml", body))
+    assert loaded.model_dump() == Settings().model_dump()
+    assert load_settings(EXAMPLE).model_dump() == Settings().model_dump()
