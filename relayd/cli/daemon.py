@@ -1,7 +1,90 @@
-"""Commands of this family are registered by relayd.cli."""
+"""``relayd run`` and ``relayd demo``: the daemon, and the daemon with the built-in emulator.
+
+Errors from below become one line on stderr and an exit code here: 2 for bad settings, 3 when another relayd
+holds the state file, 1 for anything else that stops the daemon.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
 import click
 
-COMMANDS: list[click.Command] = []
+from relayd.daemon import Daemon, DaemonError
+from relayd.demo import run_demo
+from relayd.logs import configure_logging
+from relayd.settings import SettingsError, load_settings
+from relayd.store import StoreError, StoreLockedError
+
+EXIT_SETTINGS = 2
+EXIT_LOCKED = 3
+
+
+def _secrets(settings: Any) -> list[str]:
+    names = ("access_key", "secret_key", "session_token", "callback_secret", "callback_auth_key", "api_token")
+    values = [getattr(settings, name, None) for name in names]
+    return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+@click.command("run")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path),
+    envvar="RELAYD_CONFIG",
+    help="TOML settings file (env RELAYD_CONFIG). Env RELAYD_<KEY> overrides it.",
+)
+@click.option("--schedules-dir", type=click.Path(path_type=Path), help="Override schedules_dir.")
+@click.option("--state-path", type=click.Path(path_type=Path), help="Override state_path.")
+@click.option("--listen", help="Override listen (host:port).")
+@click.option("--endpoint", help="Override the platform endpoint (e.g. a local emulator).")
+def run_command(config_file: Path | None, **flags: Any) -> None:
+    """Run the daemon: keep the platform's relay tasks equal to the schedules, until SIGTERM."""
+    overrides = {k: v for k, v in flags.items() if v is not None}
+    try:
+        settings = load_settings(config_file, **overrides)
+        settings.credentials()
+    except SettingsError as error:
+        _fail(str(error), EXIT_SETTINGS)
+        return
+    configure_logging(settings.log_level, settings.log_format, secrets=_secrets(settings))
+    try:
+        asyncio.run(Daemon(settings).run())
+    except StoreLockedError as error:
+        _fail(str(error), EXIT_LOCKED)
+    except (StoreError, DaemonError, OSError) as error:
+        _fail(str(error), 1)
+
+
+@click.command("demo")
+@click.option("--duration", type=float, default=None, help="Stop by itself after this many seconds.")
+@click.option("--listen", default="127.0.0.1:8080", show_default=True, help="The daemon's HTTP address.")
+@click.option("--cap", type=int, default=30, show_default=True, help="Task cap in seconds (the platform's is 7 days).")
+@click.option("--workdir", type=click.Path(path_type=Path), help="Keep state and schedules here (default: a temp dir).")
+@click.option("--check", is_flag=True, help="Exit 1 unless a hand-off, a restart and a cleanup were seen.")
+@click.option("--log-format", type=click.Choice(["auto", "json", "console"]), default="auto", show_default=True)
+def demo_command(
+    *, duration: float | None, listen: str, cap: int, workdir: Path | None, check: bool, log_format: str
+) -> None:
+    """Run the built-in emulator and the daemon together: chaining, a restart and a cleanup in ~2 minutes."""
+    configure_logging("info", log_format)
+    try:
+        report = asyncio.run(run_demo(duration=duration, listen=listen, cap=cap, workdir=workdir))
+    except KeyboardInterrupt:
+        return
+    click.echo("\nrelayd demo summary (from the emulator's history):")
+    for line in report.lines():
+        click.echo(f"  {line}")
+    if check and not report.ok():
+        _fail("the demo did not show a zero-gap hand-off, a restart and a cleanup", 1)
+
+
+COMMANDS: list[click.Command] = [run_command, demo_command]

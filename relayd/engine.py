@@ -1,0 +1,214 @@
+"""The engine: one reconcile pass per schedule, the full resync, and callback notices.
+
+A pass plans the schedule at ``now`` (pure), asks :func:`relayd.reconcile.decide` what to do (pure), confirms
+stale failure signals with a fresh look at the platform, performs the actions through the executor, and
+decides again until nothing is left to do (a few passes at most: save, then create; confirm, then restart).
+It ends by setting the schedule's single wake-up to the instant the last decision asked for.
+
+Triggers never act directly: timers, callbacks, config changes and the resync all end in
+``ReconcileQueue.submit(schedule_id)``, which runs this pass.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+
+import structlog
+
+from relayd.executor import CallbackUrl, Executor, Outcome
+from relayd.ids import ScheduleId, SegmentKey
+from relayd.jobs import Jobs
+from relayd.observations import Observations, Platform
+from relayd.reconcile import ActionKind, Plan, Policy, decide
+from relayd.schedules.model import Schedule, Segment
+from relayd.schedules.planner import plan
+from relayd.store import SegmentState, Store
+from relayd.volc.errors import LiveError
+
+log = structlog.get_logger("relayd.engine")
+
+MAX_PASSES = 4
+RETRY_AFTER_LIST_ERROR_S = 15.0
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    max_task_seconds: int
+    horizon_s: int
+    namespace: str
+    policy: Policy
+
+
+class Engine:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        platform: Platform,
+        config: EngineConfig,
+        callback_url: CallbackUrl,
+        jobs: Jobs,
+        clock: Callable[[], float] = time.time,
+        rand: Callable[[], float],
+        on_outcome: Outcome | None = None,
+    ) -> None:
+        self._store = store
+        self._platform = platform
+        self._config = config
+        self._jobs = jobs
+        self._clock = clock
+        self._rand = rand
+        self.observations = Observations(clock)
+        self._executor = Executor(
+            store=store,
+            platform=platform,
+            observations=self.observations,
+            callback_url=callback_url,
+            clock=clock,
+            rand=rand,
+            on_outcome=on_outcome,
+        )
+        self.schedules: dict[ScheduleId, Schedule] = {}
+        self.last_platform_success: float | None = None
+        self.last_platform_error: str | None = None
+        self.passes = 0
+
+    # --- desired state --------------------------------------------------------------------------------------
+
+    def set_schedules(self, schedules: Iterable[Schedule]) -> set[ScheduleId]:
+        """Replace the desired schedules; returns the ids that were added, changed or removed."""
+        new = {s.id: s for s in schedules}
+        old = self.schedules
+        changed = {sid for sid in new.keys() | old.keys() if sid not in old or sid not in new}
+        changed |= {sid for sid in new.keys() & old.keys() if new[sid].digest() != old[sid].digest()}
+        self.schedules = new
+        return changed
+
+    def known_ids(self) -> set[ScheduleId]:
+        return set(self.schedules) | self._store.schedule_ids()
+
+    def desired(self, schedule_id: ScheduleId, now: float) -> list[Segment]:
+        schedule = self.schedules.get(schedule_id)
+        if schedule is None or not schedule.enabled:
+            return []
+        cfg = self._config
+        return plan(
+            schedule,
+            now=int(now),
+            max_task_seconds=cfg.max_task_seconds,
+            horizon_s=cfg.horizon_s,
+            namespace=cfg.namespace,
+        )
+
+    def policy_for(self, schedule_id: ScheduleId) -> Policy:
+        schedule = self.schedules.get(schedule_id)
+        base = self._config.policy
+        override = schedule.restart if schedule is not None else None
+        if override is None:
+            return base
+        return replace(
+            base,
+            max_attempts=override.attempts if override.attempts is not None else base.max_attempts,
+            backoff_base=override.backoff_base if override.backoff_base is not None else base.backoff_base,
+            backoff_cap=override.backoff_cap if override.backoff_cap is not None else base.backoff_cap,
+        )
+
+    # --- the pass -------------------------------------------------------------------------------------------
+
+    def decide_now(self, schedule_id: ScheduleId, fresh: frozenset[str] = frozenset()) -> Plan:
+        now = self._clock()
+        desired = self.desired(schedule_id, now)
+        records = self._store.segments(schedule_id)
+        titles = {s.title for s in desired} | {r.title for r in records}
+        view = self.observations.view(titles, fresh)
+        return decide(desired, records, view, now=now, policy=self.policy_for(schedule_id), rand=self._rand())
+
+    async def reconcile(self, schedule_id: ScheduleId) -> None:
+        """One reconcile of one schedule (the queue's handler)."""
+        self.passes += 1
+        policy = self.policy_for(schedule_id)
+        fresh: frozenset[str] = frozenset()
+        wake: float | None = None
+        for _ in range(MAX_PASSES):
+            result = self.decide_now(schedule_id, fresh)
+            wake = result.wake_at
+            acts = [a for a in result.actions if a.kind != ActionKind.CONFIRM]
+            confirms = {a.record.title for a in result.actions if a.kind == ActionKind.CONFIRM} - fresh
+            for action in acts:
+                await self._executor.perform(action, policy)
+            if confirms:
+                confirmed = await self._confirm(schedule_id, confirms)
+                if confirmed is None:
+                    wake = self._clock() + RETRY_AFTER_LIST_ERROR_S
+                    break
+                fresh |= confirmed
+            elif not acts:
+                break
+        else:
+            wake = self._clock() + 1.0  # still moving: look again shortly
+        self._jobs.wake(schedule_id, wake)
+
+    async def _confirm(self, schedule_id: ScheduleId, titles: set[str]) -> frozenset[str] | None:
+        try:
+            confirmed = await self.observations.confirm(self._platform, titles)
+        except LiveError as error:
+            self.last_platform_error = str(error)
+            log.warning("confirm_failed", schedule_id=schedule_id, error=str(error))
+            return None
+        self.last_platform_success = self._clock()
+        return confirmed
+
+    # --- resync ---------------------------------------------------------------------------------------------
+
+    async def list_platform(self) -> bool:
+        """A complete listing of the platform's tasks; False (logged) if the platform could not be listed."""
+        try:
+            await self.observations.resync(self._platform)
+        except LiveError as error:
+            self.last_platform_error = str(error)
+            log.warning("platform_list_failed", error=str(error))
+            return False
+        self.last_platform_success = self._clock()
+        self.last_platform_error = None
+        self._report_foreign()
+        return True
+
+    def _report_foreign(self) -> None:
+        destinations = {
+            str(seg.body.get("DstAddr"))
+            for sid in self.schedules
+            for seg in self.desired(sid, self._clock())[:1]
+            if seg.body.get("DstAddr")
+        }
+        for listed in self.observations.foreign_on(destinations):
+            log.warning(
+                "foreign_task_on_destination",
+                task_id=listed.task.task_id,
+                title=listed.task.title,
+                dst_addr=listed.dst_addr,
+                note="not owned by relayd; left untouched",
+            )
+
+    # --- callbacks ------------------------------------------------------------------------------------------
+
+    async def note_failure(self, key: SegmentKey, at: float | None) -> ScheduleId | None:
+        """A failure/stop/delete notice for a segment: remember it (unless stale) so the pass acts on it."""
+        record = self._store.segment(key)
+        if record is None or record.state in (SegmentState.DELETED, SegmentState.ENDED, SegmentState.REMOVING):
+            return record.schedule_id if record else None
+        stale = at is not None and record.healthy_since is not None and at + 1 <= record.healthy_since
+        if not stale and record.failure_seen_at is None:
+            await self._store.put(replace(record, failure_seen_at=self._clock(), updated_at=self._clock()))
+        return record.schedule_id
+
+    async def note_recovery(self, key: SegmentKey, at: float | None) -> ScheduleId | None:
+        """The platform says the relay recovered by itself: clear a pending failure reported before then."""
+        record = self._store.segment(key)
+        if record is None:
+            return None
+        seen = record.failure_seen_at
+        if seen is not None and (at is None or at + 1 >= seen):
+            await self._store.put(replace(record, failure_seen_at=None, next_attempt_at=None, updated_at=self._clock()))
+        return record.schedule_id

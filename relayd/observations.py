@@ -1,0 +1,156 @@
+"""What relayd has seen of the platform's tasks, and the narrow seam through which the engine calls it.
+
+``Platform`` is the handful of operations the engine needs, in the engine's own terms; ``LivePlatform`` maps
+them onto the signed client. Keeping the seam this narrow lets the executor be tested with an in-memory fake
+and keeps pydantic request models out of the decision code.
+
+``Observations`` holds the latest listing of owned tasks, by Title. A full resync replaces it (pages of 500);
+a confirmation re-lists one Title; every action the executor performs updates it at once, so a reconcile pass
+right after an action sees its effect without waiting for the next listing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import structlog
+
+from relayd.ids import TaskId
+from relayd.reconcile import ObservedTask, PlatformView
+from relayd.schedules.planner import is_relayd_title
+from relayd.volc.client import LiveClient
+from relayd.volc.models import (
+    CreateTaskRequest,
+    ListTasksV2Request,
+    TaskItem,
+    TaskStatus,
+    UpdateTaskRequest,
+)
+
+log = structlog.get_logger("relayd.observations")
+
+
+@dataclass(frozen=True, slots=True)
+class ListedTask:
+    task: ObservedTask
+    dst_addr: str | None
+    group: str | None
+
+
+class Platform(Protocol):
+    async def create(self, body: dict[str, Any]) -> TaskId: ...
+    async def update(self, body: dict[str, Any]) -> None: ...
+    async def delete(self, task_id: TaskId, group: str | None) -> None: ...
+    async def resume(self, task_id: TaskId, group: str | None) -> None: ...
+    async def relaunch(self, task_id: TaskId, group: str | None) -> None: ...
+    def list_all(self) -> AsyncIterator[ListedTask]: ...
+    async def list_title(self, title: str) -> list[ListedTask]: ...
+
+
+def _listed(item: TaskItem) -> ListedTask:
+    task = ObservedTask(
+        task_id=TaskId(item.task_id),
+        title=item.title or "",
+        status=item.status,
+        start=item.start_ts,
+        end=item.end_ts,
+    )
+    return ListedTask(task=task, dst_addr=item.dst_addr, group=item.group_name)
+
+
+class LivePlatform:
+    """``Platform`` over the signed, paced LiveClient."""
+
+    def __init__(self, client: LiveClient) -> None:
+        self._client = client
+
+    async def create(self, body: dict[str, Any]) -> TaskId:
+        return TaskId(await self._client.create_task(CreateTaskRequest.model_validate(body)))
+
+    async def update(self, body: dict[str, Any]) -> None:
+        await self._client.update_task(UpdateTaskRequest.model_validate(body))
+
+    async def delete(self, task_id: TaskId, group: str | None) -> None:
+        await self._client.delete_task(task_id, group)
+
+    async def resume(self, task_id: TaskId, group: str | None) -> None:
+        await self._client.continue_task(task_id, group)
+
+    async def relaunch(self, task_id: TaskId, group: str | None) -> None:
+        await self._client.relaunch_task(task_id, group)
+
+    async def list_all(self) -> AsyncIterator[ListedTask]:
+        async for item in self._client.iter_tasks(page_size=500):
+            yield _listed(item)
+
+    async def list_title(self, title: str) -> list[ListedTask]:
+        page = await self._client.list_tasks_v2(ListTasksV2Request(title=title, page=1, size=500))
+        return [_listed(item) for item in page.items if item.title == title]
+
+
+def status_at(start: int, end: int, now: float) -> TaskStatus:
+    """The status the platform shows for an enabled task at ``now``."""
+    if now < start:
+        return TaskStatus.PENDING
+    return TaskStatus.ACTIVE if now < end else TaskStatus.ENDED
+
+
+class Observations:
+    """The latest view of owned tasks, by Title; foreign tasks kept aside for reporting."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._by_title: dict[str, dict[TaskId, ObservedTask]] = {}
+        self.foreign: list[ListedTask] = []
+        self.listed_at: float | None = None
+        self.owned_count = 0
+
+    def view(self, titles: Iterable[str], fresh: frozenset[str] = frozenset()) -> PlatformView:
+        tasks = {t: tuple(self._by_title[t].values()) for t in titles if self._by_title.get(t)}
+        return PlatformView(tasks=tasks, fresh=fresh, listed_at=self.listed_at)
+
+    async def resync(self, platform: Platform) -> None:
+        """Replace the view with a complete listing. ``listed_at`` is when the listing started."""
+        started = self._clock()
+        by_title: dict[str, dict[TaskId, ObservedTask]] = {}
+        foreign: list[ListedTask] = []
+        async for listed in platform.list_all():
+            if is_relayd_title(listed.task.title):
+                by_title.setdefault(listed.task.title, {})[listed.task.task_id] = listed.task
+            else:
+                foreign.append(listed)
+        self._by_title, self.foreign, self.listed_at = by_title, foreign, started
+        self.owned_count = sum(len(v) for v in by_title.values())
+        log.info("platform_listed", owned=self.owned_count, foreign=len(foreign))
+
+    async def confirm(self, platform: Platform, titles: Iterable[str]) -> frozenset[str]:
+        """Re-list each Title; the result (including absence) is authoritative for this round."""
+        done = set()
+        for title in titles:
+            listed = await platform.list_title(title)
+            self._by_title[title] = {item.task.task_id: item.task for item in listed}
+            done.add(title)
+        return frozenset(done)
+
+    def saw(self, task: ObservedTask) -> None:
+        self._by_title.setdefault(task.title, {})[task.task_id] = task
+
+    def gone(self, title: str, task_id: TaskId) -> None:
+        self._by_title.get(title, {}).pop(task_id, None)
+
+    def status_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        now = self._clock()
+        for tasks in self._by_title.values():
+            for task in tasks.values():
+                status = task.status
+                if status in (TaskStatus.PENDING, TaskStatus.ACTIVE, TaskStatus.ENDED):
+                    status = status_at(task.start, task.end, now)
+                counts[status.value] = counts.get(status.value, 0) + 1
+        return counts
+
+    def foreign_on(self, destinations: set[str]) -> list[ListedTask]:
+        """Foreign tasks pushing to one of our destinations: reported, never touched."""
+        return [t for t in self.foreign if t.dst_addr and t.dst_addr in destinations]

@@ -1,0 +1,184 @@
+"""Helpers for end-to-end tests: a daemon in-process or as a subprocess, against a real emulator.
+
+Waiting is always on a condition with a deadline (``wait_for``), never a fixed sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from relayd.daemon import Daemon
+from relayd.emulator.server import Emulator
+from relayd.settings import Settings, load_settings
+
+Predicate = Callable[[], bool | Awaitable[bool]]
+
+
+async def wait_for(predicate: Predicate, timeout: float, *, interval: float = 0.05, what: str = "condition") -> None:
+    """Re-check ``predicate`` until true; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if asyncio.iscoroutine(result) or isinstance(result, Awaitable):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def live_schedule(sid: str, start: float, end: float | None, *, dst: str | None = None, extra: str = "") -> str:
+    """One live-source [[schedule]] in the config format."""
+    lines = [
+        "[[schedule]]",
+        f'id = "{sid}"',
+        f'source = "rtmp://pull.test/live/{sid}"',
+        f'destination = "{dst or f"rtmp://push.test/live/{sid}"}"',
+    ]
+    window = f'start = "{iso(start)}"' + (f', end = "{iso(end)}"' if end is not None else "")
+    lines.append(f"window = {{ {window} }}")
+    return "\n".join(lines) + ("\n" + extra if extra else "") + "\n\n"
+
+
+def settings_for(emulator: Emulator, workdir: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "endpoint": emulator.url,
+        "access_key": emulator.config.access_key,
+        "secret_key": emulator.config.secret_key,
+        "schedules_dir": workdir / "schedules",
+        "state_path": workdir / "state" / "state.db",
+        "listen": f"127.0.0.1:{free_port()}",
+        "max_task_seconds": emulator.config.max_task_seconds,
+        "prepare_ahead": 8,
+        "retention": 3,
+        "resync_interval": 30,
+        "horizon": 300,
+        "restart_backoff_base": 0.5,
+        "restart_backoff_cap": 2,
+        "restart_max_attempts": 3,
+        "stable_after": 5,
+        "shutdown_timeout": 5,
+        "api_timeout": 3,
+    }
+    values.update(overrides)
+    return load_settings(None, **values)
+
+
+@contextlib.asynccontextmanager
+async def running_daemon(settings: Settings) -> AsyncIterator[Daemon]:
+    """A daemon on this loop; stopped (gracefully) and awaited on exit."""
+    daemon = Daemon(settings)
+    task = asyncio.create_task(daemon.run(), name="test-daemon")
+    try:
+        ready = asyncio.create_task(daemon.ready.wait())
+        done, _ = await asyncio.wait({task, ready}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            task.result()
+        if ready not in done:
+            ready.cancel()
+            raise AssertionError("daemon did not become ready within 60 s")
+        yield daemon
+    finally:
+        daemon.request_stop()
+        await asyncio.wait_for(task, 30)
+
+
+# --- history analysis ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Chain:
+    gaps: list[float]
+    overlaps: list[tuple[str, str]]
+    intervals: list[tuple[float, float, str]]
+
+
+def chain_on(history: list[dict[str, Any]], dst: str) -> Chain:
+    """Relaying intervals on one destination, in order: the gaps between them and any overlaps."""
+    intervals = sorted(
+        (float(a), float(b) if b is not None else float("inf"), str(t["TaskId"]))
+        for t in history
+        if t.get("DstAddr") == dst
+        for a, b in t.get("Active", [])
+    )
+    gaps, overlaps = [], []
+    for (_, end, tid), (start, _, nxt) in itertools.pairwise(intervals):
+        if start < end:
+            overlaps.append((tid, nxt))
+        else:
+            gaps.append(start - end)
+    return Chain(gaps, overlaps, intervals)
+
+
+def live_tasks(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [t for t in history if t.get("DeletedAt") is None]
+
+
+# --- the daemon as a subprocess -------------------------------------------------------------------------------
+
+
+def write_env_config(path: Path, settings: dict[str, Any]) -> None:
+    lines = []
+    for key, value in settings.items():
+        rendered = (
+            f'"{value}"'
+            if isinstance(value, str | Path)
+            else str(value).lower()
+            if isinstance(value, bool)
+            else str(value)
+        )
+        lines.append(f"{key} = {rendered}")
+    path.write_text("\n".join(lines) + "\n")
+
+
+class DaemonProcess:
+    """``relayd run --config FILE`` in a child process."""
+
+    def __init__(self, config: Path, log: Path) -> None:
+        self.config = config
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("RELAYD_", "VOLC_"))}
+        handle = self.log.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "relayd", "run", "--config", str(self.config)],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        handle.close()
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def terminate(self, timeout: float = 20) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
