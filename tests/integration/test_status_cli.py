@@ -10,12 +10,21 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from test_web_support import NOW, TOKEN, FakeView, Harness, open_store, put_segment, segment, start_harness
 
 from relayd.cli import cli
 from relayd.ids import ScheduleId, TaskId
 from relayd.store import SegmentState
 from relayd.web.views import ScheduleInfo
+from tests.integration.test_web_support import (
+    NOW,
+    TOKEN,
+    FakeView,
+    Harness,
+    open_store,
+    put_segment,
+    segment,
+    start_harness,
+)
 
 
 @pytest.fixture

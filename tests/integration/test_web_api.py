@@ -9,13 +9,23 @@ from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from test_web_support import NOW, SECRET, TOKEN, FakeView, Harness, open_store, put_segment, segment, start_harness
 
 from relayd.ids import ScheduleId, SegmentKey, TaskId
 from relayd.metrics import Metrics
 from relayd.store import SegmentState
 from relayd.web.signing import callback_mac
 from relayd.web.views import NextAction, ScheduleInfo
+from tests.integration.test_web_support import (
+    NOW,
+    SECRET,
+    TOKEN,
+    FakeView,
+    Harness,
+    open_store,
+    put_segment,
+    segment,
+    start_harness,
+)
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from test_web_support import NOW, SECRET, Harness, open_store, put_segment, segment, start_harness
 
 from relayd.ids import SegmentKey, TaskId
 from relayd.web.notices import CallbackEvent
 from relayd.web.signing import callback_mac, callback_url, sign_for
+from tests.integration.test_web_support import NOW, SECRET, Harness, open_store, put_segment, segment, start_harness
 
 AUTH_KEY = "domain-auth-key"
 TASK = TaskId("a" * 32)
