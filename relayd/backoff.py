@@ -10,12 +10,11 @@ Nothing here reads a clock or a random source: the caller passes ``rand`` in [0,
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 
 def backoff_ceiling(attempt: int, *, base: float, factor: float, cap: float) -> float:
-    """The upper bound of the delay before retry number ``attempt`` (1-based): ``min(cap, base * factor**(attempt-1))``.
+    """The ceiling of the delay before retry ``attempt`` (1-based): ``min(cap, base * factor**(attempt-1))``.
 
     Large attempt numbers never overflow: once the exponential passes ``cap`` the answer is ``cap``.
     """
@@ -25,10 +24,10 @@ def backoff_ceiling(attempt: int, *, base: float, factor: float, cap: float) -> 
         raise ValueError("base and cap must be >= 0 and factor >= 1")
     if base == 0 or cap == 0:
         return 0.0
-    exponent = attempt - 1
-    if factor > 1 and exponent > math.log(cap / base, factor) + 1:
+    try:
+        return min(cap, base * float(factor) ** (attempt - 1))
+    except OverflowError:  # the exponential passed any cap long ago
         return cap
-    return min(cap, base * factor**exponent)
 
 
 def backoff_delay(attempt: int, *, base: float, factor: float, cap: float, rand: float) -> float:

@@ -163,6 +163,10 @@ def parse_platform_time(value: Any) -> datetime:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=BEIJING)
 
 
+_NULLABLE_DEFAULTS = frozenset({"Title", "SrcAddr", "DstAddr", "CallbackURL", "SrcAddrS", "OffsetS", "VodSrcAddrs"})
+_STATUS_VALUES = frozenset(s.value for s in TaskStatus if s is not TaskStatus.UNKNOWN)
+
+
 class VodSrcAddrInfo(Response):
     src_addr: str = ""
     start_offset: float | None = None
@@ -193,26 +197,20 @@ class TaskItem(Response):
     continue_strategy: int | None = None
     watermark: dict[str, Any] | None = None
 
-    @field_validator("start_time", "end_time", mode="before")
+    @model_validator(mode="before")
     @classmethod
-    def _time(cls, value: Any) -> datetime:
-        return parse_platform_time(value)
-
-    @field_validator("src_addr_s", "offset_s", "vod_src_addrs", mode="before")
-    @classmethod
-    def _list(cls, value: Any) -> Any:
-        return [] if value is None else value
-
-    @field_validator("title", "src_addr", "dst_addr", "callback_url", mode="before")
-    @classmethod
-    def _text(cls, value: Any) -> Any:
-        return "" if value is None else value
-
-    @model_validator(mode="after")
-    def _status_from_int(self) -> TaskItem:
-        if self.status is TaskStatus.UNKNOWN and self.task_status is not None:
-            self.status = TaskStatus.from_int(self.task_status)
-        return self
+    def _tolerate(cls, data: Any) -> Any:
+        """One pass over the raw item (cheaper than a validator per field): nulls, times, the int status."""
+        if not isinstance(data, dict):
+            return data
+        out = {k: v for k, v in data.items() if v is not None or k not in _NULLABLE_DEFAULTS}
+        for key in ("StartTime", "EndTime"):
+            if key in out:
+                out[key] = parse_platform_time(out[key])
+        status = out.get("Status")
+        if status not in _STATUS_VALUES and isinstance(out.get("TaskStatus"), int):
+            out["Status"] = TaskStatus.from_int(out["TaskStatus"])
+        return out
 
     @property
     def start_ts(self) -> int:
