@@ -74,6 +74,12 @@ def _quote(value: str) -> str:
 
 def canonical_query(pairs: Iterable[tuple[str, str]]) -> str:
     """Sorted by key (stable, so repeated keys keep their order), each part percent-encoded."""
+    return _canonical_query(tuple((k, v) for k, v in pairs))
+
+
+@lru_cache(maxsize=512)
+def _canonical_query(pairs: tuple[tuple[str, str], ...]) -> str:
+    # Cached: a client repeats the same few queries (Action, Version, paging), and quoting is most of signing.
     ordered = sorted(pairs, key=lambda kv: kv[0])
     return "&".join(f"{_quote(k)}={_quote(v)}" for k, v in ordered)
 
