@@ -33,6 +33,7 @@ import structlog
 from watchfiles import awatch
 
 from relayd.engine import Engine, EngineConfig
+from relayd.groups import sync_groups
 from relayd.ids import ScheduleId, SegmentKey
 from relayd.jobs import Jobs, build_scheduler
 from relayd.metrics import Metrics, loop_lag_monitor
@@ -40,7 +41,7 @@ from relayd.observations import LivePlatform
 from relayd.queueing import ReconcileQueue
 from relayd.reconcile import Policy
 from relayd.schedules.loader import DirResult, load_dir
-from relayd.schedules.model import Schedule
+from relayd.schedules.model import GroupSpec, Schedule
 from relayd.sdnotify import Notifier, watchdog_loop
 from relayd.settings import Settings
 from relayd.store import AppliedSchedule, SegmentState, Store
@@ -151,6 +152,7 @@ class Daemon:
         self.ready = asyncio.Event()
         self.port: int | None = None
         # Built in run():
+        self._client: LiveClient
         self.engine: Engine
         self.store: Store
         self.queue: ReconcileQueue
@@ -159,6 +161,7 @@ class Daemon:
         self._observer = self.metrics.api_observer(clock)
         self._notifier = Notifier.from_env()
         self._file_schedules: dict[str, list[Schedule]] = {}
+        self._file_groups: dict[str, list[GroupSpec]] = {}
         self._infos: list[ScheduleInfo] = []
         self._problems: list[str] = []
         self._config_loaded = False
@@ -224,7 +227,7 @@ class Daemon:
         self.store = await Store.open(settings.state_path, clock=self._clock)
         stack.push_async_callback(self.store.close)
         session = await stack.enter_async_context(aiohttp.ClientSession())
-        client = LiveClient(
+        self._client = client = LiveClient(
             settings.endpoint,
             settings.credentials(),
             session=session,
@@ -307,6 +310,7 @@ class Daemon:
             if self._stop.is_set():
                 return
             delay = min(delay * 2, 60.0)
+        await self.sync_groups()
         self.queue.submit_many(sorted(self.engine.known_ids()))
         await self.queue.drained()
         s = self.settings
@@ -315,8 +319,17 @@ class Daemon:
 
     # --- periodic work --------------------------------------------------------------------------------------
 
+    async def sync_groups(self) -> bool:
+        """Create or update the declared ``[[group]]``s (first definition of a name wins)."""
+        declared: dict[str, GroupSpec] = {}
+        for specs in self._file_groups.values():
+            for spec in specs:
+                declared.setdefault(spec.name, spec)
+        return await sync_groups(self._client, list(declared.values()))
+
     async def resync(self) -> None:
-        """The repair-everything pass: list all owned tasks, then reconcile every schedule."""
+        """The repair-everything pass: list all owned tasks and groups, then reconcile every schedule."""
+        await self.sync_groups()
         if await self.engine.list_platform():
             self.metrics.set_task_statuses(self.engine.observations.status_counts())
         self.queue.submit_many(sorted(self.engine.known_ids()))
@@ -372,10 +385,12 @@ class Daemon:
             name = str(file.path)
             if not file.problems:
                 previous[name] = file.schedules
+                self._file_groups[name] = file.groups
             elif name not in previous:
                 previous[name] = [Schedule.model_validate(a.payload) for a in applied.values() if a.source_file == name]
         present = {str(f.path) for f in result.files}
         self._file_schedules = {k: v for k, v in previous.items() if k in present}
+        self._file_groups = {k: v for k, v in self._file_groups.items() if k in present}
         self._record_problems(result)
         self._config_loaded = True
         return _dedupe([s for group in self._file_schedules.values() for s in group])
@@ -404,6 +419,7 @@ class Daemon:
         schedules = self._load_config()
         changed = self.engine.set_schedules(schedules)
         await self._persist_applied()
+        await self.sync_groups()
         log.info("config_reloaded", schedules=len(schedules), changed=len(changed), problems=len(self._problems))
         self.queue.submit_many(sorted(changed))
         self._notifier.ready()
