@@ -32,14 +32,13 @@ import aiohttp
 import structlog
 from watchfiles import awatch
 
-from relayd.engine import Engine, EngineConfig
+from relayd.engine import Engine, engine_config
 from relayd.groups import sync_groups
 from relayd.ids import ScheduleId, SegmentKey
 from relayd.jobs import Jobs, build_scheduler
 from relayd.metrics import Metrics, loop_lag_monitor
 from relayd.observations import LivePlatform
 from relayd.queueing import ReconcileQueue
-from relayd.reconcile import Policy
 from relayd.schedules.loader import DirResult, load_dir
 from relayd.schedules.model import GroupSpec, Schedule
 from relayd.sdnotify import Notifier, watchdog_loop
@@ -246,7 +245,7 @@ class Daemon:
         self.engine = Engine(
             store=self.store,
             platform=LivePlatform(client),
-            config=self._engine_config(),
+            config=engine_config(self.settings),
             callback_url=lambda key: callback_url(public, secret, key),
             jobs=self.jobs,
             clock=self._clock,
@@ -257,21 +256,6 @@ class Daemon:
         scheduler.start()
         stack.callback(scheduler.shutdown, wait=False)
         await self._start_web(stack, secret)
-
-    def _engine_config(self) -> EngineConfig:
-        s = self.settings
-        policy = Policy(
-            prepare_ahead=s.prepare_ahead,
-            retention=s.retention,
-            max_attempts=s.restart_max_attempts,
-            backoff_base=s.restart_backoff_base,
-            backoff_factor=s.restart_backoff_factor,
-            backoff_cap=s.restart_backoff_cap,
-            stable_after=s.stable_after,
-        )
-        return EngineConfig(
-            max_task_seconds=s.max_task_seconds, horizon_s=int(s.horizon), namespace=s.namespace, policy=policy
-        )
 
     async def _start_web(self, stack: AsyncExitStack, secret: bytes) -> None:
         settings = self.settings

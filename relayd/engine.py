@@ -24,6 +24,7 @@ from relayd.observations import Observations, Platform
 from relayd.reconcile import ActionKind, Plan, Policy, decide
 from relayd.schedules.model import Schedule, Segment
 from relayd.schedules.planner import plan
+from relayd.settings import Settings
 from relayd.store import SegmentState, Store
 from relayd.volc.errors import LiveError
 
@@ -39,6 +40,25 @@ class EngineConfig:
     horizon_s: int
     namespace: str
     policy: Policy
+
+
+def engine_config(settings: Settings) -> EngineConfig:
+    """The engine's timing and restart policy from the operator's settings."""
+    policy = Policy(
+        prepare_ahead=settings.prepare_ahead,
+        retention=settings.retention,
+        max_attempts=settings.restart_max_attempts,
+        backoff_base=settings.restart_backoff_base,
+        backoff_factor=settings.restart_backoff_factor,
+        backoff_cap=settings.restart_backoff_cap,
+        stable_after=settings.stable_after,
+    )
+    return EngineConfig(
+        max_task_seconds=settings.max_task_seconds,
+        horizon_s=int(settings.horizon),
+        namespace=settings.namespace,
+        policy=policy,
+    )
 
 
 class Engine:

@@ -1,11 +1,12 @@
-"""Suite-wide fixtures: fail any test that leaves asyncio tasks running."""
+"""Suite-wide fixtures: fail any test that leaves asyncio tasks running; reset logging between tests."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+import structlog
 
 
 @pytest.fixture(autouse=True)
@@ -21,3 +22,10 @@ async def _no_leaked_tasks() -> AsyncIterator[None]:
     for task in leaked:
         task.cancel()
     assert not leaked, f"test leaked asyncio tasks: {[t.get_name() for t in leaked]}"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_logging() -> Iterator[None]:
+    """CLI commands configure structlog process-wide; give every test the defaults back."""
+    yield
+    structlog.reset_defaults()

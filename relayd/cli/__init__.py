@@ -10,12 +10,16 @@ from __future__ import annotations
 import click
 
 from relayd.cli import config, daemon, emulator, platform, schedules, status
+from relayd.logs import configure_logging
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(package_name="relayd")
 def cli() -> None:
     """relayd keeps Volcengine Live pull-to-push relays running past the 7-day task cap."""
+    # Logs go to stderr, warnings and up, so command output on stdout stays clean (JSON can be piped);
+    # the long-running commands (run, demo, emulator) reconfigure with their own level and format.
+    configure_logging("warning", "auto")
 
 
 for _module in (daemon, status, config, schedules, platform, emulator):

@@ -12,6 +12,7 @@ would take. Without it the actions list is empty; a live mode can pass a functio
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -22,10 +23,12 @@ from typing import Any
 import click
 
 from relayd.durations import parse_duration
+from relayd.preview import Preview, observe
 from relayd.schedules.loader import DirResult, load_dir
 from relayd.schedules.model import Schedule, Segment, file_schema
 from relayd.schedules.planner import plan
 from relayd.settings import SettingsError, load_settings
+from relayd.volc.errors import LiveError
 
 DEFAULT_SCHEDULES_DIR = Path("/etc/relayd/schedules.d")
 DEFAULT_MAX_TASK_SECONDS = 604800
@@ -116,14 +119,16 @@ def render_report(report: Mapping[str, Any]) -> str:
     """The human table: one block per schedule, one line per segment."""
     lines = [f"plan at {report['at']}"]
     for row in report["schedules"]:
-        state = "" if row["enabled"] else "  (disabled: no segments)"
-        lines.append(f"\n{row['id']}  {row['file']}:{row['line']}{state}")
+        state = "" if row["enabled"] else f"  ({row.get('note') or 'disabled: no segments'})"
+        where = f"  {row['file']}:{row['line']}" if row.get("file") else ""
+        lines.append(f"\n{row['id']}{where}{state}")
         if row["enabled"] and not row["segments"]:
             lines.append("  no segments within the horizon")
         for seg in row["segments"]:
             length = _length(seg["body"]["EndTime"] - seg["body"]["StartTime"])
             lines.append(f"  {seg['key']:<32} {seg['start']}  {seg['end']}  {length:>10}  {seg['title']}")
         lines.extend(f"  action: {json.dumps(action, sort_keys=True)}" for action in row["actions"])
+    lines.extend(f"\nnote: {note}" for note in report.get("notes", []))
     if report["errors"]:
         lines.append(f"\n{len(report['errors'])} problem(s):")
         lines.extend(f"  {error}" for error in report["errors"])
@@ -209,6 +214,7 @@ def validate(directory: Path | None, config_file: Path | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--max-task-seconds", type=click.IntRange(60, DEFAULT_MAX_TASK_SECONDS), help="Task length cap.")
 @click.option("--horizon", metavar="DURATION", help="How far ahead to plan, e.g. 14d (default: settings).")
+@click.option("--live", is_flag=True, help="Also list the platform (and the state file) and show the actions.")
 def plan_command(
     *,
     directory: Path | None,
@@ -217,20 +223,43 @@ def plan_command(
     as_json: bool,
     max_task_seconds: int | None,
     horizon: str | None,
+    live: bool,
 ) -> None:
-    """Show the segments the daemon would keep for each schedule; exit 1 if any file has problems."""
+    """Show the segments the daemon would keep for each schedule; exit 1 if any file has problems.
+
+    With --live, also the actions (create / adopt / update / continue / relaunch / delete) the daemon would
+    take right now against the configured endpoint, computed by the daemon's own decision code.
+    """
     values = _settings_values(config_file)
     result = load_dir(directory or values["schedules_dir"])
+    now = _parse_at(at)
+    preview = _live_preview(config_file, now) if live else None
     report = plan_report(
         result,
-        now=_parse_at(at),
+        now=now,
         max_task_seconds=max_task_seconds or values["max_task_seconds"],
         horizon_s=_parse_horizon(horizon, values["horizon_s"]),
         namespace=values["namespace"],
+        actions=preview.actions if preview is not None else None,
     )
+    if preview is not None:
+        report["schedules"].extend(preview.removed({s.id for s in result.schedules()}))
+        report["notes"] = preview.notes
     click.echo(json.dumps(report, indent=2, ensure_ascii=False) if as_json else render_report(report))
     if report["errors"]:
         raise click.exceptions.Exit(1)
+
+
+def _live_preview(config_file: Path | None, now: int) -> Preview:
+    """Observe the platform and the store as the daemon would; clear one-line errors otherwise."""
+    try:
+        settings = load_settings(config_file)
+        state = asyncio.run(observe(settings))
+    except SettingsError as error:
+        raise click.ClickException(f"--live needs valid settings: {error}") from error
+    except LiveError as error:
+        raise click.ClickException(f"cannot list the platform: {error}") from error
+    return Preview(state, settings, now=now)
 
 
 @click.command("schema")
