@@ -100,7 +100,9 @@ class Settings(BaseSettings):
     callback_auth_key: SecretStr | None = Field(
         None, description="Platform callback auth key; if set, callbacks carrying sign/t must match md5(key + t)."
     )
-    callback_max_age: Duration = Field(600.0, gt=0, description="Freshness window for a callback's t (seconds).")
+    callback_max_age: Duration = Field(
+        900.0, gt=0, description="How far a callback's t may lie from now (seconds); >= 600 + clock skew."
+    )
     api_token: SecretStr | None = Field(
         None, description="Bearer token for the /v1 status API; unset = generated into <state dir>/api_token."
     )

@@ -46,7 +46,7 @@ def test_defaults_are_the_documented_ones() -> None:
     assert s.state_path == Path("/var/lib/relayd/state.db")
     assert s.listen == "127.0.0.1:8080"
     assert (s.max_task_seconds, s.prepare_ahead, s.retention, s.resync_interval) == (604800, 3600, 3600, 300)
-    assert (s.horizon, s.history_days, s.callback_max_age, s.shutdown_timeout) == (14 * 86400, 30, 600, 20)
+    assert (s.horizon, s.history_days, s.callback_max_age, s.shutdown_timeout) == (14 * 86400, 30, 900, 20)
     assert (s.restart_max_attempts, s.restart_backoff_base, s.restart_backoff_factor) == (8, 5, 2.0)
     assert (s.restart_backoff_cap, s.stable_after) == (600, 600)
     assert (s.write_qps, s.list_qps, s.api_timeout, s.api_max_attempts, s.api_deadline) == (10, 15, 10, 5, 60)
