@@ -52,6 +52,7 @@ from relayd.web.views import NextAction, ScheduleInfo
 
 log = structlog.get_logger("relayd.daemon")
 
+READY_WAIT_S = 60.0
 _FAILURE_EVENTS = frozenset({CallbackEvent.FAIL, CallbackEvent.STOP})
 
 
@@ -296,10 +297,21 @@ class Daemon:
             delay = min(delay * 2, 60.0)
         await self.sync_groups()
         self.queue.submit_many(sorted(self.engine.known_ids()))
-        await self.queue.drained()
+        await self._await_first_pass()
         s = self.settings
         self.jobs.every("resync", s.resync_interval, self.resync, first_in=s.resync_interval)
         self.jobs.every("prune", 3600.0, self.prune, first_in=60.0)
+
+    async def _await_first_pass(self) -> None:
+        """Wait for every schedule's first pass, but not forever: with thousands of schedules the first pass is
+        paced by the platform's write limit (10 creates/s), far longer than a service manager waits for
+        READY=1. Past ``READY_WAIT_S`` relayd reports ready and keeps working through the queue."""
+        try:
+            async with asyncio.timeout(READY_WAIT_S):
+                await self.queue.drained()
+        except TimeoutError:
+            log.warning("ready_before_first_pass_done", queued=self.queue.depth, waited_s=READY_WAIT_S)
+            self._notifier.status(f"reconciling: {self.queue.depth} schedules still queued")
 
     # --- periodic work --------------------------------------------------------------------------------------
 
