@@ -15,6 +15,7 @@ import click
 
 from relayd.daemon import Daemon, DaemonError
 from relayd.demo import run_demo
+from relayd.emulator.config import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY
 from relayd.logs import configure_logging
 from relayd.settings import SettingsError, load_settings
 from relayd.store import StoreError, StoreLockedError
@@ -75,7 +76,8 @@ def demo_command(
     *, duration: float | None, listen: str, cap: int, workdir: Path | None, check: bool, log_format: str
 ) -> None:
     """Run the built-in emulator and the daemon together: chaining, a restart and a cleanup in ~2 minutes."""
-    configure_logging("info", log_format)
+    # The emulator's keys are throwaway, but they are still keys: keep them out of the logs.
+    configure_logging("info", log_format, secrets=[DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY])
     try:
         report = asyncio.run(run_demo(duration=duration, listen=listen, cap=cap, workdir=workdir))
     except KeyboardInterrupt:
