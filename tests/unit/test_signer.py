@@ -112,9 +112,7 @@ _text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_si
     host=st.sampled_from(["live.volcengineapi.com", "127.0.0.1:8900", "example.com:443", "example.com:80"]),
     now=st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 1, 1), timezones=st.just(UTC)),
 )
-def test_agrees_with_official_sdk(
-    method: str, params: dict[str, str], body: str, host: str, now: datetime
-) -> None:
+def test_agrees_with_official_sdk(method: str, params: dict[str, str], body: str, host: str, now: datetime) -> None:
     query = {"Action": "ListPullToPushTask", "Version": "2023-01-01", **params}
     content_type = None if method == "GET" else "application/json"
     body = "" if method == "GET" else body
