@@ -94,6 +94,7 @@ class Engine:
         self.last_platform_success: float | None = None
         self.last_platform_error: str | None = None
         self.passes = 0
+        self._foreign_reported: set[str] = set()
 
     # --- desired state --------------------------------------------------------------------------------------
 
@@ -196,13 +197,16 @@ class Engine:
         return True
 
     def _report_foreign(self) -> None:
+        """Warn (once per task) about tasks relayd does not own that push to one of its destinations."""
         destinations = {
-            str(seg.body.get("DstAddr"))
-            for sid in self.schedules
-            for seg in self.desired(sid, self._clock())[:1]
-            if seg.body.get("DstAddr")
+            str(r.body["DstAddr"])
+            for r in self._store.segments()
+            if r.body.get("DstAddr") and r.state != SegmentState.DELETED
         }
         for listed in self.observations.foreign_on(destinations):
+            if listed.task.task_id in self._foreign_reported:
+                continue
+            self._foreign_reported.add(listed.task.task_id)
             log.warning(
                 "foreign_task_on_destination",
                 task_id=listed.task.task_id,
