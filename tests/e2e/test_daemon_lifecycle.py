@@ -138,3 +138,26 @@ async def test_edits_adds_and_removals_converge_without_touching_unaffected_task
     assert len(edit_tasks) == 3 and max(t["EndTime"] for t in edit_tasks) == now + 150
     assert {e.kind for e in new_events if e.schedule_id == "edit"} == {"update", "create"}
     assert {e.kind for e in new_events if e.schedule_id == "drop"} == {"delete"}
+
+
+async def test_a_broken_file_keeps_its_last_good_version_across_reloads_and_restarts(
+    emulator: Any, tmp_path: Path
+) -> None:
+    emu = await emulator(max_task_seconds=60)
+    now = int(time.time())
+    _write(tmp_path, live_schedule("steady", now, now + 100), name="steady.toml")
+    settings = settings_for(emu, tmp_path, max_task_seconds=60, prepare_ahead=120)
+    async with running_daemon(settings) as daemon:
+        tasks = {t["TaskId"] for t in emu.tasks()}
+        assert len(tasks) == 2
+        _write(tmp_path, "[[schedule]]\nid = 'steady'\nsource = \n", name="steady.toml")  # a syntax error
+        await daemon.reload()
+        await daemon.queue.drained()
+        assert "steady" in daemon.engine.schedules
+        problems = list(daemon._problems)
+    assert any("steady.toml" in p for p in problems)
+    # A restart with the file still broken: the store's applied copy keeps the schedule, nothing is deleted.
+    async with running_daemon(settings) as daemon:
+        assert "steady" in daemon.engine.schedules
+        deletes = await daemon.store.events(kind="delete")
+    assert {t["TaskId"] for t in emu.tasks()} == tasks and deletes == []
