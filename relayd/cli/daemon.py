@@ -24,12 +24,6 @@ EXIT_SETTINGS = 2
 EXIT_LOCKED = 3
 
 
-def _secrets(settings: Any) -> list[str]:
-    names = ("access_key", "secret_key", "session_token", "callback_secret", "callback_auth_key", "api_token")
-    values = [getattr(settings, name, None) for name in names]
-    return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
-
-
 def _fail(message: str, code: int) -> None:
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
@@ -56,7 +50,7 @@ def run_command(config_file: Path | None, **flags: Any) -> None:
     except SettingsError as error:
         _fail(str(error), EXIT_SETTINGS)
         return
-    configure_logging(settings.log_level, settings.log_format, secrets=_secrets(settings))
+    configure_logging(settings.log_level, settings.log_format, secrets=settings.secret_values())
     try:
         asyncio.run(Daemon(settings).run())
     except StoreLockedError as error:
