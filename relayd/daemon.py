@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import random
 import secrets
 import signal
@@ -46,6 +45,7 @@ from relayd.settings import Settings
 from relayd.store import AppliedSchedule, SegmentState, Store
 from relayd.volc.client import LiveClient
 from relayd.web.app import WebServer, build_app, parse_listen
+from relayd.web.auth import ensure_token_file, token_file
 from relayd.web.notices import CallbackEvent, CallbackNotice
 from relayd.web.signing import callback_url
 from relayd.web.views import NextAction, ScheduleInfo
@@ -109,15 +109,7 @@ def _ensure_api_token(settings: Settings) -> str:
     """The configured token, or one generated once and kept (mode 0600) next to the state file."""
     if settings.api_token is not None:
         return settings.api_token.get_secret_value()
-    path = settings.state_path.parent / "api_token"
-    if path.exists():
-        return path.read_text().strip()
-    token = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(token + "\n")
-    log.info("api_token_generated", path=str(path))
-    return token
+    return ensure_token_file(token_file(settings.state_path))
 
 
 async def _ensure_callback_secret(settings: Settings, store: Store) -> bytes:
