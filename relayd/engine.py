@@ -42,6 +42,15 @@ class EngineConfig:
     policy: Policy
 
 
+@dataclass(frozen=True, slots=True)
+class _Planned:
+    """One schedule's plan at one whole second, kept for the rest of a reconcile call."""
+
+    schedule: Schedule | None
+    at: int
+    segments: list[Segment]
+
+
 def engine_config(settings: Settings) -> EngineConfig:
     """The engine's timing and restart policy from the operator's settings."""
     policy = Policy(
@@ -139,12 +148,25 @@ class Engine:
     # --- the pass -------------------------------------------------------------------------------------------
 
     def decide_now(self, schedule_id: ScheduleId, fresh: frozenset[str] = frozenset()) -> Plan:
+        return self._decide(schedule_id, fresh, None)[0]
+
+    def _planned(self, schedule_id: ScheduleId, now: float, last: _Planned | None) -> _Planned:
+        # A pass decides again after acting, usually within the same second: the plan is a pure function of the
+        # schedule and int(now), so reuse it rather than plan twice (planning was ~1/3 of a first reconcile).
+        schedule = self.schedules.get(schedule_id)
+        if last is not None and last.schedule is schedule and last.at == int(now):
+            return last
+        return _Planned(schedule, int(now), self.desired(schedule_id, now))
+
+    def _decide(self, schedule_id: ScheduleId, fresh: frozenset[str], last: _Planned | None) -> tuple[Plan, _Planned]:
         now = self._clock()
-        desired = self.desired(schedule_id, now)
+        planned = self._planned(schedule_id, now, last)
+        desired = planned.segments
         records = self._store.segments(schedule_id)
         titles = {s.title for s in desired} | {r.title for r in records}
         view = self.observations.view(titles, fresh)
-        return decide(desired, records, view, now=now, policy=self.policy_for(schedule_id), rand=self._rand())
+        result = decide(desired, records, view, now=now, policy=self.policy_for(schedule_id), rand=self._rand())
+        return result, planned
 
     async def reconcile(self, schedule_id: ScheduleId) -> None:
         """One reconcile of one schedule (the queue's handler)."""
@@ -152,8 +174,9 @@ class Engine:
         policy = self.policy_for(schedule_id)
         fresh: frozenset[str] = frozenset()
         wake: float | None = None
+        planned: _Planned | None = None
         for _ in range(MAX_PASSES):
-            result = self.decide_now(schedule_id, fresh)
+            result, planned = self._decide(schedule_id, fresh, planned)
             wake = result.wake_at
             acts = [a for a in result.actions if a.kind != ActionKind.CONFIRM]
             confirms = {a.record.title for a in result.actions if a.kind == ActionKind.CONFIRM} - fresh

@@ -88,6 +88,9 @@ class ReconcileQueue:
                 log.exception("reconcile_crashed", schedule_id=schedule_id)
             finally:
                 self._finish(schedule_id)
+            # A pass with nothing to do performs no I/O and so never suspends: without this, a resync of thousands
+            # of schedules would hold the loop for its whole length and starve callbacks and timers.
+            await asyncio.sleep(0)
 
     def _finish(self, schedule_id: ScheduleId) -> None:
         self.processed += 1
