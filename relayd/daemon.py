@@ -484,8 +484,14 @@ class _View:
 
     def next_action(self, key: SegmentKey) -> NextAction | None:
         record = self._d.store.segment(key)
-        if record is None:
+        if record is None or record.state in (SegmentState.DELETED, SegmentState.FAILED):
             return None
+        policy = self._d.engine.policy_for(record.schedule_id)
+        if record.state == SegmentState.PENDING:
+            due = max(record.start - policy.prepare_ahead, record.next_attempt_at or 0.0)
+            return NextAction("create", due)
+        if record.state == SegmentState.ENDED:
+            return NextAction("delete", record.end + policy.retention)
         if record.next_attempt_at is not None:
             return NextAction("retry", record.next_attempt_at)
         wake = self._d.jobs.next_wake(record.schedule_id)

@@ -156,6 +156,7 @@ def _one(action: Action, wake_at: float | None = None) -> _Step:
 
 def decide_segment(segment: Segment | None, record: SegmentRecord | None, ctx: _Ctx) -> _Step:
     """What to do for one segment key. ``segment`` is None when the plan no longer wants it."""
+    is_new = record is None
     if record is None and segment is not None:
         record = new_record(segment, ctx.now)
     if record is None or record.state == SegmentState.DELETED:
@@ -165,10 +166,10 @@ def decide_segment(segment: Segment | None, record: SegmentRecord | None, ctx: _
     if segment is None:
         return _remove(record, ctx)
     if record.state == SegmentState.FAILED:
-        handler = _failed
-    else:
-        handler = _ensure_created if record.task_id is None else _maintain
-    return handler(segment, record, ctx)
+        return _failed(segment, record, ctx)
+    if record.task_id is None:
+        return _ensure_created(segment, record, ctx, remember=is_new)
+    return _maintain(segment, record, ctx)
 
 
 def _finish(record: SegmentRecord, ctx: _Ctx) -> _Step:
@@ -226,7 +227,8 @@ def _failed(segment: Segment, record: SegmentRecord, ctx: _Ctx) -> _Step:
     return _one(_save(fresh, ctx, "schedule_changed_after_failure", state=state))
 
 
-def _ensure_created(segment: Segment, record: SegmentRecord, ctx: _Ctx) -> _Step:
+def _ensure_created(segment: Segment, record: SegmentRecord, ctx: _Ctx, *, remember: bool = False) -> _Step:
+    """Create the segment's task when it is due; until then keep a PENDING record (so status shows it)."""
     task = ctx.view.first(segment.title)
     if task is not None:
         return _one(Action(ActionKind.ADOPT, record, segment=segment, task=task, reason="title_match"))
@@ -237,7 +239,7 @@ def _ensure_created(segment: Segment, record: SegmentRecord, ctx: _Ctx) -> _Step
     if record.next_attempt_at is not None:
         due = max(due, record.next_attempt_at)
     if ctx.now < due:
-        return _Step(wake_at=due)
+        return _one(Action(ActionKind.SAVE, record, reason="planned"), due) if remember else _Step(wake_at=due)
     return _one(Action(ActionKind.CREATE, record, segment=segment, reason="prepare_ahead"))
 
 

@@ -74,8 +74,12 @@ class TestCreation:
     def test_waits_until_prepare_ahead_then_creates(self) -> None:
         s = seg(0, T0 + 3600, T0 + 7200)
         early = run([s], [], PlatformView(), now=T0)
-        assert early.actions == () and early.wake_at == T0 + 3600 - 600
-        due = run([s], [], PlatformView(), now=T0 + 3000)
+        assert kinds(early) == [ActionKind.SAVE] and early.wake_at == T0 + 3600 - 600
+        pending = early.actions[0].record  # remembered as PENDING, so status can show the next segment
+        assert pending.state == SegmentState.PENDING and pending.task_id is None
+        again = run([s], [pending], PlatformView(), now=T0 + 1)
+        assert again.actions == () and again.wake_at == T0 + 3600 - 600
+        due = run([s], [pending], PlatformView(), now=T0 + 3000)
         assert kinds(due) == [ActionKind.CREATE]
 
     def test_creates_at_once_when_already_due(self) -> None:
