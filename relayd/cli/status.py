@@ -227,7 +227,7 @@ def segment_row(seg: dict[str, Any]) -> list[str]:
 
 
 def _short_time(rfc3339: str | None) -> str:
-    return (rfc3339 or "-").replace("T", " ").removesuffix("Z")[:16]
+    return (rfc3339 or "-").replace("T", " ").removesuffix("Z")[:19]
 
 
 def render_detail(body: dict[str, Any]) -> str:
