@@ -180,8 +180,7 @@ class Engine:
             wake = result.wake_at
             acts = [a for a in result.actions if a.kind != ActionKind.CONFIRM]
             confirms = {a.record.title for a in result.actions if a.kind == ActionKind.CONFIRM} - fresh
-            for action in acts:
-                await self._executor.perform(action, policy)
+            await self._executor.perform_all(acts, policy)
             if confirms:
                 confirmed = await self._confirm(schedule_id, confirms)
                 if confirmed is None:
