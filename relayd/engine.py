@@ -61,6 +61,10 @@ def engine_config(settings: Settings) -> EngineConfig:
         backoff_factor=settings.restart_backoff_factor,
         backoff_cap=settings.restart_backoff_cap,
         stable_after=settings.stable_after,
+        # A failed create or delete backs off like a restart (at most the built-in 120 s cap): "every backoff
+        # is configurable", and short test timings need it.
+        create_retry_base=settings.restart_backoff_base,
+        create_retry_cap=min(Policy().create_retry_cap, settings.restart_backoff_cap),
     )
     return EngineConfig(
         max_task_seconds=settings.max_task_seconds,

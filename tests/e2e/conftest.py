@@ -1,7 +1,115 @@
-"""Fixtures for end-to-end tests: the integration suite's emulator factory, shared."""
+"""Fixtures for end-to-end tests: the integration suite's emulator factory, shared, plus the reliability suite's.
+
+* ``emulator``: ``await emulator(**EmulatorConfig overrides)`` (from tests/integration).
+* ``log_lines``: the daemon's structlog output captured as JSON lines for this test (invariant 4 reads them).
+* :class:`Monitor`: samples the invariants every ``interval`` seconds while a scenario runs, for an in-process
+  daemon and emulator; violations accumulate and the test asserts there are none.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import io
+import json
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from relayd.daemon import Daemon
+from relayd.emulator.server import Emulator
+from relayd.logs import configure_logging
+from tests.e2e import invariants as inv
 from tests.integration.conftest import emulator
 
-__all__ = ["emulator"]
+__all__ = ["Monitor", "emulator", "log_lines", "timing_of"]
+
+
+@pytest.fixture
+def log_lines() -> Iterator[Callable[[], list[str]]]:
+    """Configure JSON logging into a buffer (info level); the callable returns the lines so far."""
+    buffer = io.StringIO()
+    configure_logging("info", "json", stream=buffer)
+    yield lambda: buffer.getvalue().splitlines()
+
+
+def timing_of(daemon: Daemon, *, slack: float = 5.0) -> inv.Timing:
+    s = daemon.settings
+    return inv.Timing(
+        cap=s.max_task_seconds,
+        prepare_ahead=s.prepare_ahead,
+        retention=s.retention,
+        horizon=int(s.horizon),
+        namespace=s.namespace,
+        slack=slack,
+    )
+
+
+@dataclass
+class Monitor:
+    """Checks invariants 1 and 3 on a timer while a scenario runs (2, 4, 5 are checked once at the end)."""
+
+    emu: Emulator
+    daemon: Daemon
+    timing: inv.Timing
+    budget_s: float
+    interval: float = 0.5
+    clock: Callable[[], float] = time.time
+    violations: list[inv.Violation] = field(default_factory=list)
+    checks: int = 0
+    paused: bool = False
+
+    def __post_init__(self) -> None:
+        self.watch = inv.FailureWatch(self.budget_s)
+
+    def check_once(self) -> list[inv.Violation]:
+        now = self.clock()
+        tasks = self.emu.tasks()
+        records = self.daemon.store.segments()
+        found = inv.check_exact_plan(
+            tasks,
+            self.daemon.engine.schedules.values(),
+            now,
+            self.timing,
+            excused=inv.excused_titles(records),
+        )
+        found += self.watch.check(tasks, records, now)
+        self.checks += 1
+        return found
+
+    async def _loop(self) -> None:
+        while True:
+            if not self.paused:
+                for violation in self.check_once():
+                    if str(violation) not in {str(v) for v in self.violations}:
+                        self.violations.append(violation)
+            await asyncio.sleep(self.interval)  # a sampling period, not synchronisation
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[Monitor]:
+        task = asyncio.create_task(self._loop(), name="invariant-monitor")
+        try:
+            yield self
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def record_accepted_callbacks(emu: Emulator) -> list[str]:
+    """Wrap the emulator's callback sender: the EventIds of deliveries the daemon answered 200, in order."""
+    accepted: list[str] = []
+    sender: Any = emu._sender
+    original = sender._post
+
+    async def post(url: str, body: bytes) -> bool:
+        ok = bool(await original(url, body))
+        if ok:
+            accepted.append(str(json.loads(body)["EventId"]))
+        return ok
+
+    sender._post = post
+    return accepted
