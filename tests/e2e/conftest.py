@@ -15,9 +15,11 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
+import hypothesis
 import pytest
+from hypothesis import strategies as st
 
 from relayd.daemon import Daemon
 from relayd.emulator.server import Emulator
@@ -25,7 +27,9 @@ from relayd.logs import configure_logging
 from tests.e2e import invariants as inv
 from tests.integration.conftest import emulator
 
-__all__ = ["Monitor", "emulator", "log_lines", "timing_of"]
+__all__ = ["Monitor", "emulator", "examples", "log_lines", "record_accepted_callbacks", "timing_of"]
+
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -97,6 +101,20 @@ class Monitor:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def examples(strategy: st.SearchStrategy[T], n: int, *, seed: int = 0) -> list[T]:
+    """``n`` values drawn by hypothesis (seeded, no example database), to feed a running daemon afterwards."""
+    drawn: list[T] = []
+
+    @hypothesis.settings(max_examples=n, database=None, deadline=None, phases=[hypothesis.Phase.generate])
+    @hypothesis.seed(seed)
+    @hypothesis.given(strategy)
+    def collect(value: T) -> None:
+        drawn.append(value)
+
+    collect()
+    return drawn
 
 
 def record_accepted_callbacks(emu: Emulator) -> list[str]:

@@ -232,6 +232,9 @@ class FailureWatch:
     """
 
     budget_s: float
+    include_silent: bool = False
+    """Also count tasks the platform lists as relaying but which do not (the emulator's ``Failed`` flag). Only a
+    ``fail`` callback reveals those, so leave this off when callbacks may be dropped."""
     since: dict[str, float] = field(default_factory=dict)
     repaired: int = 0
 
@@ -245,7 +248,7 @@ class FailureWatch:
             if not _should_relay(record, now):
                 continue
             task = by_title.get(record.title)
-            if not _broken(task):
+            if not _broken(task, self.include_silent):
                 continue
             broken_now.add(record.key)
             first = self.since.setdefault(record.key, now)
@@ -267,8 +270,10 @@ def _should_relay(record: SegmentRecord, now: float) -> bool:
     return live and record.start + 1 < now < record.end - 1
 
 
-def _broken(task: Mapping[str, Any] | None) -> bool:
-    return task is None or task.get("TaskStatus") == DISABLED or bool(task.get("Failed"))
+def _broken(task: Mapping[str, Any] | None, include_silent: bool) -> bool:
+    if task is None or task.get("TaskStatus") == DISABLED:
+        return True
+    return include_silent and bool(task.get("Failed"))
 
 
 # --- 4. rates and secrets --------------------------------------------------------------------------------------
