@@ -23,7 +23,7 @@ import os
 import random
 import resource
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,7 +39,7 @@ from relayd.jobs import Jobs, build_scheduler
 from relayd.observations import ListedTask, Platform, status_at
 from relayd.queueing import ReconcileQueue
 from relayd.reconcile import ObservedTask
-from relayd.schedules.loader import load_dir
+from relayd.schedules.model import Schedule
 from relayd.settings import Settings, load_settings
 from relayd.store import Store
 from relayd.volc.client import LiveClient
@@ -153,12 +153,16 @@ class FakePlatform:
         dst = body.get("DstAddr")
         return ListedTask(observed, str(dst) if dst else None, body.get("GroupName"))
 
-    async def create(self, body: dict[str, Any]) -> TaskId:
-        self._count("create")
-        await asyncio.sleep(0)
+    def add(self, body: dict[str, Any]) -> TaskId:
+        """A task as if created earlier (no call counted)."""
         task_id = TaskId(f"{next(self._ids):032x}")
         self.tasks[task_id] = self._listed(task_id, body)
         return task_id
+
+    async def create(self, body: dict[str, Any]) -> TaskId:
+        self._count("create")
+        await asyncio.sleep(0)
+        return self.add(body)
 
     async def update(self, body: dict[str, Any]) -> None:
         self._count("update")
@@ -217,7 +221,7 @@ class Rig:
     scheduler: AsyncIOScheduler
 
 
-def build_rig(store: Store, platform: Platform, settings: Settings, schedules_dir: Path) -> Rig:
+def build_rig(store: Store, platform: Platform, settings: Settings, schedules: Iterable[Schedule]) -> Rig:
     """The daemon's engine, queue and wake-ups over ``store`` (as ``Daemon._open`` wires them), scheduler started."""
 
     async def reconcile(schedule_id: ScheduleId) -> None:
@@ -234,8 +238,7 @@ def build_rig(store: Store, platform: Platform, settings: Settings, schedules_di
         jobs=jobs,
         rand=random.random,
     )
-    result = load_dir(schedules_dir)
-    engine.set_schedules(result.schedules())
+    engine.set_schedules(schedules)
     scheduler.start()
     return Rig(engine, queue, jobs, scheduler)
 
