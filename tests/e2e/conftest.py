@@ -64,10 +64,13 @@ class Monitor:
     clock: Callable[[], float] = time.time
     violations: list[inv.Violation] = field(default_factory=list)
     checks: int = 0
+    grace_s: float = 0.0
+    """How long a plan violation may last before it counts (see :class:`invariants.Persistent`)."""
     paused: bool = False
 
     def __post_init__(self) -> None:
         self.watch = inv.FailureWatch(self.budget_s)
+        self.persistent = inv.Persistent(self.grace_s)
 
     def check_once(self) -> list[inv.Violation]:
         now = self.clock()
@@ -80,7 +83,7 @@ class Monitor:
             self.timing,
             excused=inv.excused_titles(records),
         )
-        found += self.watch.check(tasks, records, now)
+        found = self.persistent.filter(found, now) + self.watch.check(tasks, records, now)
         self.checks += 1
         return found
 

@@ -124,12 +124,12 @@ def check_exact_plan(
     failed = set(excused)
     problems = [Violation(1, f"duplicate: {n} live tasks titled {title}") for title, n in owned.items() if n > 1]
     problems += [
-        Violation(1, f"orphan: task {title} ({_window_text(tasks, title)}) is owned but not planned at {now:.0f}")
+        Violation(1, f"orphan: task {title} ({_window_text(tasks, title)}) is owned but not planned")
         for title in owned
         if title not in want.allowed
     ]
     problems += [
-        Violation(1, f"missing: {segment.key} ({title}) should be on the platform at {now:.0f}")
+        Violation(1, f"missing: {segment.key} ({title}) should be on the platform")
         for title, segment in want.required.items()
         if title not in owned and title not in failed
     ]
@@ -151,6 +151,23 @@ def excused_titles(records: Iterable[SegmentRecord]) -> set[str]:
         for r in records
         if r.state == SegmentState.FAILED or (r.task_id is None and r.next_attempt_at is not None)
     }
+
+
+@dataclass
+class Persistent:
+    """Passes on only violations seen in every check for at least ``grace_s`` (0: all of them at once).
+
+    A scenario that breaks the platform on purpose (a task deleted by hand) makes invariant 1 false until relayd
+    notices, which takes up to one resync; the grace is that detection time, and invariant 3 bounds the repair.
+    """
+
+    grace_s: float
+    first_seen: dict[str, float] = field(default_factory=dict)
+
+    def filter(self, violations: Iterable[Violation], now: float) -> list[Violation]:
+        current = {str(v): v for v in violations}
+        self.first_seen = {key: self.first_seen.get(key, now) for key in current}
+        return [v for key, v in current.items() if now - self.first_seen[key] >= self.grace_s]
 
 
 # --- 2. hand-offs ----------------------------------------------------------------------------------------------
