@@ -22,6 +22,7 @@ import itertools
 import os
 import random
 import resource
+import socket
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -104,6 +105,7 @@ def write_schedules(root: Path, count: int, now: float, *, first: int = 0, templ
         "month_ago": _toml_time(now - 30 * DAY),
         "week_ago": _toml_time(now - 7 * DAY),
         "day_ago": _toml_time(now - DAY),
+        "in_two_days": _toml_time(now + 2 * DAY),
         "in_two_months": _toml_time(now + 60 * DAY),
     }
     for start in range(first, first + count, PER_FILE):
@@ -250,6 +252,14 @@ async def reconcile_all(rig: Rig, ids: list[ScheduleId]) -> None:
 
 
 # --- figures ----------------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A port that was free a moment ago on 127.0.0.1 (for a daemon whose public URL must be known up front)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def peak_rss_mb() -> float:

@@ -1,0 +1,147 @@
+"""Benchmark: creating N tasks through the real daemon against the emulator's rate limit; target <= 1.05 x N/QPS.
+
+The unmodified ``relayd.daemon.Daemon`` starts against an in-process emulator that enforces the platform's limits
+(10 writes/s, 15 lists/s, sliding one-second windows, ``FlowLimitExceeded`` over the limit). The config directory
+holds N schedules, each with exactly one segment due now, so the first reconcile creates N tasks through the
+real queue (8 workers), engine, executor, ``LivePlatform`` and the signed, paced ``LiveClient``. The emulator's
+status callbacks go back to the daemon's real callback endpoint, as in production.
+
+Measured: the wall time from the first CreatePullToPushTask call to the last one's answer (the engine's platform
+is wrapped to timestamp its calls; nothing else changes), against the floor N / write-QPS that the issue names;
+the emulator's throttled count (must be 0); and the most write requests the emulator saw in any one-second
+window (must not exceed the limit). Also reported: daemon start to READY, which adds start-up and the listing.
+
+    .venv/bin/python bench/create_rate.py [--count 200] [--write-qps 10] [--target 1.05]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.common import bench_settings, devnull, free_port, patched_platform, verdict, write_schedules
+from relayd.daemon import Daemon
+from relayd.emulator import Emulator, EmulatorConfig
+from relayd.ids import TaskId
+from relayd.logs import configure_logging
+from relayd.observations import LivePlatform
+from relayd.volc.client import LiveClient
+
+ONE_SEGMENT = """
+[[schedule]]
+id = "rate-{i}"
+source = "rtmp://origin.example.com/live/r{i}"
+destination = "rtmp://push.example.net/live/r{i}"
+window = {{ start = {day_ago}, end = {in_two_days} }}
+"""
+
+
+class TimedPlatform(LivePlatform):
+    """The real LivePlatform, timestamping each create call (monotonic start and end)."""
+
+    def __init__(self, client: LiveClient) -> None:
+        super().__init__(client)
+        self.creates: list[tuple[float, float]] = []
+
+    async def create(self, body: dict[str, Any]) -> TaskId:
+        started = time.monotonic()
+        try:
+            return await super().create(body)
+        finally:
+            self.creates.append((started, time.monotonic()))
+
+
+@dataclass
+class Figures:
+    count: int
+    created: int
+    calls: int
+    create_s: float
+    ready_s: float
+    throttled: dict[str, int]
+    max_per_1s: dict[str, int]
+
+
+async def measure(workdir: Path, count: int, write_qps: int) -> Figures:
+    platforms: list[TimedPlatform] = []
+
+    def timed(client: LiveClient) -> TimedPlatform:
+        platforms.append(TimedPlatform(client))
+        return platforms[-1]
+
+    async with Emulator(EmulatorConfig(write_qps=write_qps, list_qps=15)) as emu:
+        port = free_port()
+        settings = bench_settings(
+            workdir,
+            endpoint=emu.url,
+            access_key=emu.config.access_key,
+            secret_key=emu.config.secret_key,
+            listen=f"127.0.0.1:{port}",
+            public_url=f"http://127.0.0.1:{port}",
+            write_qps=float(write_qps),
+        )
+        with patched_platform(timed):
+            daemon = Daemon(settings)
+            started = time.monotonic()
+            runner = asyncio.create_task(daemon.run(), name="bench-daemon")
+            async with asyncio.timeout(count / write_qps * 2 + 30):
+                await daemon.ready.wait()
+            ready_s = time.monotonic() - started
+            daemon.request_stop()
+            await runner
+        stats = emu.stats()
+        created = len(emu.tasks())
+    creates = platforms[0].creates
+    return Figures(
+        count=count,
+        created=created,
+        calls=len(creates),
+        create_s=max(end for _, end in creates) - min(start for start, _ in creates) if creates else 0.0,
+        ready_s=ready_s,
+        throttled=dict(stats["throttled"]),
+        max_per_1s=dict(stats["max_requests_per_1s"]),
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--count", type=int, default=200)
+    parser.add_argument("--write-qps", type=int, default=10)
+    parser.add_argument("--target", type=float, default=1.05)
+    args = parser.parse_args()
+    configure_logging("info", "json", stream=devnull())
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    with tempfile.TemporaryDirectory(prefix="relayd-bench-") as tmp:
+        workdir = Path(tmp)
+        write_schedules(workdir / "schedules", args.count, time.time(), template=ONE_SEGMENT)
+        f = asyncio.run(measure(workdir, args.count, args.write_qps))
+    floor = f.count / args.write_qps
+    ratio = f.create_s / floor
+    print(
+        f"create_rate: {f.created}/{f.count} tasks created ({f.calls} create calls) in {f.create_s:.2f} s; "
+        f"floor N/write-QPS = {floor:.1f} s; ratio {ratio:.3f} (target <= {args.target:g})"
+    )
+    print(
+        f"  throttled by the emulator: {f.throttled or 'none'}; most requests in any 1 s window: {f.max_per_1s} "
+        f"(limit write {args.write_qps}, list 15); daemon start to READY {f.ready_s:.2f} s"
+    )
+    writes_max = f.max_per_1s.get("write", 0)
+    return verdict(
+        {
+            "all created": f.created == f.count,
+            "ratio": ratio <= args.target,
+            "zero throttling": sum(f.throttled.values()) == 0,
+            "window within the limit": writes_max <= args.write_qps,
+        }
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
