@@ -42,7 +42,7 @@ from relayd.schedules.loader import DirResult, load_dir
 from relayd.schedules.model import GroupSpec, Schedule
 from relayd.sdnotify import Notifier, watchdog_loop
 from relayd.settings import Settings
-from relayd.store import AppliedSchedule, SegmentState, Store
+from relayd.store import AppliedSchedule, SegmentState, Store, StoreError
 from relayd.volc.client import LiveClient
 from relayd.web.app import WebServer, build_app, parse_listen
 from relayd.web.auth import ensure_token_file, token_file
@@ -234,7 +234,7 @@ class Daemon:
         public = _public_url(settings)
         scheduler = build_scheduler()
         self.queue = ReconcileQueue(self._reconcile)
-        self.jobs = Jobs(scheduler, self.queue.submit)
+        self.jobs = Jobs(scheduler, self.queue.submit, clock=self._clock)
         self.engine = Engine(
             store=self.store,
             platform=LivePlatform(client),
@@ -317,6 +317,7 @@ class Daemon:
 
     async def resync(self) -> None:
         """The repair-everything pass: list all owned tasks and groups, then reconcile every schedule."""
+        await self._try_persist_applied()
         await self.sync_groups()
         if await self.engine.list_platform():
             self.metrics.set_task_statuses(self.engine.observations.status_counts())
@@ -406,11 +407,19 @@ class Daemon:
         self._notifier.reloading()
         schedules = self._load_config()
         changed = self.engine.set_schedules(schedules)
-        await self._persist_applied()
+        await self._try_persist_applied()
         await self.sync_groups()
         log.info("config_reloaded", schedules=len(schedules), changed=len(changed), problems=len(self._problems))
         self.queue.submit_many(sorted(changed))
         self._notifier.ready()
+
+    async def _try_persist_applied(self) -> None:
+        """Persist the applied schedules; a state file that cannot be written (disk full, read-only) is reported
+        by the store and retried on the next reload or resync — it must not stop the daemon."""
+        try:
+            await self._persist_applied()
+        except StoreError as error:
+            log.error("applied_schedules_not_saved", error=str(error), note="retried on the next resync")
 
     async def _persist_applied(self) -> None:
         current = self.engine.schedules
@@ -424,7 +433,7 @@ class Daemon:
             await self.store.remove_applied(sid)
 
     async def _reload_loop(self) -> None:
-        await self._persist_applied()
+        await self._try_persist_applied()
         while not self._stop.is_set():
             waiter = asyncio.ensure_future(self._reload.wait())
             stopper = asyncio.ensure_future(self._stop.wait())

@@ -15,6 +15,7 @@ the AsyncIO executor runs them on the event loop instead of a thread pool.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
@@ -43,9 +44,16 @@ def _at(instant: float) -> datetime:
 class Jobs:
     """Schedules wake-ups and periodic work on an AsyncIOScheduler."""
 
-    def __init__(self, scheduler: AsyncIOScheduler, submit: Callable[[ScheduleId], None]) -> None:
+    def __init__(
+        self,
+        scheduler: AsyncIOScheduler,
+        submit: Callable[[ScheduleId], None],
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._scheduler = scheduler
         self._submit = submit
+        self._clock = clock
         self._wakes: dict[ScheduleId, float] = {}
         self.fired = 0
 
@@ -66,7 +74,9 @@ class Jobs:
         self._wakes[schedule_id] = at
         self._scheduler.add_job(
             self._fire,
-            DateTrigger(run_date=_at(at), timezone=UTC),
+            # ``at`` is on relayd's clock; APScheduler runs on the wall clock. Convert by the offset, so an injected
+            # or stepped clock cannot make a wake-up due at once over and over (a hot reconcile loop).
+            DateTrigger(run_date=_at(time.time() + (at - self._clock())), timezone=UTC),
             args=[schedule_id],
             id=job_id,
             name=job_id,
