@@ -289,7 +289,12 @@ class Daemon:
             delay = min(delay * 2, 60.0)
         await self.sync_groups()
         self.queue.submit_many(sorted(self.engine.known_ids()))
-        await self._await_first_pass()
+        # The first pass runs flat out (READY waits on it); from then on CPU-bound resyncs leave the loop room.
+        self.queue.breathe = False
+        try:
+            await self._await_first_pass()
+        finally:
+            self.queue.breathe = True
         s = self.settings
         self.jobs.every("resync", s.resync_interval, self.resync, first_in=s.resync_interval)
         self.jobs.every("prune", 3600.0, self.prune, first_in=60.0)

@@ -224,6 +224,8 @@ class Engine:
 
     def _report_foreign(self) -> None:
         """Warn (once per task) about tasks relayd does not own that push to one of its destinations."""
+        if not self.observations.foreign:
+            return  # the usual case: spare a scan of every segment record (~30 ms at 10k schedules) per listing
         destinations = {
             str(r.body["DstAddr"])
             for r in self._store.segments()

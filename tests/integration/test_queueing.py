@@ -4,6 +4,7 @@ bounded concurrency, fairness to the rest of the loop, and a clean stop."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -218,3 +219,32 @@ async def test_stop_with_idle_workers_returns_promptly(recorder: Recorder) -> No
     async with asyncio.timeout(2):
         await task
     assert recorder.calls == []
+
+
+@pytest.mark.parametrize("breathe", [True, False])
+async def test_cpu_bound_passes_pause_to_leave_the_loop_idle(breathe: bool) -> None:
+    """Back-to-back passes that only burn CPU pause together now and then (the store's writer thread and the HTTP
+    server need the loop thread idle at times); the daemon's first pass opts out to reach READY sooner."""
+
+    async def burn(schedule_id: ScheduleId) -> None:
+        end = time.thread_time() + 0.001
+        while time.thread_time() < end:
+            pass
+
+    queue = ReconcileQueue(burn, workers=2, breathe=breathe)
+    stop = asyncio.Event()
+    workers = asyncio.create_task(queue.run(stop))
+    try:
+        started = time.monotonic()
+        queue.submit_many([ScheduleId(f"s{i}") for i in range(100)])
+        await drained(queue)
+        elapsed = time.monotonic() - started
+    finally:
+        stop.set()
+        await workers
+    assert queue.processed == 100
+    if breathe:
+        assert queue.pauses >= 3
+        assert elapsed >= 0.1 + queue.pauses * 0.005  # ~100 ms of CPU plus the pauses
+    else:
+        assert queue.pauses == 0
