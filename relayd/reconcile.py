@@ -356,11 +356,31 @@ def decide(
     keys = list(planned) + [k for k in by_key if k not in planned]
     actions: list[Action] = _duplicates(by_key.values(), view)
     wake: float | None = None
+    remembered = any(r.state == SegmentState.PENDING and r.task_id is None for r in records)
     for key in keys:
-        step = decide_segment(planned.get(key), by_key.get(key), ctx)
+        segment, record = planned.get(key), by_key.get(key)
+        if remembered and record is None and segment is not None and _far_ahead(segment, ctx):
+            wake = _min_time(wake, segment.start - policy.prepare_ahead)  # nothing to do or remember yet
+            continue
+        step = decide_segment(segment, record, ctx)
+        if _is_planned_save(step):
+            # One segment waiting to be created is remembered ahead (status shows it as "next"); the one after it
+            # is remembered when that one is created. Remembering the whole horizon cost ~4 writes per schedule.
+            if remembered:
+                step = _Step(wake_at=step.wake_at)
+            remembered = True
         actions.extend(step.actions)
         wake = _min_time(wake, step.wake_at)
     return Plan(tuple(actions), wake)
+
+
+def _far_ahead(segment: Segment, ctx: _Ctx) -> bool:
+    """Not due for creation yet and not already on the platform (the common case for most planned segments)."""
+    return ctx.now < segment.start - ctx.policy.prepare_ahead and segment.title not in ctx.view.tasks
+
+
+def _is_planned_save(step: _Step) -> bool:
+    return len(step.actions) == 1 and step.actions[0].reason == "planned"
 
 
 def create_body(segment: Segment, *, now: float, callback_url: str | None) -> dict[str, object]:

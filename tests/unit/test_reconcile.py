@@ -82,6 +82,16 @@ class TestCreation:
         due = run([s], [pending], PlatformView(), now=T0 + 3000)
         assert kinds(due) == [ActionKind.CREATE]
 
+    def test_only_the_next_segment_to_create_is_remembered_ahead(self) -> None:
+        segments = [seg(i, T0 + 3600 * (i + 1), T0 + 3600 * (i + 2)) for i in range(3)]
+        plan = run(segments, [], PlatformView(), now=T0)
+        assert [a.record.key for a in plan.actions] == ["news.0"] and plan.wake_at == T0 + 3600 - 600
+        remembered = plan.actions[0].record
+        assert run(segments, [remembered], PlatformView(), now=T0 + 1).actions == ()
+        created = dataclasses.replace(remembered, task_id=TaskId("t0"), state=SegmentState.SCHEDULED)
+        later = run(segments, [created], observed(segments[0], TaskStatus.PENDING, "t0"), now=T0 + 2)
+        assert [a.record.key for a in later.actions] == ["news.1"]
+
     def test_creates_at_once_when_already_due(self) -> None:
         s = seg(0, T0 - 60, T0 + 600)
         assert kinds(run([s], [], PlatformView(), now=T0)) == [ActionKind.CREATE]
