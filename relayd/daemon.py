@@ -234,7 +234,7 @@ class Daemon:
         secret = await _ensure_callback_secret(settings, self.store)
         public = _public_url(settings)
         scheduler = build_scheduler()
-        self.queue = ReconcileQueue(self._reconcile)
+        self.queue = ReconcileQueue(self._reconcile, workers=32)
         self.jobs = Jobs(scheduler, self.queue.submit, clock=self._clock)
         self.engine = Engine(
             store=self.store,
@@ -433,18 +433,24 @@ class Daemon:
             log.error("applied_schedules_not_saved", error=str(error), note="retried on the next resync")
 
     async def _persist_applied(self) -> None:
+        """Record each schedule's last good version. The writes are queued together so they share commits."""
         current = self.engine.schedules
         stored = self.store.applied()
-        for sid, schedule in current.items():
-            digest = schedule.digest()
-            if sid not in stored or stored[sid].digest != digest:
-                payload = schedule.model_dump(mode="json")
-                await self.store.set_applied(AppliedSchedule(sid, digest, schedule.source_file, payload))
-        for sid in stored.keys() - current.keys():
-            await self.store.remove_applied(sid)
+        writes = [
+            self.store.set_applied(AppliedSchedule(sid, digest, schedule.source_file, schedule.model_dump(mode="json")))
+            for sid, schedule in current.items()
+            if (digest := schedule.digest()) != (stored[sid].digest if sid in stored else None)
+        ]
+        writes += [self.store.remove_applied(sid) for sid in stored.keys() - current.keys()]
+        for outcome in await asyncio.gather(*writes, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     async def _reload_loop(self) -> None:
-        await self._try_persist_applied()
+        # The first snapshot of applied schedules waits for READY: it is needed only at a later start-up.
+        await self._first_of(self.ready, self._stop)
+        if not self._stop.is_set():
+            await self._try_persist_applied()
         while not self._stop.is_set():
             waiter = asyncio.ensure_future(self._reload.wait())
             stopper = asyncio.ensure_future(self._stop.wait())
@@ -455,6 +461,15 @@ class Daemon:
                 return
             self._reload.clear()
             await self.reload()
+
+    @staticmethod
+    async def _first_of(*events: asyncio.Event) -> None:
+        waiters = [asyncio.ensure_future(e.wait()) for e in events]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
 
     async def _watch_config(self) -> None:
         directory = self.settings.schedules_dir

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from functools import lru_cache
 
 from relayd.ids import SegmentKey
 
@@ -19,6 +20,7 @@ _HASH_CHARS = 18
 _TITLE_RE = re.compile(r"^rd[A-Z2-7]{18}$")
 
 
+@lru_cache(maxsize=1 << 16)
 def title_for(key: SegmentKey, namespace: str) -> str:
     """The platform Title tag of a segment: ``rd`` + 18 base32 characters of a hash of namespace and key."""
     digest = hashlib.sha256(f"{namespace}\0{key}".encode()).digest()
