@@ -54,6 +54,10 @@ from relayd.web.views import NextAction, ScheduleInfo
 log = structlog.get_logger("relayd.daemon")
 
 READY_WAIT_S = 60.0
+# The first pass waits mostly on store commits and the platform: many passes at once share both. Afterwards
+# resyncs are CPU-bound, and fewer concurrent passes keep callback latency low.
+FIRST_PASS_WORKERS = 32
+STEADY_WORKERS = 8
 _FAILURE_EVENTS = frozenset({CallbackEvent.FAIL, CallbackEvent.STOP})
 
 
@@ -234,7 +238,7 @@ class Daemon:
         secret = await _ensure_callback_secret(settings, self.store)
         public = _public_url(settings)
         scheduler = build_scheduler()
-        self.queue = ReconcileQueue(self._reconcile, workers=32)
+        self.queue = ReconcileQueue(self._reconcile, workers=FIRST_PASS_WORKERS, limit=STEADY_WORKERS)
         self.jobs = Jobs(scheduler, self.queue.submit, clock=self._clock)
         self.engine = Engine(
             store=self.store,
@@ -294,10 +298,12 @@ class Daemon:
         self.queue.submit_many(sorted(self.engine.known_ids()))
         # The first pass runs flat out (READY waits on it); from then on CPU-bound resyncs leave the loop room.
         self.queue.breathe = False
+        self.queue.set_limit(FIRST_PASS_WORKERS)
         try:
             await self._await_first_pass()
         finally:
             self.queue.breathe = True
+            self.queue.set_limit(STEADY_WORKERS)
         # Likewise the store's mirror and the observations built by the first pass: with 10,000 schedules a full
         # collection over them held the loop for 100-150 ms, which showed up directly in callback latency.
         gc.freeze()

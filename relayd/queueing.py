@@ -73,9 +73,13 @@ class Breather:
 
 
 class ReconcileQueue:
-    def __init__(self, handler: Handler, *, workers: int = 8, breathe: bool = True) -> None:
+    def __init__(self, handler: Handler, *, workers: int = 8, breathe: bool = True, limit: int | None = None) -> None:
         self._handler = handler
         self._workers = workers
+        # Workers beyond ``limit`` stay parked until the queue is widened to all of them again (``set_limit``).
+        self._wide = asyncio.Event()
+        self.limit = workers
+        self.set_limit(limit or workers)
         self.breathe = breathe  # pause CPU-bound runs of passes (see Breather); off for the daemon's first pass
         self._queued: OrderedDict[ScheduleId, None] = OrderedDict()
         self._running: set[ScheduleId] = set()
@@ -86,6 +90,19 @@ class ReconcileQueue:
         self._breather = Breather()
         self.processed = 0
         self.failures = 0
+
+    def set_limit(self, limit: int) -> None:
+        """How many passes may run at once: all workers (wide), or fewer.
+
+        Why two widths: the daemon's first pass mostly waits on the store and the platform, so many concurrent passes
+        share commits and pacing; a periodic resync is pure CPU, and then each extra concurrent pass only stands
+        between a callback handler and the loop.
+        """
+        self.limit = max(1, min(limit, self._workers))
+        if self.limit == self._workers:
+            self._wide.set()
+        else:
+            self._wide.clear()
 
     def submit(self, schedule_id: ScheduleId) -> None:
         """Ask for a reconcile of one schedule. Cheap, synchronous, safe to call from any loop callback."""
@@ -119,12 +136,16 @@ class ReconcileQueue:
         """Run the worker pool until ``stop`` is set; in-flight passes finish first."""
         async with asyncio.TaskGroup() as group:
             for n in range(self._workers):
-                group.create_task(self._worker(stop), name=f"relayd-reconcile-{n}")
+                group.create_task(self._worker(stop, n), name=f"relayd-reconcile-{n}")
             await stop.wait()
             self._has_work.set()  # wake idle workers so they see the stop
+            self._wide.set()
 
-    async def _next(self, stop: asyncio.Event) -> ScheduleId | None:
-        while not self._queued and not stop.is_set():
+    async def _next(self, stop: asyncio.Event, index: int) -> ScheduleId | None:
+        while not stop.is_set() and (index >= self.limit or not self._queued):
+            if index >= self.limit:
+                await self._wide.wait()  # set only when every worker may run, or at stop
+                continue
             self._has_work.clear()
             await self._has_work.wait()
         if stop.is_set():
@@ -133,8 +154,8 @@ class ReconcileQueue:
         self._running.add(schedule_id)
         return schedule_id
 
-    async def _worker(self, stop: asyncio.Event) -> None:
-        while (schedule_id := await self._next(stop)) is not None:
+    async def _worker(self, stop: asyncio.Event, index: int) -> None:
+        while (schedule_id := await self._next(stop, index)) is not None:
             try:
                 await self._handler(schedule_id)
             except Exception:

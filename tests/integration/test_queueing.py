@@ -248,3 +248,24 @@ async def test_cpu_bound_passes_pause_to_leave_the_loop_idle(breathe: bool) -> N
         assert elapsed >= 0.1 + queue.pauses * 0.005  # ~100 ms of CPU plus the pauses
     else:
         assert queue.pauses == 0
+
+
+async def test_a_narrow_limit_parks_extra_workers_until_widened(
+    recorder: Recorder, running: Callable[..., ReconcileQueue]
+) -> None:
+    queue = running(workers=4)
+    queue.set_limit(1)
+    ids = [ScheduleId(f"s{i}") for i in range(4)]
+    gates = [recorder.hold(sid) for sid in ids]
+    queue.submit_many(ids)
+    await recorder.started[ids[0]].wait()
+    for _ in range(50):  # give parked workers every chance to start something (they must not)
+        await asyncio.sleep(0)
+    assert recorder.running == {ids[0]}
+    queue.set_limit(4)
+    await asyncio.wait_for(recorder.started[ids[3]].wait(), 5)  # widened: the rest start while s0 is held
+    assert recorder.running == set(ids)
+    for gate in gates:
+        gate.set()
+    await drained(queue)
+    assert recorder.calls == ids
