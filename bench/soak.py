@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import random
 import sqlite3
 import sys
@@ -46,7 +45,7 @@ from relayd.schedules.titles import is_relayd_title
 from relayd.store import schema
 from relayd.store.records import Event, SegmentRecord
 from tests.e2e import invariants as inv
-from tests.e2e.harness import DaemonProcess, free_port, live_schedule, write_env_config
+from tests.e2e.harness import DaemonProcess, free_port, live_schedule, record_accepted_callbacks, write_env_config
 
 AUTH_KEY = "soak-callback-auth-key"
 RESYNC_S = 20.0
@@ -123,19 +122,6 @@ def daemon_config(run_dir: Path, emu: Emulator, port: int, cap: int) -> Path:
         },
     )
     return config
-
-
-def record_accepted(emu: Emulator, accepted: list[str]) -> None:
-    sender: Any = emu._sender
-    original = sender._post
-
-    async def post(url: str, body: bytes) -> bool:
-        ok = bool(await original(url, body))
-        if ok:
-            accepted.append(str(json.loads(body)["EventId"]))
-        return ok
-
-    sender._post = post
 
 
 # --- reading the daemon from outside ---------------------------------------------------------------------------
@@ -365,7 +351,7 @@ async def soak(args: argparse.Namespace) -> int:
         port = free_port()
         proc = DaemonProcess(daemon_config(workdir, emu, port, args.cap), workdir / "relayd.log")
         run = Run(args, workdir, emu, proc, port, rng)
-        record_accepted(emu, run.accepted)
+        record_accepted_callbacks(emu, run.accepted)
         timing = inv.Timing(cap=args.cap, prepare_ahead=args.cap, retention=5, horizon=600, slack=5)
         budget = RESYNC_S + ATTEMPTS * (BACKOFF_CAP_S + 5) + 15
         schedules = load_dir(workdir / "schedules").schedules()  # the files never change during the soak

@@ -11,11 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import hypothesis
 import pytest
@@ -25,6 +24,7 @@ from relayd.daemon import Daemon
 from relayd.emulator.server import Emulator
 from relayd.logs import configure_logging
 from tests.e2e import invariants as inv
+from tests.e2e.harness import record_accepted_callbacks
 from tests.integration.conftest import emulator
 
 __all__ = ["Monitor", "emulator", "examples", "log_lines", "record_accepted_callbacks", "timing_of"]
@@ -118,19 +118,3 @@ def examples(strategy: st.SearchStrategy[T], n: int, *, seed: int = 0) -> list[T
 
     collect()
     return drawn
-
-
-def record_accepted_callbacks(emu: Emulator) -> list[str]:
-    """Wrap the emulator's callback sender: the EventIds of deliveries the daemon answered 200, in order."""
-    accepted: list[str] = []
-    sender: Any = emu._sender
-    original = sender._post
-
-    async def post(url: str, body: bytes) -> bool:
-        ok = bool(await original(url, body))
-        if ok:
-            accepted.append(str(json.loads(body)["EventId"]))
-        return ok
-
-    sender._post = post
-    return accepted

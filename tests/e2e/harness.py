@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import os
 import signal
 import socket
@@ -92,18 +93,36 @@ async def running_daemon(settings: Settings) -> AsyncIterator[Daemon]:
     """A daemon on this loop; stopped (gracefully) and awaited on exit."""
     daemon = Daemon(settings)
     task = asyncio.create_task(daemon.run(), name="test-daemon")
+    ready = asyncio.create_task(daemon.ready.wait(), name="test-daemon-ready")
     try:
-        ready = asyncio.create_task(daemon.ready.wait())
         done, _ = await asyncio.wait({task, ready}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
         if task in done:
             task.result()
         if ready not in done:
-            ready.cancel()
             raise AssertionError("daemon did not become ready within 60 s")
         yield daemon
     finally:
+        ready.cancel()
         daemon.request_stop()
         await asyncio.wait_for(task, 30)
+
+
+def record_accepted_callbacks(emu: Emulator, accepted: list[str] | None = None) -> list[str]:
+    """Wrap the emulator's callback sender: the EventIds of deliveries the daemon answered 200, in order.
+
+    Pass ``accepted`` to keep one list across several emulators (the soak restarts its emulator)."""
+    seen: list[str] = [] if accepted is None else accepted
+    sender: Any = emu._sender
+    original = sender._post
+
+    async def post(url: str, body: bytes) -> bool:
+        ok = bool(await original(url, body))
+        if ok:
+            seen.append(str(json.loads(body)["EventId"]))
+        return ok
+
+    sender._post = post
+    return seen
 
 
 # --- history analysis ----------------------------------------------------------------------------------------
