@@ -458,11 +458,7 @@ class Daemon:
         if not self._stop.is_set():
             await self._try_persist_applied()
         while not self._stop.is_set():
-            waiter = asyncio.ensure_future(self._reload.wait())
-            stopper = asyncio.ensure_future(self._stop.wait())
-            await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            waiter.cancel()
-            stopper.cancel()
+            await self._first_of(self._reload, self._stop)
             if self._stop.is_set():
                 return
             self._reload.clear()
