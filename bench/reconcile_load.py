@@ -35,8 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.common import FakePlatform, Rig, bench_settings, build_rig, write_schedules
+from relayd.cooperative import Breather
 from relayd.ids import ScheduleId
-from relayd.queueing import Breather
 from relayd.reconcile import ActionKind, create_body, timely_state
 from relayd.schedules.loader import load_dir
 from relayd.schedules.model import Schedule

@@ -221,7 +221,7 @@ class Daemon:
 
     async def _open(self, stack: AsyncExitStack) -> None:
         settings = self.settings
-        self.store = await Store.open(settings.state_path, clock=self._clock)
+        self.store = await Store.open(settings.state_path, clock=self._clock, writer=settings.state_writer)
         stack.push_async_callback(self.store.close)
         session = await stack.enter_async_context(aiohttp.ClientSession())
         self._client = client = LiveClient(

@@ -43,6 +43,13 @@ LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNI
 _QUIET_LOGGERS = ("apscheduler",)
 
 _handler: logging.Handler | None = None
+_debug = False
+
+
+def debug_enabled() -> bool:
+    """Whether debug lines are written. Hot paths check this first: with ``cache_logger_on_first_use`` off (so a
+    reconfiguration reaches every module's logger), each ``log.debug`` binds a fresh logger just to drop the line."""
+    return _debug
 
 
 def is_secret_key(key: str) -> bool:
@@ -83,7 +90,9 @@ class Redactor:
 
 def configure_logging(level: str, fmt: str, stream: TextIO = sys.stderr, secrets: Iterable[str] = ()) -> None:
     """Set up structlog and stdlib logging to write ``fmt`` ("auto" | "json" | "console") lines to ``stream``."""
+    global _debug  # noqa: PLW0603 - the configured level, read on hot paths (see debug_enabled)
     numeric = LEVELS[level.lower()]
+    _debug = numeric <= logging.DEBUG
     as_json = fmt == "json" or (fmt == "auto" and not _isatty(stream))
     shared = _shared_processors()
     final = _final_processors(as_json, Redactor(secrets), colors=_isatty(stream))

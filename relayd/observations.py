@@ -11,12 +11,14 @@ right after an action sees its effect without waiting for the next listing.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
 
+from relayd.cooperative import Slicer
 from relayd.ids import TaskId
 from relayd.reconcile import ObservedTask, PlatformView
 from relayd.schedules.planner import is_relayd_title
@@ -112,15 +114,22 @@ class Observations:
         return PlatformView(tasks=tasks, fresh=fresh, listed_at=self.listed_at)
 
     async def resync(self, platform: Platform) -> None:
-        """Replace the view with a complete listing. ``listed_at`` is when the listing started."""
+        """Replace the view with a complete listing. ``listed_at`` is when the listing started.
+
+        Yields to the loop every couple of milliseconds: 10,000 tasks take tens of milliseconds to take in, and a
+        platform that answers pages quickly would otherwise hold the loop (and every callback answer) that long.
+        """
         started = self._clock()
         by_title: dict[str, dict[TaskId, ObservedTask]] = {}
         foreign: list[ListedTask] = []
+        slicer = Slicer()
         async for listed in platform.list_all():
             if is_relayd_title(listed.task.title):
                 by_title.setdefault(listed.task.title, {})[listed.task.task_id] = listed.task
             else:
                 foreign.append(listed)
+            if slicer.due():
+                await asyncio.sleep(0)
         self._by_title, self.foreign, self.listed_at = by_title, foreign, started
         self.owned_count = sum(len(v) for v in by_title.values())
         log.info("platform_listed", owned=self.owned_count, foreign=len(foreign))

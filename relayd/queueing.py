@@ -12,64 +12,17 @@ same rate limiter; a queue keeps memory flat and order fair (FIFO).
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
 import structlog
 
+from relayd.cooperative import Breather
 from relayd.ids import ScheduleId
 
 log = structlog.get_logger("relayd.queue")
 
 Handler = Callable[[ScheduleId], Awaitable[None]]
-
-
-BUSY_SLICE_S = 0.010
-BREATHER_S = 0.010
-BUSY_FRACTION = 0.7
-
-
-class Breather:
-    """Keeps back-to-back CPU-bound passes to about half of the loop's time.
-
-    Yielding between passes is not enough when every pass is pure CPU (a resync of 10,000 healthy schedules): the
-    loop thread then never idles, and the store's writer thread, which needs the GIL between SQLite calls, gets it
-    only once per switch interval per call — callback event commits stall for hundreds of milliseconds. So when
-    the loop thread was busy for most of the last ``slice_s``, every worker pauses ``pause_s`` together, leaving the
-    loop idle for the writer thread, the HTTP server and other processes. Passes that wait on I/O (the platform's
-    pacing, store commits) leave the loop idle anyway and are never paused.
-    """
-
-    def __init__(
-        self, slice_s: float = BUSY_SLICE_S, pause_s: float = BREATHER_S, busy_fraction: float = BUSY_FRACTION
-    ) -> None:
-        self._slice_s = slice_s
-        self._pause_s = pause_s
-        self._busy_fraction = busy_fraction
-        self._since: float | None = None
-        self._cpu = 0.0
-        self._until = 0.0
-        self.pauses = 0
-
-    def pause(self) -> float:
-        """Seconds the calling worker should sleep before its next pass (0: only yield)."""
-        now = time.monotonic()
-        if now < self._until:
-            return self._until - now
-        if self._since is None:
-            self._since, self._cpu = now, time.thread_time()
-            return 0.0
-        elapsed = now - self._since
-        if elapsed < self._slice_s:
-            return 0.0
-        busy = (time.thread_time() - self._cpu) / elapsed
-        self._since = None
-        if busy < self._busy_fraction:
-            return 0.0
-        self.pauses += 1
-        self._until = now + self._pause_s
-        return self._pause_s
 
 
 class ReconcileQueue:

@@ -90,6 +90,10 @@ class Settings(BaseSettings):
     session_token: SecretStr | None = Field(None, description="STS session token, for temporary credentials.")
     schedules_dir: Path = Field(Path("/etc/relayd/schedules.d"), description="Directory of schedule files.")
     state_path: Path = Field(Path("/var/lib/relayd/state.db"), description="SQLite state database path.")
+    state_writer: Annotated[Literal["process", "thread"], BeforeValidator(_lower)] = Field(
+        "process",
+        description="Where state commits run: a child process (off the event loop's GIL) or a thread (fallback).",
+    )
     listen: str = Field("127.0.0.1:8080", description="host:port the HTTP server binds ([v6]:port for IPv6).")
     public_url: str | None = Field(
         None, description="Base URL the platform uses to reach callbacks; unset = derived from listen (loopback)."

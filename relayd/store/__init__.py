@@ -1,4 +1,4 @@
-"""relayd's durable state: a SQLite (WAL) file with a versioned schema, written by one thread with group commit.
+"""relayd's durable state: a SQLite (WAL) file with a versioned schema, written by one writer with group commit.
 
 The store is relayd's memory (APScheduler is only the alarm clock): segments and their platform task ids,
 restart attempts, the event history, the last good version of each schedule, and small metadata such as the
@@ -8,7 +8,9 @@ callback secret. Modules:
 - ``errors``: StoreError / StoreLockedError / StoreWriteError with operator-facing messages.
 - ``locking``: the single-instance ``flock`` on ``<state file>.lock``.
 - ``schema``: connection settings, migrations, record <-> row mapping.
-- ``writer``: the writer thread and its batches (group commit, all-or-nothing).
+- ``batch``: what runs in one write transaction (all-or-nothing); also the writer process's script (stdlib only).
+- ``writer_process``: the writer process seen from the loop (the default): frames down a pipe, replies back.
+- ``writer``: operations, batch outcomes, and the writer thread (the fallback).
 - ``cache``: the in-memory mirror of segments, applied schedules and meta.
 - ``core``: the Store that ties them together on the event loop.
 """

@@ -1,13 +1,15 @@
 """The Store: relayd's durable memory, used from the event loop without ever blocking it.
 
 Shape: small tables (segments, applied schedules, meta) are mirrored in memory and read synchronously; every
-write changes the mirror at once and is queued to the writer thread, and the awaiting caller resumes after the
-commit that contains it (group commit, see ``writer.py``). The event history is append-mostly and unbounded, so
-it is not mirrored: queries run on a separate read-only connection in a worker thread.
+write changes the mirror at once and is queued to the writer — a child process by default (``writer_process.py``),
+or a thread — and the awaiting caller resumes after the commit that contains it (group commit, see
+``batch.py``). The event history is append-mostly and unbounded, so it is not mirrored: queries run on a separate
+read-only connection in a worker thread.
 
-Consistency rule: memory equals disk except for writes still in flight. When a batch fails, the writer re-reads
-the rows it touched and ``_settle`` puts each cache entry back — unless a later write has replaced it since, in
-which case that later write decides (it either commits, or fails and is undone the same way).
+Consistency rule: memory equals disk except for writes still in flight. When a batch fails (or the writer process
+dies with it), the rows it touched are re-read and ``_settle`` puts each cache entry back — unless a later write
+has replaced it since, in which case that later write decides (it either commits, or fails and is undone the same
+way).
 
 Opening (lock, WAL, migrations, loading the mirror) happens in a worker thread too; ``open`` is the only place
 that can raise StoreLockedError or a schema error. The single-instance lock is held until ``close``.
@@ -31,15 +33,18 @@ import structlog
 
 from relayd.ids import ScheduleId, SegmentKey, TaskId
 from relayd.store import schema
+from relayd.store.batch import Call, Hello
 from relayd.store.cache import DictCache, SegmentCache
 from relayd.store.errors import StoreError, explain, open_error, write_error
 from relayd.store.locking import FileLock
 from relayd.store.records import AppliedSchedule, Event, SegmentRecord
-from relayd.store.writer import ABSENT, Op, Outcome, Touch, Writer, resolve
+from relayd.store.writer import ABSENT, Op, Outcome, ThreadWriter, Touch, Writer, resolve
+from relayd.store.writer_process import ProcessWriter
 
 log = structlog.get_logger("relayd.store")
 
 Synchronous = Literal["NORMAL", "FULL"]
+WriterKind = Literal["process", "thread"]
 _PRUNE_CHUNK = 5000
 """Rows deleted per transaction when pruning events, so other writes interleave with a large prune."""
 
@@ -49,7 +54,8 @@ class _Opened:
     """What the blocking part of ``open`` hands back to the loop."""
 
     lock: FileLock
-    conn: sqlite3.Connection
+    conn: sqlite3.Connection | None
+    """The writer connection (thread writer only; the writer process opens its own)."""
     reader: sqlite3.Connection
     version: int
     segments: list[SegmentRecord]
@@ -60,7 +66,15 @@ class _Opened:
 class Store:
     """See the module docstring. Build with ``await Store.open(path)``; close with ``await store.close()``."""
 
-    def __init__(self, path: Path, opened: _Opened, *, clock: Callable[[], float], batch_max: int) -> None:
+    def __init__(
+        self,
+        path: Path,
+        opened: _Opened,
+        *,
+        clock: Callable[[], float],
+        batch_max: int,
+        synchronous: Synchronous = "NORMAL",
+    ) -> None:
         self.path = path
         self.schema_version = opened.version
         self._clock = clock
@@ -75,9 +89,18 @@ class Store:
             "applied": self._applied,
             "meta": self._meta,
         }
-        self._writer = Writer(
-            opened.conn, asyncio.get_running_loop(), batch_max=batch_max, settle=self._settle, reread=schema.read_entry
-        )
+        loop = asyncio.get_running_loop()
+        self._writer: Writer
+        self.writer_kind: WriterKind = "thread" if opened.conn is not None else "process"
+        if opened.conn is not None:
+            self._writer = ThreadWriter(
+                opened.conn, loop, batch_max=batch_max, settle=self._settle, reread=schema.REREAD
+            )
+        else:
+            hello = Hello(schema.writer_pragmas(synchronous), schema.REREAD)
+            self._writer = ProcessWriter(
+                path, loop, batch_max=batch_max, settle=self._settle, hello=hello, reread=self._read_rows
+            )
         self._closed = False
         self._healthy = True
         self.commits = 0
@@ -98,18 +121,29 @@ class Store:
         clock: Callable[[], float] = time.time,
         batch_max: int = 1000,
         synchronous: Synchronous = "NORMAL",
+        writer: WriterKind = "process",
     ) -> Store:
-        """Lock, open (WAL), migrate and load ``path``; raise StoreLockedError or StoreError with the fix."""
+        """Lock, open (WAL), migrate and load ``path``; raise StoreLockedError or StoreError with the fix.
+
+        ``writer``: "process" (the default) commits in a child process, off the event loop's GIL; "thread" in a
+        thread of this process (needed only where spawning a process is not allowed).
+        """
         path = Path(path)
         started = time.perf_counter()
-        opened = await asyncio.to_thread(_open_blocking, path, synchronous)
-        store = cls(path, opened, clock=clock, batch_max=batch_max)
-        store._writer.start()
+        opened = await asyncio.to_thread(_open_blocking, path, synchronous, writer == "thread")
+        store = cls(path, opened, clock=clock, batch_max=batch_max, synchronous=synchronous)
+        try:
+            await store._writer.start()
+        except BaseException:
+            await asyncio.to_thread(store._close_reader)
+            opened.lock.release()
+            raise
         log.info(
             "store_opened",
             path=str(path),
             schema_version=opened.version,
             segments=len(opened.segments),
+            writer=writer,
             duration_s=round(time.perf_counter() - started, 3),
         )
         return store
@@ -143,7 +177,7 @@ class Store:
 
     async def flush(self) -> None:
         """Wait until everything queued so far is committed (or has failed and been reported to its caller)."""
-        await self._submit(Op(_noop, barrier=True))
+        await self._submit(Op(Call("noop"), barrier=True))
 
     # -- segments ----------------------------------------------------------------------------------------------
 
@@ -174,10 +208,9 @@ class Store:
         rows = [schema.segment_row(r) for r in stamped]  # serialise first: a bad body fails before any change
         touches = tuple(self._change("segments", r.key, r) for r in stamped)
         if len(rows) == 1:  # the common case; execute is cheaper than executemany for one row
-            row = rows[0]
-            op = Op(lambda conn: _execute(conn, schema.UPSERT_SEGMENT, row), touches=touches)
+            op = _op("execute", schema.UPSERT_SEGMENT, rows[0], touches=touches)
         else:
-            op = Op(lambda conn: _execute_many(conn, schema.UPSERT_SEGMENT, rows), touches=touches)
+            op = _op("executemany", schema.UPSERT_SEGMENT, rows, touches=touches)
         await self._submit(op)
 
     def _stamp(self, record: SegmentRecord, now: float) -> SegmentRecord:
@@ -194,8 +227,7 @@ class Store:
             return 0
         touches = tuple(self._change("segments", key, ABSENT) for key in keys)
         params = [(key,) for key in keys]
-        await self._submit(Op(lambda conn: _execute_many(conn, "DELETE FROM segments WHERE key = ?", params),
-                              touches=touches))  # fmt: skip
+        await self._submit(_op("executemany", "DELETE FROM segments WHERE key = ?", params, touches=touches))
         return len(keys)
 
     # -- events ------------------------------------------------------------------------------------------------
@@ -208,7 +240,7 @@ class Store:
     def add_event_nowait(self, event: Event) -> asyncio.Future[bool]:
         """Queue an event; the future resolves after its commit. Failures are logged even if nobody awaits."""
         row = schema.event_row(event)
-        future = self._submit_nowait(Op(lambda conn: conn.execute(schema.INSERT_EVENT, row).rowcount == 1))
+        future = self._submit_nowait(_op("execute", schema.INSERT_EVENT, row, convert=_inserted))
         future.add_done_callback(_retrieve)
         return future
 
@@ -236,7 +268,7 @@ class Store:
         """Delete events with ``ts`` before this, a chunk per transaction; returns how many."""
         total = 0
         while True:
-            removed: int = await self._submit(Op(lambda conn: _prune_event_chunk(conn, older_than)))
+            removed: int = await self._submit(_op("execute", _PRUNE_EVENTS, (older_than, _PRUNE_CHUNK)))
             total += removed
             if removed < _PRUNE_CHUNK:
                 return total
@@ -249,12 +281,12 @@ class Store:
     async def set_applied(self, item: AppliedSchedule) -> None:
         row = schema.applied_row(item)
         touch = self._change("applied", item.schedule_id, item)
-        await self._submit(Op(lambda conn: _execute(conn, schema.UPSERT_APPLIED, row), touches=(touch,)))
+        await self._submit(_op("execute", schema.UPSERT_APPLIED, row, touches=(touch,)))
 
     async def remove_applied(self, schedule_id: ScheduleId) -> None:
         touch = self._change("applied", schedule_id, ABSENT)
         sql = "DELETE FROM applied WHERE schedule_id = ?"
-        await self._submit(Op(lambda conn: _execute(conn, sql, (schedule_id,)), touches=(touch,)))
+        await self._submit(_op("execute", sql, (schedule_id,), touches=(touch,)))
 
     def meta(self, name: str) -> str | None:
         value = self._meta.get(name)
@@ -262,7 +294,7 @@ class Store:
 
     async def set_meta(self, name: str, value: str) -> None:
         touch = self._change("meta", name, value)
-        await self._submit(Op(lambda conn: _execute(conn, schema.UPSERT_META, (name, value)), touches=(touch,)))
+        await self._submit(_op("execute", schema.UPSERT_META, (name, value), touches=(touch,)))
 
     # -- plumbing ----------------------------------------------------------------------------------------------
 
@@ -326,7 +358,10 @@ class Store:
             current = cache.get(key)
             if any(current is token for token in written):  # not replaced by a later write since
                 on_disk = outcome.on_disk
-                cache.assign(key, on_disk[(table, key)] if on_disk is not None else earliest[(table, key)])
+                if on_disk is not None and (table, key) in on_disk:
+                    cache.assign(key, schema.entry_from_row(table, on_disk[(table, key)]))
+                else:
+                    cache.assign(key, earliest[(table, key)])
 
     async def _read(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         self._ensure_open()
@@ -339,28 +374,36 @@ class Store:
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot read relayd state file {self.path}: {explain(self.path, exc)}") from exc
 
+    def _read_rows(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[Any, ...] | None] | None:
+        """Blocking: the on-disk rows of these cache entries, through the read-only connection (None: unreadable)."""
+        with self._reader_lock:
+            try:
+                return schema.read_rows(self._reader, keys)
+            except sqlite3.Error:
+                return None
+
+    async def _run_sql(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement on the writer connection inside a batch (tests use it to simulate a full disk)."""
+        rows: list[tuple[Any, ...]] = await self._submit(_op("fetchall", sql, params))
+        return rows
+
     async def _run_in_writer(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
-        """Run ``fn`` on the writer connection inside a batch (tests use it to simulate a full disk)."""
+        """Run ``fn`` on the writer thread's connection inside a batch (a test hook; thread writer only)."""
+        if self.writer_kind != "thread":
+            raise StoreError("only the thread writer runs callables; use _run_sql with the writer process")
         return await self._submit(Op(fn))
 
 
-def _noop(conn: sqlite3.Connection) -> None:
-    return None
+_PRUNE_EVENTS = "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE ts < ? ORDER BY id LIMIT ?)"
 
 
-# Why these wrappers: an op's result crosses to the loop thread, and a cursor must never do that — freeing it there
-# would finalize a statement while the writer thread is using the same connection.
-def _execute(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> int:
-    return int(conn.execute(sql, params).rowcount)
+def _op(verb: str, *args: Any, touches: tuple[Touch, ...] = (), convert: Callable[[Any], Any] | None = None) -> Op:
+    keys = tuple((t.table, t.key) for t in touches)
+    return Op(Call(verb, args, keys), touches=touches, convert=convert)
 
 
-def _execute_many(conn: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]]) -> int:
-    return int(conn.executemany(sql, rows).rowcount)
-
-
-def _prune_event_chunk(conn: sqlite3.Connection, older_than: float) -> int:
-    sql = "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE ts < ? ORDER BY id LIMIT ?)"
-    return int(conn.execute(sql, (older_than, _PRUNE_CHUNK)).rowcount)
+def _inserted(rowcount: int) -> bool:
+    return rowcount == 1
 
 
 def _where(**filters: Any) -> tuple[str, tuple[Any, ...]]:
@@ -381,7 +424,7 @@ def _retrieve(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
-def _open_blocking(path: Path, synchronous: Synchronous) -> _Opened:
+def _open_blocking(path: Path, synchronous: Synchronous, keep_writer: bool) -> _Opened:
     _ensure_dir(path)
     lock = FileLock.acquire(path)
     conn: sqlite3.Connection | None = None
@@ -391,6 +434,9 @@ def _open_blocking(path: Path, synchronous: Synchronous) -> _Opened:
         version = schema.migrate(conn, path)
         segments, applied, meta = schema.load_segments(conn), schema.load_applied(conn), schema.load_meta(conn)
         reader = schema.connect(path, synchronous=synchronous, read_only=True)
+        if not keep_writer:  # the writer process opens its own connection
+            conn.close()
+            conn = None
     except BaseException as exc:
         if conn is not None:
             conn.close()

@@ -87,15 +87,24 @@ def connect(path: Path, *, synchronous: str, read_only: bool = False) -> sqlite3
         conn = sqlite3.connect(
             f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
         )
-    else:
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        return conn
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    if not read_only:
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise sqlite3.OperationalError(f"cannot switch to WAL journal mode (got {mode})")
-        conn.execute(f"PRAGMA synchronous = {synchronous}")
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        raise sqlite3.OperationalError(f"cannot switch to WAL journal mode (got {mode})")
+    conn.execute(f"PRAGMA synchronous = {synchronous}")
     return conn
+
+
+def writer_pragmas(synchronous: str) -> tuple[str, ...]:
+    """What the writer process runs on its own connection (the file is already in WAL mode, set by ``connect``)."""
+    return (
+        f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}",
+        "PRAGMA journal_mode = WAL",
+        f"PRAGMA synchronous = {synchronous}",
+    )
 
 
 def migrate(conn: sqlite3.Connection, path: Path, steps: Sequence[tuple[int, Step]] = MIGRATIONS) -> int:
@@ -232,15 +241,34 @@ def load_meta(conn: sqlite3.Connection) -> dict[str, str]:
     return {row[0]: row[1] for row in conn.execute("SELECT name, value FROM meta")}
 
 
+REREAD = {
+    "segments": f"SELECT {SEGMENT_COLUMNS} FROM segments WHERE key = ?",  # noqa: S608 - constant columns
+    "applied": "SELECT schedule_id, digest, source_file, payload FROM applied WHERE schedule_id = ?",
+    "meta": "SELECT value FROM meta WHERE name = ?",
+}
+"""One cached entry's row by key, per table: how a failed batch learns what is on disk."""
+
+
+def entry_from_row(table: str, row: Sequence[Any] | None) -> Any:
+    """The cache value for a row of ``REREAD[table]``, or ``ABSENT`` when there is no row."""
+    if row is None:
+        return ABSENT
+    if table == "segments":
+        return segment_from_row(row)
+    if table == "applied":
+        return applied_from_row(row)
+    return row[0]
+
+
 def read_entry(conn: sqlite3.Connection, table: str, key: str) -> Any:
     """The current disk value of one cached entry, or ``ABSENT`` when there is no row."""
-    if table == "segments":
-        row = conn.execute(f"SELECT {SEGMENT_COLUMNS} FROM segments WHERE key = ?", (key,)).fetchone()  # noqa: S608
-        return ABSENT if row is None else segment_from_row(row)
-    if table == "applied":
-        row = conn.execute(
-            "SELECT schedule_id, digest, source_file, payload FROM applied WHERE schedule_id = ?", (key,)
-        ).fetchone()
-        return ABSENT if row is None else applied_from_row(row)
-    row = conn.execute("SELECT value FROM meta WHERE name = ?", (key,)).fetchone()
-    return ABSENT if row is None else row[0]
+    return entry_from_row(table, conn.execute(REREAD[table], (key,)).fetchone())
+
+
+def read_rows(conn: sqlite3.Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[Any, ...] | None]:
+    """The raw ``REREAD`` rows of these entries (None: no row)."""
+    out: dict[tuple[str, str], tuple[Any, ...] | None] = {}
+    for table, key in keys:
+        row = conn.execute(REREAD[table], (key,)).fetchone()
+        out[(table, key)] = None if row is None else tuple(row)
+    return out

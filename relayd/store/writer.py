@@ -1,4 +1,8 @@
-"""The writer thread: one SQLite connection, a queue of write operations, group commit.
+"""Write operations, their batches' outcomes, and the writer thread: one connection, a queue, group commit.
+
+The daemon writes through the writer *process* (``writer_process.py``), which runs the same batches as this thread
+(``batch.run_batch``) without sharing the event loop's GIL; the thread remains for in-process use (``relayd plan
+--live`` never writes; tests use it to hold a batch open) and as the ``state_writer = "thread"`` fallback.
 
 Why a thread and batches: a commit costs a WAL append (and with ``synchronous=FULL`` an fsync); one commit per
 callback would cap relayd at a few hundred events per second and stall the event loop. Instead the loop puts
@@ -23,7 +27,9 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
+
+from relayd.store.batch import Call, run_batch
 
 ABSENT: Any = object()
 """Cache value meaning "no entry" (a removal, or a key not on disk)."""
@@ -43,13 +49,15 @@ class Touch:
 
 @dataclass(slots=True, eq=False)
 class Op:
-    """A write operation: ``run`` executes inside the batch transaction on the writer thread."""
+    """A write operation: ``call`` runs inside a batch transaction in the writer; ``convert`` maps its result."""
 
-    run: Callable[[sqlite3.Connection], Any]
+    call: Call | Callable[[sqlite3.Connection], Any]
+    """Data for either writer; a plain callable only works with the thread writer (a test hook)."""
     future: asyncio.Future[Any] | None = None
     touches: tuple[Touch, ...] = ()
     barrier: bool = False
     """A flush marker: resolved with False instead of failing when its batch fails."""
+    convert: Callable[[Any], Any] | None = None
 
 
 @dataclass(slots=True)
@@ -59,17 +67,22 @@ class Outcome:
     ops: list[Op]
     results: list[Any] = field(default_factory=list)
     error: BaseException | None = None
-    on_disk: dict[tuple[str, str], Any] | None = None
-    """For a failed batch: the current disk value of every touched entry (None if it could not be read)."""
+    on_disk: dict[tuple[str, str], tuple[Any, ...] | None] | None = None
+    """For a failed batch: the current row (None: no row) of every touched entry; None if unreadable."""
 
 
-Reread = Callable[[sqlite3.Connection, str, str], Any]
-"""Read one cache entry (table, key) from disk; returns ABSENT when there is no row."""
+class Writer(Protocol):
+    """What the Store needs of a writer: start, take operations, settle each batch on the loop, stop."""
+
+    async def start(self) -> None: ...
+    def submit(self, op: Op) -> None: ...
+    async def stop(self) -> None: ...
+
 
 _STOP = object()
 
 
-class Writer:
+class ThreadWriter:
     """Owns ``conn`` on a dedicated thread; ``settle`` is called on the loop once per batch."""
 
     def __init__(
@@ -79,7 +92,7 @@ class Writer:
         *,
         batch_max: int,
         settle: Callable[[Outcome], None],
-        reread: Reread,
+        reread: dict[str, str],
     ) -> None:
         self._conn = conn
         self._loop = loop
@@ -90,7 +103,7 @@ class Writer:
         self._stopped: asyncio.Future[None] = loop.create_future()
         self._thread = threading.Thread(target=self._main, name="relayd-store-writer", daemon=True)
 
-    def start(self) -> None:
+    async def start(self) -> None:
         self._thread.start()
 
     def submit(self, op: Op) -> None:
@@ -133,36 +146,14 @@ class Writer:
         return batch, True
 
     def _execute(self, batch: list[Op]) -> Outcome:
-        conn = self._conn
-        try:
-            conn.execute("BEGIN")  # deferred: relayd is the only writer (the lock), so nothing to wait for
-            results = [_plain(op.run(conn)) for op in batch]
-            conn.execute("COMMIT")
-        except Exception as exc:  # any failure fails the batch; the thread must survive it
-            self._rollback()
-            return Outcome(batch, error=exc, on_disk=self._read_back(batch))
-        return Outcome(batch, results=results)
-
-    def _rollback(self) -> None:
-        with contextlib.suppress(sqlite3.Error):
-            if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
-
-    def _read_back(self, batch: list[Op]) -> dict[tuple[str, str], Any] | None:
-        keys = {(t.table, t.key) for op in batch for t in op.touches}
-        try:
-            return {k: self._reread(self._conn, k[0], k[1]) for k in keys}
-        except Exception:  # the loop falls back to the values it remembers
-            return None
+        reply = run_batch(self._conn, [op.call for op in batch], self._reread)
+        if reply[0] == "ok":
+            return Outcome(batch, results=reply[1])
+        return Outcome(batch, error=reply[1], on_disk=reply[2])
 
     def _post(self, callback: Callable[[Any], None], arg: Any) -> None:
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is left to tell
             self._loop.call_soon_threadsafe(callback, arg)
-
-
-def _plain(result: Any) -> Any:
-    """Never let a cursor cross to the loop thread: freeing it there would race with this thread's use of conn."""
-    return None if isinstance(result, sqlite3.Cursor) else result
 
 
 def _resolve_stopped(future: asyncio.Future[None]) -> None:
@@ -177,7 +168,8 @@ def resolve(outcome: Outcome, error: BaseException | None) -> None:
         if fut is None or fut.done():
             continue
         if error is None:
-            fut.set_result(outcome.results[index])
+            result = outcome.results[index]
+            fut.set_result(op.convert(result) if op.convert is not None else result)
         elif op.barrier:
             fut.set_result(False)
         else:

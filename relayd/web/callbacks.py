@@ -31,6 +31,7 @@ import structlog
 from aiohttp import web
 
 from relayd.ids import ScheduleId, SegmentKey, TaskId
+from relayd.logs import debug_enabled
 from relayd.metrics import Metrics
 from relayd.store import Event, SegmentRecord
 from relayd.web.errors import BadRequest, Forbidden, PayloadTooLarge, WebError
@@ -121,7 +122,8 @@ class CallbackReceiver:
             return "duplicate"
         if unknown_task:
             log.info("callback_unknown_task", segment_key=segment.key, task_id=notice.task_id)
-        log.debug("callback_received", segment_key=segment.key, task_id=notice.task_id, callback_event=notice.event)
+        if debug_enabled():  # every accepted callback: keep the hot path free of a logger bind when it is off
+            log.debug("callback_received", segment_key=segment.key, task_id=notice.task_id, callback_event=notice.event)
         self._hint(segment.schedule_id, segment.key, notice)
         return "unknown_task" if unknown_task else "accepted"
 

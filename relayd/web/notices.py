@@ -137,9 +137,15 @@ def event_from_status(value: Any) -> CallbackEvent | None:
 def _event(fields: Mapping[str, Any]) -> CallbackEvent:
     # An explicit event name says what happened; a status only says where the task is now. A numeric "Type" is
     # the task's live/VOD type, not an event, so integers count only under the status keys.
-    candidates = [event_from_word(fields.get(key)) for key in _EVENT_KEYS]
-    candidates += [event_from_status(fields.get(key)) for key in _STATUS_KEYS]
-    return next((event for event in candidates if event is not None), CallbackEvent.UNKNOWN)
+    for key in _EVENT_KEYS:
+        value = fields.get(key)
+        if value is not None and (event := event_from_word(value)) is not None:
+            return event
+    for key in _STATUS_KEYS:
+        value = fields.get(key)
+        if value is not None and (event := event_from_status(value)) is not None:
+            return event
+    return CallbackEvent.UNKNOWN
 
 
 def parse_time(value: Any) -> float | None:

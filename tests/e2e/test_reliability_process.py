@@ -180,8 +180,8 @@ async def test_disk_full_and_read_only_state_are_reported_and_nothing_is_corrupt
     async with running_daemon(settings) as daemon:
         store = daemon.store
         # Disk full: the file may not grow, and a large callback body needs new pages.
-        pages = await store._run_in_writer(lambda c: c.execute("PRAGMA page_count").fetchone()[0])
-        await store._run_in_writer(lambda c: c.execute(f"PRAGMA max_page_count = {pages}").fetchone())
+        pages = (await store._run_sql("PRAGMA page_count"))[0][0]
+        await store._run_sql(f"PRAGMA max_page_count = {pages}")
         record = store.segment(SegmentKey("disk.0"))
         assert record is not None
         url = _callback(daemon, "disk.0")
@@ -194,18 +194,18 @@ async def test_disk_full_and_read_only_state_are_reported_and_nothing_is_corrupt
                     break
         assert statuses[-1] >= 500  # not recorded, so not acknowledged: the platform will deliver it again
         await _unhealthy(daemon, "disk is full")
-        await store._run_in_writer(lambda c: c.execute("PRAGMA max_page_count = 1073741823").fetchone())
+        await store._run_sql("PRAGMA max_page_count = 1073741823")
         await store.add_event(Event(ts=time.time(), kind="probe"))
         assert store.healthy and (await _readyz(daemon))[0] == 200
 
         # Read-only: a new schedule arrives; relayd must not create its task without first recording the intent.
-        await store._run_in_writer(lambda c: c.execute("PRAGMA query_only = 1"))
+        await store._run_sql("PRAGMA query_only = 1")
         _schedules(tmp_path, live_schedule("disk", now - 10, now + 60) + live_schedule("ro", now - 10, now + 60))
         await daemon.reload()
         await _unhealthy(daemon, "readonly database")
         await daemon.queue.drained()
         assert [t for t in _owned(emu) if t["DstAddr"].endswith("/ro")] == []
-        await store._run_in_writer(lambda c: c.execute("PRAGMA query_only = 0"))
+        await store._run_sql("PRAGMA query_only = 0")
         daemon.queue.submit_many(["ro"])  # the periodic resync would do this within resync_interval
         await wait_for(
             lambda: [t for t in _owned(emu) if t["DstAddr"].endswith("/ro")] != [], 15, what="ro created after recovery"

@@ -27,6 +27,7 @@ from relayd.store import (
     StoreLockedError,
     StoreWriteError,
 )
+from relayd.store.core import WriterKind
 
 
 class Clock:
@@ -63,20 +64,28 @@ def clock() -> Clock:
     return Clock()
 
 
+@pytest.fixture(params=["process", "thread"])
+def writer(request: pytest.FixtureRequest) -> WriterKind:
+    kind: WriterKind = request.param
+    return kind
+
+
 @pytest.fixture
-async def store(state_path: Path, clock: Clock) -> AsyncIterator[Store]:
-    s = await Store.open(state_path, clock=clock)
+async def store(state_path: Path, clock: Clock, writer: WriterKind) -> AsyncIterator[Store]:
+    s = await Store.open(state_path, clock=clock, writer=writer)
     yield s
     await s.close()
 
 
 async def reopen(store: Store, clock: Clock | None = None) -> Store:
     await store.close()
-    return await Store.open(store.path, clock=clock or Clock())
+    return await Store.open(store.path, clock=clock or Clock(), writer=store.writer_kind)
 
 
 class WriterGate:
-    """Holds the writer thread inside one op so the test decides exactly what lands in the next batches."""
+    """Holds the writer thread inside one op so the test decides exactly what lands in the next batches.
+
+    Thread writer only: batches run the same code (``batch.run_batch``) in the writer process."""
 
     def __init__(self) -> None:
         self.entered = threading.Event()
@@ -208,7 +217,7 @@ async def test_duplicate_events_are_recorded_exactly_once_under_concurrency(stor
 
 
 async def test_queued_writes_share_commits(state_path: Path) -> None:
-    store = await Store.open(state_path, batch_max=1000)
+    store = await Store.open(state_path, batch_max=1000, writer="thread")
     try:
         gate = WriterGate()
         held = await gate.close_on(store)
@@ -244,11 +253,12 @@ async def test_flush_waits_for_unawaited_writes(store: Store) -> None:
 # -- failures --------------------------------------------------------------------------------------------------------
 
 
-async def test_disk_full_fails_the_whole_batch_and_memory_matches_disk(store: Store) -> None:
+async def test_disk_full_fails_the_whole_batch_and_memory_matches_disk(state_path: Path) -> None:
+    store = await Store.open(state_path, clock=Clock(), writer="thread")
     original = seg("a")
     await store.put(original)
-    pages = await store._run_in_writer(lambda c: c.execute("PRAGMA page_count").fetchone()[0])
-    await store._run_in_writer(lambda c: c.execute(f"PRAGMA max_page_count = {pages}").fetchone())
+    pages = (await store._run_sql("PRAGMA page_count"))[0][0]
+    await store._run_sql(f"PRAGMA max_page_count = {pages}")
 
     gate = WriterGate()
     held = await gate.close_on(store)
@@ -272,7 +282,7 @@ async def test_disk_full_fails_the_whole_batch_and_memory_matches_disk(store: St
     await store.flush()
     assert not store.healthy  # an empty commit is no evidence of recovery
 
-    await store._run_in_writer(lambda c: c.execute("PRAGMA max_page_count = 1073741823").fetchone())
+    await store._run_sql("PRAGMA max_page_count = 1073741823")
     assert store.healthy
     await store.put(seg("c"))
     assert await store.count_events() == 0
@@ -287,19 +297,19 @@ async def test_disk_full_fails_the_whole_batch_and_memory_matches_disk(store: St
 async def test_read_only_database_surfaces_and_recovers(store: Store) -> None:
     # Root ignores file permissions, so a chmod would not make the file read-only in CI; query_only makes SQLite
     # refuse writes with the same error a read-only file or mount gives.
-    await store._run_in_writer(lambda c: c.execute("PRAGMA query_only = 1"))
+    await store._run_sql("PRAGMA query_only = 1")
     with pytest.raises(StoreWriteError, match="readonly database — check that the relayd user can write"):
         await store.set_meta("k", "v")
     assert store.meta("k") is None
     assert not store.healthy
     assert store.last_error is not None and str(store.path) in store.last_error
-    await store._run_in_writer(lambda c: c.execute("PRAGMA query_only = 0"))
+    await store._run_sql("PRAGMA query_only = 0")
     await store.set_meta("k", "v2")
     assert store.healthy and store.meta("k") == "v2"
 
 
 async def test_failed_batch_does_not_undo_a_later_write_of_the_same_key(state_path: Path) -> None:
-    store = await Store.open(state_path, batch_max=2)
+    store = await Store.open(state_path, batch_max=2, writer="thread")
     try:
         await store.put(seg("a"))
         gate = WriterGate()
@@ -319,11 +329,11 @@ async def test_failed_batch_does_not_undo_a_later_write_of_the_same_key(state_pa
 
 
 async def test_unawaited_event_failure_is_reported_on_its_future(store: Store) -> None:
-    await store._run_in_writer(lambda c: c.execute("PRAGMA query_only = 1"))
+    await store._run_sql("PRAGMA query_only = 1")
     future = store.add_event_nowait(Event(ts=1.0, kind="callback"))
     await store.flush()
     assert isinstance(future.exception(), StoreWriteError)
-    await store._run_in_writer(lambda c: c.execute("PRAGMA query_only = 0"))
+    await store._run_sql("PRAGMA query_only = 0")
 
 
 async def test_writes_after_close_are_refused(store: Store) -> None:

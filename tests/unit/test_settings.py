@@ -50,7 +50,7 @@ def test_defaults_are_the_documented_ones() -> None:
     assert (s.restart_max_attempts, s.restart_backoff_base, s.restart_backoff_factor) == (8, 5, 2.0)
     assert (s.restart_backoff_cap, s.stable_after) == (600, 600)
     assert (s.write_qps, s.list_qps, s.api_timeout, s.api_max_attempts, s.api_deadline) == (10, 15, 10, 5, 60)
-    assert (s.namespace, s.log_level, s.log_format) == ("relayd", "info", "auto")
+    assert (s.namespace, s.log_level, s.log_format, s.state_writer) == ("relayd", "info", "auto", "process")
     assert s.access_key is s.secret_key is s.public_url is s.api_token is s.callback_secret is None
     assert set(s.sources().values()) == {"default"}
     assert s.config_file is None
@@ -163,6 +163,7 @@ def test_secret_values_never_appear_in_errors(tmp_path: Path) -> None:
         ("namespace", "muchtoolongname"),
         ("log_level", "verbose"),
         ("log_format", "xml"),
+        ("state_writer", "fork"),
         ("resync_interval", "0s"),
         ("prepare_ahead", "soon"),
         ("restart_backoff_factor", 0.5),
@@ -182,6 +183,10 @@ def test_invalid_values_are_rejected(key: str, value: object) -> None:
 )
 def test_cross_field_rules(overrides: dict[str, object], names: str) -> None:
     assert names in problems_of(**overrides)
+
+
+def test_state_writer_accepts_either_kind_in_any_case() -> None:
+    assert load_settings(state_writer="THREAD").state_writer == "thread"
 
 
 def test_accepted_variants() -> None:

@@ -1,0 +1,274 @@
+"""What runs inside one write transaction, and the writer *process* that runs it outside the daemon's GIL.
+
+Standard library only, on purpose: this file is also executed as a script (``python -I batch.py``) to become the
+store's writer process, and it must start in a few milliseconds without importing relayd's dependencies.
+
+Why a process (see ``writer_process.py`` for the loop side): a writer *thread* shares the GIL with the event loop.
+SQLite releases the GIL around every statement and takes it back afterwards; while the loop is busy with a large
+reconcile, each take-back waits up to a switch interval (5 ms), so one commit of a few statements stalled callback
+answers by tens of milliseconds. A process has its own interpreter: the loop only pickles the operations and reads
+the replies from a pipe.
+
+A write is data, not code, so it can cross the pipe: ``(verb, args)`` where ``verb`` names one of ``VERBS``. A
+batch runs all its calls in one transaction: all commit, or the transaction is rolled back, every call fails with
+the same error, and the rows the batch touched are read back so the loop can put its cache back to what is on disk.
+
+Wire format, both directions: a 4-byte big-endian length, then a pickle. The pipe is private to the daemon and its
+child, so pickle is safe here.
+
+* daemon -> child, first frame: ``(pragmas, reread)`` (a ``Hello``); then one frame per flush: a list of
+  ``(verb, args, touches)`` (a ``Call``). Only builtins and sqlite3 types cross the pipe: the child runs this file
+  as ``__main__`` and cannot import relayd.
+* child -> daemon, on a pipe of its own (its fd is the third argument; stdout stays the daemon's): first
+  ``("ready", sqlite_version)`` or ``("fatal", exception)``; then one reply per transaction: ``("ok", n, results)``
+  or ``("err", n, exception, rows_on_disk)`` for the next ``n`` calls in order.
+
+The child commits everything it has received and exits when its stdin closes (the daemon closed the store, or the
+daemon died — then the last frames it wrote still land). It ignores SIGINT and SIGTERM: a Ctrl-C in a terminal or
+systemd's stop signal to the whole unit must not kill it before the daemon's own shutdown has flushed.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import select
+import signal
+import sqlite3
+import struct
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+_HEADER = struct.Struct(">I")
+READ_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One write operation as data: ``VERBS[verb](conn, *args)``; ``touches`` name the cached rows it changes."""
+
+    verb: str
+    args: tuple[Any, ...] = ()
+    touches: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    """The child's set-up: connection pragmas to run, and how to read back one cached row per table."""
+
+    pragmas: tuple[str, ...]
+    reread: dict[str, str]
+    """table -> ``SELECT ... WHERE <key> = ?``, one row or none."""
+
+
+def _noop(conn: sqlite3.Connection) -> None:
+    return None
+
+
+def _execute(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> int:
+    # Results are plain values: a cursor must never cross to the loop thread (freeing it there would race with
+    # this connection's use on the writer thread) and cannot be pickled for the pipe anyway.
+    return int(conn.execute(sql, params).rowcount)
+
+
+def _executemany(conn: sqlite3.Connection, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+    return int(conn.executemany(sql, rows).rowcount)
+
+
+def _fetchall(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    return [tuple(row) for row in conn.execute(sql, params).fetchall()]
+
+
+VERBS: dict[str, Callable[..., Any]] = {
+    "noop": _noop,
+    "execute": _execute,
+    "executemany": _executemany,
+    "fetchall": _fetchall,
+}
+
+Reply = tuple[Any, ...]
+"""``("ok", results)`` or ``("err", exception, rows_on_disk)``; the process adds the call count."""
+
+
+def run_batch(
+    conn: sqlite3.Connection,
+    calls: Sequence[Call | Callable[[sqlite3.Connection], Any]],
+    reread: dict[str, str],
+) -> Reply:
+    """Run ``calls`` in one transaction. A plain callable (the thread writer's test hook) is called with ``conn``."""
+    try:
+        conn.execute("BEGIN")  # deferred: relayd is the only writer (the lock), so nothing to wait for
+        results = [VERBS[c.verb](conn, *c.args) if isinstance(c, Call) else _plain(c(conn)) for c in calls]
+        conn.execute("COMMIT")
+    except Exception as exc:  # any failure fails the batch; the writer must survive it
+        _rollback(conn)
+        return ("err", exc, read_back(conn, calls, reread))
+    return ("ok", results)
+
+
+def _plain(result: Any) -> Any:
+    """Never let a cursor cross to the loop thread: freeing it there would race with the writer's use of conn."""
+    return None if isinstance(result, sqlite3.Cursor) else result
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    try:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+    except sqlite3.Error:
+        pass
+
+
+def read_back(
+    conn: sqlite3.Connection, calls: Sequence[Call | Callable[[sqlite3.Connection], Any]], reread: dict[str, str]
+) -> dict[tuple[str, str], tuple[Any, ...] | None] | None:
+    """The current row (None: no row) of every entry the calls touched; None if the disk cannot be read."""
+    keys = {key for c in calls if isinstance(c, Call) for key in c.touches}
+    try:
+        return {(table, key): _one(conn.execute(reread[table], (key,)).fetchone()) for table, key in keys}
+    except Exception:  # the loop falls back to the values it remembers
+        return None
+
+
+def _one(row: Sequence[Any] | None) -> tuple[Any, ...] | None:
+    return None if row is None else tuple(row)
+
+
+def connect(path: str, pragmas: Sequence[str]) -> sqlite3.Connection:
+    """The writer connection: autocommit mode (transactions are explicit), then ``pragmas`` in order."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    for pragma in pragmas:
+        conn.execute(pragma).fetchall()
+    return conn
+
+
+# -- framing -------------------------------------------------------------------------------------------------------
+
+
+def frame(obj: Any) -> bytes:
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    return _HEADER.pack(len(data)) + data
+
+
+class Frames:
+    """Splits a byte stream into unpickled frames."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[Any]:
+        self._buffer += data
+        out: list[Any] = []
+        while len(self._buffer) >= _HEADER.size:
+            (size,) = _HEADER.unpack_from(self._buffer)
+            end = _HEADER.size + size
+            if len(self._buffer) < end:
+                break
+            out.append(pickle.loads(self._buffer[_HEADER.size : end]))  # noqa: S301 - our own pipe, see docstring
+            del self._buffer[:end]
+        return out
+
+
+# -- the process -----------------------------------------------------------------------------------------------------
+
+
+class _Child:
+    def __init__(  # noqa: PLR0917 - private, one call site
+        self, conn: sqlite3.Connection, hello: Hello, batch_max: int, stdin: int, stdout: int, frames: Frames
+    ) -> None:
+        self._conn = conn
+        self._hello = hello
+        self._batch_max = batch_max
+        self._stdin = stdin
+        self._stdout: int | None = stdout
+        self._frames = frames  # it may already hold the start of the next frame
+        self.pending: list[list[tuple[Any, ...]]] = []
+        self._eof = False
+
+    def serve(self) -> None:
+        while self._fill():
+            batch: list[Call] = []
+            while self.pending and (not batch or len(batch) + len(self.pending[0]) <= self._batch_max):
+                batch.extend(Call(*call) for call in self.pending.pop(0))
+            reply = run_batch(self._conn, batch, self._hello.reread)
+            if reply[0] == "ok":
+                self._reply(("ok", len(batch), reply[1]))
+            else:
+                self._reply(("err", len(batch), picklable(reply[1]), reply[2]))
+
+    def _reply(self, message: tuple[Any, ...]) -> None:
+        if self._stdout is None:
+            return
+        try:
+            _write(self._stdout, frame(message))
+        except BrokenPipeError:  # the daemon is gone: nobody to tell, but keep committing what it sent
+            self._stdout = None
+
+    def _fill(self) -> bool:
+        """Block for at least one frame, then take whatever else is already in the pipe. False at EOF with nothing."""
+        while not self.pending and not self._eof:
+            self._read()
+        while not self._eof and select.select([self._stdin], [], [], 0)[0]:
+            self._read()
+        return bool(self.pending)
+
+    def _read(self) -> None:
+        data = os.read(self._stdin, READ_CHUNK)
+        if not data:
+            self._eof = True
+            return
+        self.pending.extend(self._frames.feed(data))
+
+    def take(self, frames: list[Any]) -> None:
+        self.pending.extend(frames)
+
+
+def picklable(exc: BaseException) -> BaseException:
+    """``exc``, or a plain sqlite3 error with its message if ``exc`` would not survive pickling."""
+    try:
+        pickle.loads(pickle.dumps(exc))  # noqa: S301 - our own bytes
+    except Exception:
+        return sqlite3.OperationalError(str(exc) or type(exc).__name__)
+    return exc
+
+
+def _write(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def main(argv: Sequence[str]) -> int:
+    """``batch.py <state file> <batch_max> <reply fd>``: serve write batches from stdin until it closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    path, batch_max, stdout = argv[0], int(argv[1]), int(argv[2])
+    stdin = sys.stdin.fileno()
+    frames = Frames()
+    first: list[Any] = []
+    while not first:
+        data = os.read(stdin, READ_CHUNK)
+        if not data:
+            return 0
+        first = frames.feed(data)
+    setup = Hello(*first[0])
+    try:
+        conn = connect(path, setup.pragmas)
+    except Exception as exc:
+        _write(stdout, frame(("fatal", picklable(exc))))
+        return 1
+    _write(stdout, frame(("ready", sqlite3.sqlite_version)))
+    child = _Child(conn, setup, max(1, batch_max), stdin, stdout, frames)
+    child.take(first[1:])
+    try:
+        child.serve()
+    finally:
+        conn.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
