@@ -37,7 +37,7 @@ import signal
 import sqlite3
 import struct
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,7 +125,13 @@ def read_back(
     conn: sqlite3.Connection, calls: Sequence[Call | Callable[[sqlite3.Connection], Any]], reread: dict[str, str]
 ) -> dict[tuple[str, str], tuple[Any, ...] | None] | None:
     """The current row (None: no row) of every entry the calls touched; None if the disk cannot be read."""
-    keys = {key for c in calls if isinstance(c, Call) for key in c.touches}
+    return read_rows(conn, {key for c in calls if isinstance(c, Call) for key in c.touches}, reread)
+
+
+def read_rows(
+    conn: sqlite3.Connection, keys: Iterable[tuple[str, str]], reread: dict[str, str]
+) -> dict[tuple[str, str], tuple[Any, ...] | None] | None:
+    """The current row (None: no row) of each (table, key) by ``reread[table]``; None if the disk cannot be read."""
     try:
         return {(table, key): _one(conn.execute(reread[table], (key,)).fetchone()) for table, key in keys}
     except Exception:  # the loop falls back to the values it remembers

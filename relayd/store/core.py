@@ -32,7 +32,7 @@ from typing import Any, Literal
 import structlog
 
 from relayd.ids import ScheduleId, SegmentKey, TaskId
-from relayd.store import schema
+from relayd.store import batch, schema
 from relayd.store.batch import Call, Hello
 from relayd.store.cache import DictCache, SegmentCache
 from relayd.store.errors import StoreError, explain, open_error, write_error
@@ -377,10 +377,7 @@ class Store:
     def _read_rows(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[Any, ...] | None] | None:
         """Blocking: the on-disk rows of these cache entries, through the read-only connection (None: unreadable)."""
         with self._reader_lock:
-            try:
-                return schema.read_rows(self._reader, keys)
-            except sqlite3.Error:
-                return None
+            return batch.read_rows(self._reader, keys, schema.REREAD)
 
     async def _run_sql(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Run one statement on the writer connection inside a batch (tests use it to simulate a full disk)."""

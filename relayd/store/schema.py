@@ -263,12 +263,3 @@ def entry_from_row(table: str, row: Sequence[Any] | None) -> Any:
 def read_entry(conn: sqlite3.Connection, table: str, key: str) -> Any:
     """The current disk value of one cached entry, or ``ABSENT`` when there is no row."""
     return entry_from_row(table, conn.execute(REREAD[table], (key,)).fetchone())
-
-
-def read_rows(conn: sqlite3.Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[Any, ...] | None]:
-    """The raw ``REREAD`` rows of these entries (None: no row)."""
-    out: dict[tuple[str, str], tuple[Any, ...] | None] = {}
-    for table, key in keys:
-        row = conn.execute(REREAD[table], (key,)).fetchone()
-        out[(table, key)] = None if row is None else tuple(row)
-    return out
