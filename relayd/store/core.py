@@ -33,7 +33,7 @@ import structlog
 
 from relayd.ids import ScheduleId, SegmentKey, TaskId
 from relayd.store import batch, schema
-from relayd.store.batch import Call, Hello
+from relayd.store.batch import Call, Checkpointer, Hello
 from relayd.store.cache import DictCache, SegmentCache
 from relayd.store.errors import StoreError, explain, open_error, write_error
 from relayd.store.locking import FileLock
@@ -93,9 +93,11 @@ class Store:
         self._writer: Writer
         self.writer_kind: WriterKind = "thread" if opened.conn is not None else "process"
         if opened.conn is not None:
+            checkpointer = Checkpointer(lambda: schema.connect(path, synchronous=synchronous))
             self._writer = ThreadWriter(
-                opened.conn, loop, batch_max=batch_max, settle=self._settle, reread=schema.REREAD
-            )
+                opened.conn, loop, batch_max=batch_max, settle=self._settle, reread=schema.REREAD,
+                checkpointer=checkpointer,
+            )  # fmt: skip
         else:
             hello = Hello(schema.writer_pragmas(synchronous), schema.REREAD)
             self._writer = ProcessWriter(
@@ -234,13 +236,12 @@ class Store:
 
     async def add_event(self, event: Event) -> bool:
         """Append to the history; False (and no new row) when ``dedupe_key`` is already present."""
-        result: bool = await self.add_event_nowait(event)
+        result: bool = await self._submit_nowait(_event_op(event))  # awaited: no _retrieve (the callback hot path)
         return result
 
     def add_event_nowait(self, event: Event) -> asyncio.Future[bool]:
         """Queue an event; the future resolves after its commit. Failures are logged even if nobody awaits."""
-        row = schema.event_row(event)
-        future = self._submit_nowait(_op("execute", schema.INSERT_EVENT, row, convert=_inserted))
+        future = self._submit_nowait(_event_op(event))
         future.add_done_callback(_retrieve)
         return future
 
@@ -397,6 +398,10 @@ _PRUNE_EVENTS = "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE ts 
 def _op(verb: str, *args: Any, touches: tuple[Touch, ...] = (), convert: Callable[[Any], Any] | None = None) -> Op:
     keys = tuple((t.table, t.key) for t in touches)
     return Op(Call(verb, args, keys), touches=touches, convert=convert)
+
+
+def _event_op(event: Event) -> Op:
+    return _op("execute", schema.INSERT_EVENT, schema.event_row(event), convert=_inserted)
 
 
 def _inserted(rowcount: int) -> bool:

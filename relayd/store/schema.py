@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from relayd.ids import ScheduleId, SegmentKey, TaskId
+from relayd.store.batch import BACKSTOP_PAGES
 from relayd.store.errors import StoreError
 from relayd.store.records import AppliedSchedule, Event, SegmentRecord, SegmentState
 from relayd.store.writer import ABSENT
@@ -95,6 +96,7 @@ def connect(path: Path, *, synchronous: str, read_only: bool = False) -> sqlite3
     if str(mode).lower() != "wal":
         raise sqlite3.OperationalError(f"cannot switch to WAL journal mode (got {mode})")
     conn.execute(f"PRAGMA synchronous = {synchronous}")
+    conn.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}")  # the writers checkpoint in the background
     return conn
 
 
@@ -104,6 +106,7 @@ def writer_pragmas(synchronous: str) -> tuple[str, ...]:
         f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}",
         "PRAGMA journal_mode = WAL",
         f"PRAGMA synchronous = {synchronous}",
+        f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}",
     )
 
 

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from relayd.store.batch import Call, run_batch
+from relayd.store.batch import Call, Checkpointer, run_batch
 
 ABSENT: Any = object()
 """Cache value meaning "no entry" (a removal, or a key not on disk)."""
@@ -93,8 +93,10 @@ class ThreadWriter:
         batch_max: int,
         settle: Callable[[Outcome], None],
         reread: dict[str, str],
+        checkpointer: Checkpointer,
     ) -> None:
         self._conn = conn
+        self._checkpointer = checkpointer
         self._loop = loop
         self._batch_max = max(1, batch_max)
         self._settle = settle
@@ -104,6 +106,7 @@ class ThreadWriter:
         self._thread = threading.Thread(target=self._main, name="relayd-store-writer", daemon=True)
 
     async def start(self) -> None:
+        self._checkpointer.start()
         self._thread.start()
 
     def submit(self, op: Op) -> None:
@@ -119,6 +122,7 @@ class ThreadWriter:
             while self._serve_one_batch():
                 pass
         finally:
+            self._checkpointer.stop()
             with contextlib.suppress(sqlite3.Error):
                 self._conn.close()
             self._post(_resolve_stopped, self._stopped)
@@ -148,6 +152,7 @@ class ThreadWriter:
     def _execute(self, batch: list[Op]) -> Outcome:
         reply = run_batch(self._conn, [op.call for op in batch], self._reread)
         if reply[0] == "ok":
+            self._checkpointer.committed()
             return Outcome(batch, results=reply[1])
         return Outcome(batch, error=reply[1], on_disk=reply[2])
 
