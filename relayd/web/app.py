@@ -1,9 +1,9 @@
 """The aiohttp application and its server lifecycle.
 
-``build_app`` wires the routes (callbacks, status API, health, metrics) and two middlewares: the error mapping —
-the one place where exceptions become HTTP statuses, with JSON bodies and no tracebacks — and the bearer token
-on ``/v1/*`` (callbacks excepted: their URL carries a mac instead). ``WebServer`` starts it on the daemon's event
-loop and stops it gracefully; the daemon enters it into its ``AsyncExitStack``.
+``build_app`` wires the routes (callbacks, status API, health, metrics) and one middleware that does two things:
+the bearer token on ``/v1/*`` (callbacks excepted: their URL carries a mac instead), and the error mapping — the
+one place where exceptions become HTTP statuses, with JSON bodies and no tracebacks. ``WebServer`` starts it on the
+daemon's event loop and stops it gracefully; the daemon enters it into its ``AsyncExitStack``.
 
 Nothing here logs request paths: a callback path contains its mac, which is a credential. aiohttp's access log is
 therefore off; the handlers log stable events with the segment key instead.
@@ -16,10 +16,11 @@ from types import TracebackType
 
 import structlog
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from relayd.metrics import Metrics
 from relayd.web.api import StatusApi
-from relayd.web.auth import Handler, token_middleware
+from relayd.web.auth import Handler, check_token, needs_token
 from relayd.web.callbacks import MAX_BODY_BYTES, CallbackAuth, CallbackReceiver
 from relayd.web.errors import WebError
 from relayd.web.health import Health
@@ -40,22 +41,32 @@ def _route_of(request: web.Request) -> str:
     return resource.canonical if resource is not None else "unmatched"
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Map every error to a JSON response: WebError by its status, aiohttp's own 4xx/5xx, anything else 500."""
-    try:
-        return await handler(request)
-    except WebError as e:
-        return error_body(e.status, e.code, e.message)
-    except web.HTTPException as e:
-        if e.status < 400:
+def http_middleware(api_token: str | None) -> Middleware:
+    """The one middleware: the bearer token on protected paths, then every error mapped to a JSON response.
+
+    WebError by its status, aiohttp's own 4xx/5xx (404, 405, 413) by theirs, anything else 500 with the traceback
+    logged and not sent. One coroutine layer rather than one per concern: callbacks pass through it on the hot path.
+    """
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            if needs_token(request.path):
+                check_token(api_token, request.headers.get("Authorization"))
+            return await handler(request)
+        except WebError as e:
+            return error_body(e.status, e.code, e.message)
+        except web.HTTPException as e:
+            if e.status < 400:
+                raise
+            return error_body(e.status, (e.reason or "error").lower().replace(" ", "_"), e.reason or "error")
+        except asyncio.CancelledError:
             raise
-        return error_body(e.status, (e.reason or "error").lower().replace(" ", "_"), e.reason or "error")
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        log.exception("http_handler_failed", route=_route_of(request), method=request.method)
-        return error_body(500, "internal", "internal error")
+        except Exception:
+            log.exception("http_handler_failed", route=_route_of(request), method=request.method)
+            return error_body(500, "internal", "internal error")
+
+    return middleware
 
 
 def build_app(
@@ -74,7 +85,7 @@ def build_app(
     """The complete relayd HTTP application. Secrets are passed as plain values and never logged."""
     if not callback_secret:
         raise ValueError("callback_secret must not be empty")
-    app = web.Application(middlewares=[error_middleware, token_middleware(api_token)], client_max_size=max_body)
+    app = web.Application(middlewares=[http_middleware(api_token)], client_max_size=max_body)
     auth = CallbackAuth(callback_secret, callback_auth_key or None, callback_max_age)
     receiver = CallbackReceiver(store=store, auth=auth, metrics=metrics, hint=hint, clock=view.now, max_body=max_body)
     app.router.add_post(CALLBACK_ROUTE, receiver.handle)

@@ -18,7 +18,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from aiohttp import web
-from aiohttp.typedefs import Middleware
 
 from relayd.web.errors import Forbidden, Unauthorized
 
@@ -52,18 +51,6 @@ def check_token(expected: str | None, header: str | None) -> None:
 
 def needs_token(path: str) -> bool:
     return path.startswith(PROTECTED_PREFIX) and not path.startswith(CALLBACK_PREFIX)
-
-
-def token_middleware(api_token: str | None) -> Middleware:
-    """Middleware enforcing the bearer token on protected paths."""
-
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if needs_token(request.path):
-            check_token(api_token, request.headers.get("Authorization"))
-        return await handler(request)
-
-    return middleware
 
 
 def token_file(state_path: Path) -> Path:

@@ -1,6 +1,6 @@
 """Typed HTTP errors raised by handlers and mapped to responses in one place (the app's error middleware).
 
-Handlers never build error responses themselves: they raise one of these, and ``app.error_middleware`` turns it
+Handlers never build error responses themselves: they raise one of these, and ``app.http_middleware`` turns it
 into ``{"error": code, "message": message}`` with the status. Messages are written for the caller and never carry
 secrets or tracebacks.
 """
