@@ -22,6 +22,7 @@ from typing import Any
 
 from relayd.daemon import Daemon
 from relayd.emulator.server import Emulator
+from relayd.schedules.titles import is_relayd_title
 from relayd.settings import Settings, load_settings
 
 Predicate = Callable[[], bool | Awaitable[bool]]
@@ -154,6 +155,18 @@ def chain_on(history: list[dict[str, Any]], dst: str) -> Chain:
 
 def live_tasks(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [t for t in history if t.get("DeletedAt") is None]
+
+
+def owned_tasks(emulator: Emulator) -> list[dict[str, Any]]:
+    """The emulator's current tasks that carry a relayd Title."""
+    return [t for t in emulator.tasks() if is_relayd_title(t["Title"])]
+
+
+def write_schedules(workdir: Path, text: str, name: str = "schedules.toml") -> None:
+    """Write a schedule file into ``workdir/schedules`` (the directory ``settings_for`` points relayd at)."""
+    directory = workdir / "schedules"
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / name).write_text(text)
 
 
 # --- the daemon as a subprocess -------------------------------------------------------------------------------

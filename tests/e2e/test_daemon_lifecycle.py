@@ -15,15 +15,17 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from relayd.store import SegmentState
-from tests.e2e.harness import chain_on, live_schedule, live_tasks, running_daemon, settings_for, wait_for
+from tests.e2e.harness import (
+    chain_on,
+    live_schedule,
+    live_tasks,
+    running_daemon,
+    settings_for,
+    wait_for,
+    write_schedules,
+)
 
 pytestmark = pytest.mark.slow
-
-
-def _write(workdir: Path, text: str, name: str = "test.toml") -> None:
-    directory = workdir / "schedules"
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / name).write_text(text)
 
 
 def _on(history: list[dict[str, Any]], dst: str) -> list[dict[str, Any]]:
@@ -35,7 +37,7 @@ async def test_a_70s_schedule_chains_into_4_tasks_with_zero_gap_and_is_cleaned_u
 ) -> None:
     emu = await emulator(max_task_seconds=20, admin=True)
     start = int(time.time()) + 2
-    _write(tmp_path, live_schedule("chain", start, start + 70))
+    write_schedules(tmp_path, live_schedule("chain", start, start + 70))
     dst = "rtmp://push.test/live/chain"
     async with running_daemon(settings_for(emu, tmp_path, max_task_seconds=20, retention=3)) as daemon:
         await wait_for(lambda: len(_on(emu.history(), dst)) == 4, 90, what="4 chained tasks")
@@ -57,7 +59,7 @@ async def test_a_70s_schedule_chains_into_4_tasks_with_zero_gap_and_is_cleaned_u
 async def test_failures_are_restarted_with_backoff_and_a_lost_cause_ends_failed(emulator: Any, tmp_path: Path) -> None:
     emu = await emulator(max_task_seconds=120, admin=True, callback_retry_delay_s=0.2)
     now = int(time.time())
-    _write(tmp_path, live_schedule("flaky", now, now + 100) + live_schedule("doomed", now, now + 100))
+    write_schedules(tmp_path, live_schedule("flaky", now, now + 100) + live_schedule("doomed", now, now + 100))
     settings = settings_for(
         emu, tmp_path, max_task_seconds=120, restart_backoff_base=1, restart_backoff_cap=2, restart_max_attempts=3
     )
@@ -110,7 +112,7 @@ async def test_edits_adds_and_removals_converge_without_touching_unaffected_task
     emu = await emulator(max_task_seconds=40, admin=True)
     now = int(time.time())
     keep = live_schedule("keep", now, now + 120)
-    _write(tmp_path, keep + live_schedule("edit", now + 60, now + 130) + live_schedule("drop", now, now + 120))
+    write_schedules(tmp_path, keep + live_schedule("edit", now + 60, now + 130) + live_schedule("drop", now, now + 120))
     async with running_daemon(settings_for(emu, tmp_path, max_task_seconds=40, prepare_ahead=200)) as daemon:
         before = {t["Title"]: t for t in emu.tasks()}
         keep_ids = {r.task_id for r in daemon.store.segments("keep")}
@@ -118,7 +120,7 @@ async def test_edits_adds_and_removals_converge_without_touching_unaffected_task
         last_id = max(e.id or 0 for e in await daemon.store.events(limit=1000))
         edited = live_schedule("edit", now + 60, now + 150, dst="rtmp://push.test/live/edited")
         added = live_schedule("added", now, now + 60)
-        _write(tmp_path, keep + edited + added)
+        write_schedules(tmp_path, keep + edited + added)
         await daemon.reload()
         await daemon.queue.drained()
 
@@ -145,12 +147,12 @@ async def test_a_broken_file_keeps_its_last_good_version_across_reloads_and_rest
 ) -> None:
     emu = await emulator(max_task_seconds=60)
     now = int(time.time())
-    _write(tmp_path, live_schedule("steady", now, now + 100), name="steady.toml")
+    write_schedules(tmp_path, live_schedule("steady", now, now + 100), name="steady.toml")
     settings = settings_for(emu, tmp_path, max_task_seconds=60, prepare_ahead=120)
     async with running_daemon(settings) as daemon:
         tasks = {t["TaskId"] for t in emu.tasks()}
         assert len(tasks) == 2
-        _write(tmp_path, "[[schedule]]\nid = 'steady'\nsource = \n", name="steady.toml")  # a syntax error
+        write_schedules(tmp_path, "[[schedule]]\nid = 'steady'\nsource = \n", name="steady.toml")  # a syntax error
         await daemon.reload()
         await daemon.queue.drained()
         assert "steady" in daemon.engine.schedules

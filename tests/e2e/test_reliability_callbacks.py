@@ -26,17 +26,12 @@ from relayd.store import SegmentState
 from relayd.web.signing import callback_url, sign_for
 from tests.e2e import invariants as inv
 from tests.e2e.conftest import Monitor, examples, record_accepted_callbacks, timing_of
-from tests.e2e.harness import live_schedule, running_daemon, settings_for, wait_for
+from tests.e2e.harness import live_schedule, running_daemon, settings_for, wait_for, write_schedules
 
 pytestmark = pytest.mark.slow
 
 AUTH_KEY = "cb-auth-key-for-tests"
 CAP = 30
-
-
-def _write(workdir: Path, text: str) -> None:
-    (workdir / "schedules").mkdir(parents=True, exist_ok=True)
-    (workdir / "schedules" / "callbacks.toml").write_text(text)
 
 
 def _url(daemon: Daemon, key: str) -> str:
@@ -70,7 +65,7 @@ async def test_callback_faults_never_lose_a_failure_nor_record_one_twice(
     now = int(time.time())
     # 60 s windows started in the past: each schedule's running segment (index 1) has 25 s left.
     ids = ["ok1", "ok2", "flaky", "doomed"]
-    _write(tmp_path, "".join(live_schedule(sid, now - 35, now + 25) for sid in ids))
+    write_schedules(tmp_path, "".join(live_schedule(sid, now - 35, now + 25) for sid in ids))
     emu.set_callback_faults(drop_rate=0.5, duplicate_rate=0.5, reorder=True, delay_ms=300)
     settings = settings_for(
         emu, tmp_path, max_task_seconds=CAP, callback_auth_key=AUTH_KEY, resync_interval=3, stable_after=30
@@ -161,7 +156,7 @@ async def test_fuzzed_callback_bodies_get_a_4xx_or_200_and_never_crash_the_daemo
     bodies = examples(_raw, 150)
     emu = await emulator(max_task_seconds=120)
     now = int(time.time())
-    _write(tmp_path, live_schedule("fuzz", now - 30, now + 60))
+    write_schedules(tmp_path, live_schedule("fuzz", now - 30, now + 60))
     async with running_daemon(settings_for(emu, tmp_path, max_task_seconds=120, callback_auth_key=AUTH_KEY)) as daemon:
         url = _url(daemon, "fuzz.0")
         statuses = [await asyncio.to_thread(_post_sync, url, raw) for raw in bodies]

@@ -14,24 +14,14 @@ from typing import Any
 
 import pytest
 
-from relayd.schedules.titles import is_relayd_title
 from tests.e2e import invariants as inv
 from tests.e2e.conftest import Monitor, record_accepted_callbacks, timing_of
-from tests.e2e.harness import live_schedule, running_daemon, settings_for, wait_for
+from tests.e2e.harness import live_schedule, owned_tasks, running_daemon, settings_for, wait_for, write_schedules
 
 pytestmark = pytest.mark.slow
 
 CAP = 6
 SCHEDULES = 6
-
-
-def _write(workdir: Path, text: str) -> None:
-    (workdir / "schedules").mkdir(parents=True, exist_ok=True)
-    (workdir / "schedules" / "faults.toml").write_text(text)
-
-
-def _owned(emu: Any) -> list[dict[str, Any]]:
-    return [t for t in emu.tasks() if is_relayd_title(t["Title"])]
 
 
 async def _secrets(daemon: Any) -> list[str]:
@@ -47,7 +37,7 @@ async def test_platform_faults_on_every_action_keep_the_plan_exact(
     # Windows must last 60 s: start them in the past so only the last five 6 s segments are still to run.
     now = int(time.time())
     start, end = now - 30, now + 30
-    _write(tmp_path, "".join(live_schedule(f"pf{n}", start, end) for n in range(SCHEDULES)))
+    write_schedules(tmp_path, "".join(live_schedule(f"pf{n}", start, end) for n in range(SCHEDULES)))
     # From the first request: 20 % InternalError (HTTP 500) on every action with 30 ms latency, CommonErr with
     # HTTP 200 on a third of the V2 listings, latency spikes of 1.5 s on a fifth of the V1 listings.
     emu.set_fault("*", error_rate=0.2, latency_ms=30)
@@ -71,7 +61,7 @@ async def test_platform_faults_on_every_action_keep_the_plan_exact(
             emu.set_fault("CreatePullToPushTask", error_rate=0.2, latency_ms=400)
             await wait_for(lambda: time.time() > end + 1, 45, what="the windows to end")
             emu.clear_faults()  # cleanup is checked without faults so the wait stays short
-            await wait_for(lambda: not _owned(emu), 30, what="every ended task deleted")
+            await wait_for(lambda: not owned_tasks(emu), 30, what="every ended task deleted")
         history = emu.history()
         secrets = await _secrets(daemon)
         # Snapshot what was answered 200 before reading the history: a delivery accepted after the read would look

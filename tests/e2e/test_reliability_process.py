@@ -21,7 +21,6 @@ import pytest
 from relayd.daemon import Daemon
 from relayd.ids import SegmentKey
 from relayd.schedules.loader import load_dir
-from relayd.schedules.titles import is_relayd_title
 from relayd.store import Event, SegmentState
 from relayd.web.signing import callback_url
 from tests.e2e import invariants as inv
@@ -30,24 +29,17 @@ from tests.e2e.harness import (
     DaemonProcess,
     free_port,
     live_schedule,
+    owned_tasks,
     running_daemon,
     settings_for,
     wait_for,
     write_env_config,
+    write_schedules,
 )
 
 pytestmark = pytest.mark.slow
 
 KILLS = 24
-
-
-def _schedules(workdir: Path, text: str) -> None:
-    (workdir / "schedules").mkdir(parents=True, exist_ok=True)
-    (workdir / "schedules" / "process.toml").write_text(text)
-
-
-def _owned(emu: Any) -> list[dict[str, Any]]:
-    return [t for t in emu.tasks() if is_relayd_title(t["Title"])]
 
 
 def _no_duplicate_ever(history: list[dict[str, Any]]) -> list[str]:
@@ -86,7 +78,7 @@ async def test_sigkill_at_random_moments_never_duplicates_nor_loses_a_task(emula
     emu.set_fault("CreatePullToPushTask", latency_ms=300)
     emu.set_fault("DeletePullToPushTask", latency_ms=300)
     now = int(time.time())
-    _schedules(tmp_path, "".join(live_schedule(f"k{n}", now - 10, now + 170) for n in range(6)))
+    write_schedules(tmp_path, "".join(live_schedule(f"k{n}", now - 10, now + 170) for n in range(6)))
     timing = {"max_task_seconds": 5, "prepare_ahead": 6, "retention": 1, "resync_interval": 5, "horizon": 300}
     config = tmp_path / "relayd.toml"
     write_env_config(
@@ -127,10 +119,10 @@ async def test_sigkill_at_random_moments_never_duplicates_nor_loses_a_task(emula
     plan_timing = inv.Timing(cap=5, prepare_ahead=6, retention=1, slack=3)
 
     def exact() -> bool:
-        return inv.check_exact_plan(_owned(emu), schedules, time.time(), plan_timing) == []
+        return inv.check_exact_plan(owned_tasks(emu), schedules, time.time(), plan_timing) == []
 
     await wait_for(exact, 30, what="the platform to hold exactly the plan")
-    await wait_for(lambda: exact() and any(t["TaskStatus"] == 2 for t in _owned(emu)), 10, what="relaying")
+    await wait_for(lambda: exact() and any(t["TaskStatus"] == 2 for t in owned_tasks(emu)), 10, what="relaying")
     assert proc.terminate() == 0
     history = emu.history()
     assert _no_duplicate_ever(history) == []
@@ -145,12 +137,12 @@ async def test_sigkill_at_random_moments_never_duplicates_nor_loses_a_task(emula
 async def test_platform_restart_delays_work_but_loses_none(emulator: Any, tmp_path: Path) -> None:
     emu = await emulator(max_task_seconds=10, admin=True)
     now = int(time.time())
-    _schedules(tmp_path, "".join(live_schedule(f"r{n}", now - 45, now + 15) for n in range(3)))
+    write_schedules(tmp_path, "".join(live_schedule(f"r{n}", now - 45, now + 15) for n in range(3)))
     port = int(emu.url.rsplit(":", 1)[1])
     settings = settings_for(emu, tmp_path, max_task_seconds=10, resync_interval=2, api_timeout=1, api_deadline=2)
     async with running_daemon(settings) as daemon:
         monitor = Monitor(emu, daemon, timing_of(daemon, slack=3), budget_s=20)
-        before = {t["TaskId"] for t in _owned(emu)}
+        before = {t["TaskId"] for t in owned_tasks(emu)}
         await emu.stop()  # the platform is unreachable across a hand-off …
         await wait_for(lambda: daemon.engine.last_platform_error is not None, 10, what="relayd to notice")
         await emu.start("127.0.0.1", port)  # … and comes back with its tasks
@@ -175,7 +167,7 @@ async def test_disk_full_and_read_only_state_are_reported_and_nothing_is_corrupt
     # grow: disk full) and PRAGMA query_only (SQLite refuses writes exactly as on a read-only file or mount).
     emu = await emulator(max_task_seconds=60, admin=True)
     now = int(time.time())
-    _schedules(tmp_path, live_schedule("disk", now - 10, now + 60))
+    write_schedules(tmp_path, live_schedule("disk", now - 10, now + 60))
     settings = settings_for(emu, tmp_path, max_task_seconds=60, resync_interval=2)
     async with running_daemon(settings) as daemon:
         store = daemon.store
@@ -200,15 +192,17 @@ async def test_disk_full_and_read_only_state_are_reported_and_nothing_is_corrupt
 
         # Read-only: a new schedule arrives; relayd must not create its task without first recording the intent.
         await store._run_sql("PRAGMA query_only = 1")
-        _schedules(tmp_path, live_schedule("disk", now - 10, now + 60) + live_schedule("ro", now - 10, now + 60))
+        write_schedules(tmp_path, live_schedule("disk", now - 10, now + 60) + live_schedule("ro", now - 10, now + 60))
         await daemon.reload()
         await _unhealthy(daemon, "readonly database")
         await daemon.queue.drained()
-        assert [t for t in _owned(emu) if t["DstAddr"].endswith("/ro")] == []
+        assert [t for t in owned_tasks(emu) if t["DstAddr"].endswith("/ro")] == []
         await store._run_sql("PRAGMA query_only = 0")
         daemon.queue.submit_many(["ro"])  # the periodic resync would do this within resync_interval
         await wait_for(
-            lambda: [t for t in _owned(emu) if t["DstAddr"].endswith("/ro")] != [], 15, what="ro created after recovery"
+            lambda: [t for t in owned_tasks(emu) if t["DstAddr"].endswith("/ro")] != [],
+            15,
+            what="ro created after recovery",
         )
         assert store.healthy
         records = {r.key: r.task_id for r in store.segments()}
@@ -241,7 +235,7 @@ async def test_clock_jumps_forward_and_back_create_no_duplicate_and_lose_no_task
         return time.time() + offset[0]
 
     now = int(time.time())
-    _schedules(tmp_path, "".join(live_schedule(f"c{n}", now - 45, now + 20) for n in range(3)))
+    write_schedules(tmp_path, "".join(live_schedule(f"c{n}", now - 45, now + 20) for n in range(3)))
     # Jumps of 5 s, within the retention (10 s): relayd never deletes a task before the platform ends it.
     settings = settings_for(emu, tmp_path, max_task_seconds=10, retention=10, resync_interval=2)
     daemon_with_clock = Daemon(settings, clock=clock)
