@@ -82,6 +82,20 @@ MIGRATIONS: list[tuple[int, Step]] = [(1, _V1)]
 BUSY_TIMEOUT_MS = 5000
 
 
+_JOURNAL_WAL = "PRAGMA journal_mode = WAL"
+
+
+def writer_pragmas(synchronous: str) -> tuple[str, ...]:
+    """What every connection that writes runs, in order: the daemon's (``connect``), the writer process's and the
+    checkpointer's. The writers checkpoint in the background, so SQLite's own checkpoint is only a backstop."""
+    return (
+        f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}",
+        _JOURNAL_WAL,
+        f"PRAGMA synchronous = {synchronous}",
+        f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}",
+    )
+
+
 def connect(path: Path, *, synchronous: str, read_only: bool = False) -> sqlite3.Connection:
     """A connection in autocommit mode (transactions are explicit), WAL, with a busy timeout."""
     if read_only:
@@ -91,23 +105,11 @@ def connect(path: Path, *, synchronous: str, read_only: bool = False) -> sqlite3
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         return conn
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-    if str(mode).lower() != "wal":
-        raise sqlite3.OperationalError(f"cannot switch to WAL journal mode (got {mode})")
-    conn.execute(f"PRAGMA synchronous = {synchronous}")
-    conn.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}")  # the writers checkpoint in the background
+    for pragma in writer_pragmas(synchronous):
+        row = conn.execute(pragma).fetchone()
+        if pragma == _JOURNAL_WAL and str(row[0]).lower() != "wal":
+            raise sqlite3.OperationalError(f"cannot switch to WAL journal mode (got {row[0]})")
     return conn
-
-
-def writer_pragmas(synchronous: str) -> tuple[str, ...]:
-    """What the writer process runs on its own connection (the file is already in WAL mode, set by ``connect``)."""
-    return (
-        f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}",
-        "PRAGMA journal_mode = WAL",
-        f"PRAGMA synchronous = {synchronous}",
-        f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}",
-    )
 
 
 def migrate(conn: sqlite3.Connection, path: Path, steps: Sequence[tuple[int, Step]] = MIGRATIONS) -> int:
@@ -261,8 +263,3 @@ def entry_from_row(table: str, row: Sequence[Any] | None) -> Any:
     if table == "applied":
         return applied_from_row(row)
     return row[0]
-
-
-def read_entry(conn: sqlite3.Connection, table: str, key: str) -> Any:
-    """The current disk value of one cached entry, or ``ABSENT`` when there is no row."""
-    return entry_from_row(table, conn.execute(REREAD[table], (key,)).fetchone())

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from relayd.ids import ScheduleId, SegmentKey
-from relayd.store import Event, SegmentRecord, SegmentState, Store, StoreError, StoreWriteError, schema
+from relayd.store import Event, SegmentRecord, SegmentState, Store, StoreError, StoreWriteError, core
+from relayd.store.batch import Hello
 from relayd.store.writer_process import ProcessWriter
 
 
@@ -111,7 +112,8 @@ async def test_a_writer_that_cannot_start_names_the_file_and_releases_the_lock(
 ) -> None:
     path = tmp_path / "relayd.db"
     with monkeypatch.context() as m:
-        m.setattr(schema, "writer_pragmas", lambda synchronous: ("PRAGMA this is not sql",))
+        # Only the child's connection gets the broken pragma: the daemon's own connection opens the file fine.
+        m.setattr(core, "Hello", lambda pragmas, reread: Hello(("PRAGMA this is not sql",), reread))
         with pytest.raises(StoreError, match=f"cannot open relayd state file {path}: .*syntax error"):
             await Store.open(path)
     store = await Store.open(path)  # the lock was released

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from relayd.ids import GroupName, ScheduleId, SegmentKey, TaskId
-from relayd.store import AppliedSchedule, Event, SegmentRecord, SegmentState, StoreError, schema
+from relayd.store import AppliedSchedule, Event, SegmentRecord, SegmentState, StoreError, batch, schema
 from relayd.store.cache import SegmentCache
 from relayd.store.errors import explain, write_error
 from relayd.store.writer import ABSENT
@@ -136,8 +136,10 @@ def test_event_and_applied_rows_round_trip() -> None:
     item = AppliedSchedule(ScheduleId("s"), "digest", "schedules/s.toml", {"id": "s", "window": {"start": 1}})
     conn.execute(schema.UPSERT_APPLIED, schema.applied_row(item))
     assert schema.load_applied(conn) == {"s": item}
-    assert schema.read_entry(conn, "applied", "s") == item
-    assert schema.read_entry(conn, "meta", "missing") is ABSENT
+    reread = batch.read_rows(conn, [("applied", "s"), ("meta", "missing")], schema.REREAD)
+    assert reread is not None
+    assert schema.entry_from_row("applied", reread[("applied", "s")]) == item
+    assert schema.entry_from_row("meta", reread[("meta", "missing")]) is ABSENT
 
 
 def test_statement_splitter_keeps_statements_whole() -> None:
