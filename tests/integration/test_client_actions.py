@@ -154,7 +154,10 @@ async def test_throttling_without_pacing_is_retried_to_success(emulator: Emulato
     emu = await emulator(write_qps=3)
     async with client_for(emu) as client:
         ids = await asyncio.gather(*(client.create_task(live(f"thr{i}")) for i in range(3)))
-    async with client_for(emu, pacing=False, max_attempts=10) as client:
+    # The paced creates fill the 1 s window, so the last stop is admitted only ~1 s later. Full-jitter delays
+    # (base 0.05 s, cap 0.5 s) over 10 attempts sum to under 1 s often enough to fail now and then; 30 attempts
+    # span ~7 s on average.
+    async with client_for(emu, pacing=False, max_attempts=30) as client:
         await asyncio.gather(*(client.stop_task(task_id) for task_id in ids))
         statuses = {i.task_id: i.status async for i in client.iter_tasks()}
     assert sum(emu.stats()["throttled"].values()) > 0
