@@ -21,7 +21,7 @@ import pytest
 from relayd.daemon import Daemon
 from relayd.ids import SegmentKey
 from relayd.schedules.loader import load_dir
-from relayd.store import Event, SegmentState
+from relayd.store import Event, SegmentState, StoreWriteError
 from relayd.web.signing import callback_url
 from tests.e2e import invariants as inv
 from tests.e2e.conftest import Monitor, timing_of
@@ -186,7 +186,7 @@ async def test_disk_full_and_read_only_state_are_reported_and_nothing_is_corrupt
                     break
         assert statuses[-1] >= 500  # not recorded, so not acknowledged: the platform will deliver it again
         await _unhealthy(daemon, "disk is full")
-        await store._run_sql("PRAGMA max_page_count = 1073741823")
+        await _lift(store, "PRAGMA max_page_count = 1073741823")
         await store.add_event(Event(ts=time.time(), kind="probe"))
         assert store.healthy and (await _readyz(daemon))[0] == 200
 
@@ -197,7 +197,7 @@ async def test_disk_full_and_read_only_state_are_reported_and_nothing_is_corrupt
         await _unhealthy(daemon, "readonly database")
         await daemon.queue.drained()
         assert [t for t in owned_tasks(emu) if t["DstAddr"].endswith("/ro")] == []
-        await store._run_sql("PRAGMA query_only = 0")
+        await _lift(store, "PRAGMA query_only = 0")
         daemon.queue.submit_many(["ro"])  # the periodic resync would do this within resync_interval
         await wait_for(
             lambda: [t for t in owned_tasks(emu) if t["DstAddr"].endswith("/ro")] != [],
@@ -216,6 +216,21 @@ async def test_disk_full_and_read_only_state_are_reported_and_nothing_is_corrupt
 def _callback(daemon: Any, key: str) -> str:
     secret = str(daemon.store.meta("callback_secret")).encode()
     return callback_url(f"http://127.0.0.1:{daemon.port}", secret, SegmentKey(key))
+
+
+async def _lift(store: Any, pragma: str) -> None:
+    """Run the pragma that ends a simulated fault. It shares a transaction with whatever the daemon writes at that
+    moment (a resync runs every 2 s), and a write placed before it still hits the fault and fails the whole batch:
+    try again until a batch with the pragma commits."""
+
+    async def lifted() -> bool:
+        try:
+            await store._run_sql(pragma)
+        except StoreWriteError:
+            return False
+        return True
+
+    await wait_for(lifted, 10, what=f"{pragma} committed")
 
 
 async def _unhealthy(daemon: Any, message: str) -> None:
