@@ -3,29 +3,26 @@
 * :func:`write_schedules` writes N schedules relative to ``now`` (so the mix is the same whatever the date): 60%
   live windows that started a month ago and run two more months (a task due now, more segments ahead), 15%
   forever relays, 15% daily recurrences in a DST zone, 10% VOD playlists with durations and a finite loop.
-* :class:`FakePlatform` is the ``relayd.observations.Platform`` seam in memory: every call answers at once but
-  still suspends once (``asyncio.sleep(0)``), as a real HTTP call would, and listings yield between pages of 500.
+* :class:`relayd.platform.memory.MemoryPlatform` (the engine tests' platform too): every call
+  answers at once but still suspends once, as a real HTTP call would, and listings yield between pages of 500.
   Benches use it where "API pacing excluded" is the point: the platform's 10 writes/s would otherwise turn
   10,000 creates into 1,000 s of waiting that says nothing about relayd.
 * :func:`build_rig` wires the real ``Engine``, ``ReconcileQueue`` (8 workers), ``Jobs`` and AsyncIOScheduler over a
-  given store exactly as ``relayd.daemon.Daemon._open`` does, for benches that cannot run the whole daemon
+  given store as ``relayd.wiring.build_parts`` does, for benches that cannot run the whole daemon
   (``bench/reconcile_load.py`` must reuse the store it is handed).
-* :func:`patched_platform` swaps the platform the real ``Daemon`` builds around its ``LiveClient`` — the one seam
+* :func:`patched_platform` swaps the platform the real daemon builds around its ``LiveClient`` — the one seam
   a bench needs to run the unmodified daemon against the in-memory platform or to time the real one's calls.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import itertools
 import os
 import random
 import resource
 import socket
-import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,18 +30,16 @@ from unittest import mock
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-import relayd.daemon
+import relayd.wiring
 from relayd.engine import Engine, engine_config
-from relayd.ids import ScheduleId, TaskId
+from relayd.ids import ScheduleId
 from relayd.jobs import Jobs, build_scheduler
-from relayd.observations import ListedTask, Platform, status_at
+from relayd.platform import Platform
 from relayd.queueing import ReconcileQueue
-from relayd.reconcile import ObservedTask
 from relayd.schedules.model import Schedule
 from relayd.settings import Settings, load_settings
 from relayd.store import Store
 from relayd.volc.client import LiveClient
-from relayd.volc.models import TaskStatus
 
 PER_FILE = 100
 DAY = 86400
@@ -132,83 +127,10 @@ def bench_settings(workdir: Path, **overrides: Any) -> Settings:
     return load_settings(None, **values)
 
 
-# --- the in-memory platform -------------------------------------------------------------------------------------
-
-
-class FakePlatform:
-    """``Platform`` in memory: owned and foreign tasks by id; status follows ``clock`` like the platform's."""
-
-    def __init__(self, clock: Callable[[], float] = time.time, *, page_size: int = 500) -> None:
-        self._clock = clock
-        self._page_size = page_size
-        self._ids = itertools.count(1)
-        self.tasks: dict[TaskId, ListedTask] = {}
-        self.calls: dict[str, int] = {}
-
-    def _count(self, action: str) -> None:
-        self.calls[action] = self.calls.get(action, 0) + 1
-
-    def _listed(self, task_id: TaskId, body: dict[str, Any], status: TaskStatus | None = None) -> ListedTask:
-        start, end = int(body["StartTime"]), int(body["EndTime"])
-        status = status or status_at(start, end, self._clock())
-        observed = ObservedTask(task_id, str(body.get("Title", "")), status, start, end)
-        dst = body.get("DstAddr")
-        return ListedTask(observed, str(dst) if dst else None, body.get("GroupName"))
-
-    def add(self, body: dict[str, Any]) -> TaskId:
-        """A task as if created earlier (no call counted)."""
-        task_id = TaskId(f"{next(self._ids):032x}")
-        self.tasks[task_id] = self._listed(task_id, body)
-        return task_id
-
-    async def create(self, body: dict[str, Any]) -> TaskId:
-        self._count("create")
-        await asyncio.sleep(0)
-        return self.add(body)
-
-    async def update(self, body: dict[str, Any]) -> None:
-        self._count("update")
-        await asyncio.sleep(0)
-        task_id = TaskId(str(body["TaskId"]))
-        self.tasks[task_id] = self._listed(task_id, body)
-
-    async def delete(self, task_id: TaskId, group: str | None) -> None:
-        self._count("delete")
-        await asyncio.sleep(0)
-        self.tasks.pop(task_id, None)
-
-    async def resume(self, task_id: TaskId, group: str | None) -> None:
-        self._count("resume")
-        await asyncio.sleep(0)
-
-    async def relaunch(self, task_id: TaskId, group: str | None) -> None:
-        self._count("relaunch")
-        await asyncio.sleep(0)
-
-    def _fresh(self, listed: ListedTask) -> ListedTask:
-        task = listed.task
-        if task.status == TaskStatus.DISABLED:
-            return listed
-        return replace(listed, task=replace(task, status=status_at(task.start, task.end, self._clock())))
-
-    async def list_all(self) -> AsyncIterator[ListedTask]:
-        self._count("list_all")
-        items = list(self.tasks.values())
-        for start in range(0, len(items), self._page_size):
-            await asyncio.sleep(0)  # one page, one round trip
-            for listed in items[start : start + self._page_size]:
-                yield self._fresh(listed)
-
-    async def list_title(self, title: str) -> list[ListedTask]:
-        self._count("list_title")
-        await asyncio.sleep(0)
-        return [self._fresh(t) for t in self.tasks.values() if t.task.title == title]
-
-
 @contextlib.contextmanager
 def patched_platform(factory: Callable[[LiveClient], Platform]) -> Iterator[None]:
-    """Make ``relayd.daemon.Daemon`` build its engine's platform with ``factory(client)``."""
-    with mock.patch.object(relayd.daemon, "LivePlatform", factory):
+    """Make the real daemon build its engine's platform with ``factory(client)``."""
+    with mock.patch.object(relayd.wiring, "platform_for", factory):
         yield
 
 
@@ -224,7 +146,7 @@ class Rig:
 
 
 def build_rig(store: Store, platform: Platform, settings: Settings, schedules: Iterable[Schedule]) -> Rig:
-    """The daemon's engine, queue and wake-ups over ``store`` (as ``Daemon._open`` wires them), scheduler started."""
+    """The daemon's engine, queue and wake-ups over ``store`` (as ``build_parts`` wires them), scheduler started."""
 
     async def reconcile(schedule_id: ScheduleId) -> None:
         await engine.reconcile(schedule_id)

@@ -31,7 +31,7 @@ from relayd.daemon import Daemon
 from relayd.emulator import Emulator, EmulatorConfig
 from relayd.ids import TaskId
 from relayd.logs import configure_logging
-from relayd.observations import LivePlatform
+from relayd.platform.live import LivePlatform
 from relayd.volc.client import LiveClient
 
 ONE_SEGMENT = """

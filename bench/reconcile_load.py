@@ -6,7 +6,7 @@ Both are the ``async def fn(store, stop)`` that ``bench/callbacks.py`` starts on
 phase. Each writes 10,000 schedules (the mix of :func:`bench.common.write_schedules`) to a temp directory, loads
 them in a worker thread (loading is start-up work, not the reconcile under test), and builds the daemon's real
 ``Engine`` + ``ReconcileQueue`` (8 workers) + ``Jobs`` over the *same* store the callback endpoint writes its events
-to, with the in-memory :class:`bench.common.FakePlatform`. Then, until ``stop``, round after round: list the
+to, with the in-memory :class:`relayd.platform.memory.MemoryPlatform`. Then, until ``stop``, round after round: list the
 platform and reconcile every schedule through the queue — exactly the daemon's periodic resync. Only its own
 schedules are submitted, so the callback bench's own segments are left alone.
 
@@ -34,10 +34,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.common import FakePlatform, Rig, bench_settings, build_rig, write_schedules
+from bench.common import Rig, bench_settings, build_rig, write_schedules
 from relayd.cooperative import Breather
 from relayd.ids import ScheduleId
-from relayd.reconcile import ActionKind, create_body, timely_state
+from relayd.outcomes import timely_state
+from relayd.platform.memory import MemoryPlatform
+from relayd.reconcile import ActionKind, create_body
 from relayd.schedules.loader import load_dir
 from relayd.schedules.model import Schedule
 from relayd.store import SegmentRecord, Store
@@ -69,7 +71,7 @@ def _prepare() -> tuple[tempfile.TemporaryDirectory[str], list[Schedule]]:
 _WORKDIR, _SCHEDULES = _prepare()
 
 
-def _seeded(rig: Rig, platform: FakePlatform, schedule_id: ScheduleId) -> list[SegmentRecord]:
+def _seeded(rig: Rig, platform: MemoryPlatform, schedule_id: ScheduleId) -> list[SegmentRecord]:
     """The records one schedule's first reconcile would leave, its due tasks put on the platform."""
     now = time.time()
     records = []
@@ -85,7 +87,7 @@ def _seeded(rig: Rig, platform: FakePlatform, schedule_id: ScheduleId) -> list[S
     return records
 
 
-async def _seed(rig: Rig, platform: FakePlatform, store: Store, ids: list[ScheduleId]) -> None:
+async def _seed(rig: Rig, platform: MemoryPlatform, store: Store, ids: list[ScheduleId]) -> None:
     breather = Breather()  # seeding is CPU-bound too: leave the loop room as the queue's workers do
     batch: list[SegmentRecord] = []
     for schedule_id in ids:
@@ -111,7 +113,7 @@ async def _round(rig: Rig, ids: list[ScheduleId], stop: asyncio.Event) -> bool:
 
 async def _load(store: Store, stop: asyncio.Event, *, seed: bool) -> Figures:
     figures = Figures()
-    platform = FakePlatform()
+    platform = MemoryPlatform()
     rig = build_rig(store, platform, bench_settings(Path(_WORKDIR.name)), _SCHEDULES)
     ids = sorted(rig.engine.schedules)
     if seed:

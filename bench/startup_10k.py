@@ -4,7 +4,7 @@ What runs is the unmodified ``relayd.daemon.Daemon`` — settings loaded through
 on a temp path (WAL, writer thread, group commit), the config directory loaded and validated, the HTTP server,
 the scheduler, the platform listing, then every schedule's first reconcile through the real queue, engine and
 executor, and the applied-schedule snapshot the daemon persists alongside — with one substitution: the engine's
-platform is :class:`bench.common.FakePlatform` (in memory, each call suspends once like an HTTP call). That is
+platform is ``relayd.platform.memory.MemoryPlatform`` (each call suspends once like an HTTP call). That is
 the issue's "API pacing excluded": at the platform's 10 writes/s the ~8,500 creates of this mix alone would take
 14 minutes, which measures the platform, not relayd.
 
@@ -31,9 +31,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.common import FakePlatform, bench_settings, devnull, patched_platform, peak_rss_mb, verdict, write_schedules
+from bench.common import bench_settings, devnull, patched_platform, peak_rss_mb, verdict, write_schedules
 from relayd.daemon import Daemon
 from relayd.logs import configure_logging
+from relayd.platform.memory import MemoryPlatform
 from relayd.store import SegmentState
 
 
@@ -49,7 +50,7 @@ class Figures:
 
 
 async def measure(workdir: Path, count: int) -> Figures:
-    platform = FakePlatform()
+    platform = MemoryPlatform()
     started = time.perf_counter()
     settings = bench_settings(workdir, log_level="info")
     with patched_platform(lambda client: platform):

@@ -17,11 +17,15 @@ from dataclasses import dataclass, replace
 
 import structlog
 
-from relayd.executor import CallbackUrl, Executor, Outcome
+from relayd.executor import CallbackUrl, Executor, OutcomeSink, Turn
 from relayd.ids import ScheduleId, SegmentKey
 from relayd.jobs import Jobs
-from relayd.observations import Observations, Platform
-from relayd.reconcile import ActionKind, Plan, Policy, decide
+from relayd.metrics import Metrics
+from relayd.observations import Observations
+from relayd.outcomes import Outcome, OutcomeKind
+from relayd.platform import Platform
+from relayd.policy import Policy, policy_for
+from relayd.reconcile import ActionKind, Plan, decide
 from relayd.schedules.model import Schedule, Segment
 from relayd.schedules.planner import plan
 from relayd.settings import Settings
@@ -32,6 +36,7 @@ log = structlog.get_logger("relayd.engine")
 
 MAX_PASSES = 4
 RETRY_AFTER_LIST_ERROR_S = 15.0
+RESTART_LABELS = frozenset({"continue", "relaunch", "recreate", "restart"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +70,7 @@ def engine_config(settings: Settings) -> EngineConfig:
         # is configurable", and short test timings need it.
         create_retry_base=settings.restart_backoff_base,
         create_retry_cap=min(Policy().create_retry_cap, settings.restart_backoff_cap),
+        failed_retry_interval=settings.failed_retry_interval,
     )
     return EngineConfig(
         max_task_seconds=settings.max_task_seconds,
@@ -85,7 +91,7 @@ class Engine:
         jobs: Jobs,
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float],
-        on_outcome: Outcome | None = None,
+        on_outcome: OutcomeSink | None = None,
     ) -> None:
         self._store = store
         self._platform = platform
@@ -93,6 +99,7 @@ class Engine:
         self._jobs = jobs
         self._clock = clock
         self._rand = rand
+        self._on_outcome = on_outcome or (lambda label, outcome: None)
         self.observations = Observations(clock)
         self._executor = Executor(
             store=store,
@@ -100,14 +107,15 @@ class Engine:
             observations=self.observations,
             callback_url=callback_url,
             clock=clock,
-            rand=rand,
-            on_outcome=on_outcome,
+            on_outcome=self._outcome,
         )
         self.schedules: dict[ScheduleId, Schedule] = {}
         self.last_platform_success: float | None = None
         self.last_platform_error: str | None = None
         self.passes = 0
         self._foreign_reported: set[str] = set()
+        self._failing_labels: set[str] = set()
+        self.nudged_at: float | None = None
 
     # --- desired state --------------------------------------------------------------------------------------
 
@@ -119,6 +127,26 @@ class Engine:
         changed |= {sid for sid in new.keys() & old.keys() if new[sid].digest() != old[sid].digest()}
         self.schedules = new
         return changed
+
+    def nudge(self) -> set[ScheduleId]:
+        """Something that may have cured failed segments happened (a reload, a success after failures): try them
+        again now rather than at their slow-retry time. Returns the schedules that have a failed segment."""
+        self.nudged_at = self._clock()
+        failed = {r.schedule_id for r in self._store.segments() if r.state == SegmentState.FAILED}
+        for schedule_id in failed:
+            self._jobs.wake(schedule_id, self.nudged_at)
+        return failed
+
+    def _outcome(self, label: str, outcome: Outcome) -> None:
+        """Every platform call's outcome: a success right after failures of the same kind nudges failed segments
+        (the cause — credentials, permissions, a platform outage — may be gone)."""
+        if outcome.kind == OutcomeKind.OK:
+            if label in self._failing_labels:
+                self._failing_labels.discard(label)
+                self.nudge()
+        elif outcome.code != "budget_spent":
+            self._failing_labels.add(label)
+        self._on_outcome(label, outcome)
 
     def known_ids(self) -> set[ScheduleId]:
         return set(self.schedules) | self._store.schedule_ids()
@@ -138,21 +166,12 @@ class Engine:
 
     def policy_for(self, schedule_id: ScheduleId) -> Policy:
         schedule = self.schedules.get(schedule_id)
-        base = self._config.policy
-        override = schedule.restart if schedule is not None else None
-        if override is None:
-            return base
-        return replace(
-            base,
-            max_attempts=override.attempts if override.attempts is not None else base.max_attempts,
-            backoff_base=override.backoff_base if override.backoff_base is not None else base.backoff_base,
-            backoff_cap=override.backoff_cap if override.backoff_cap is not None else base.backoff_cap,
-        )
+        return policy_for(self._config.policy, schedule.restart if schedule is not None else None)
 
     # --- the pass -------------------------------------------------------------------------------------------
 
     def decide_now(self, schedule_id: ScheduleId, fresh: frozenset[str] = frozenset()) -> Plan:
-        return self._decide(schedule_id, fresh, None)[0]
+        return self._decide(schedule_id, fresh, None, 0.5)[0]
 
     def _planned(self, schedule_id: ScheduleId, now: float, last: _Planned | None) -> _Planned:
         # A pass decides again after acting, usually within the same second: the plan is a pure function of the
@@ -162,29 +181,32 @@ class Engine:
             return last
         return _Planned(schedule, int(now), self.desired(schedule_id, now))
 
-    def _decide(self, schedule_id: ScheduleId, fresh: frozenset[str], last: _Planned | None) -> tuple[Plan, _Planned]:
+    def _decide(
+        self, schedule_id: ScheduleId, fresh: frozenset[str], last: _Planned | None, rand: float
+    ) -> tuple[Plan, _Planned]:
         now = self._clock()
         planned = self._planned(schedule_id, now, last)
         desired = planned.segments
         records = self._store.segments(schedule_id)
         titles = {s.title for s in desired} | {r.title for r in records}
         view = self.observations.view(titles, fresh)
-        result = decide(desired, records, view, now=now, policy=self.policy_for(schedule_id), rand=self._rand())
+        policy = self.policy_for(schedule_id)
+        result = decide(desired, records, view, now=now, policy=policy, rand=rand, nudged_at=self.nudged_at)
         return result, planned
 
     async def reconcile(self, schedule_id: ScheduleId) -> None:
         """One reconcile of one schedule (the queue's handler)."""
         self.passes += 1
-        policy = self.policy_for(schedule_id)
+        turn = Turn(self.policy_for(schedule_id), self._rand())
         fresh: frozenset[str] = frozenset()
         wake: float | None = None
         planned: _Planned | None = None
         for _ in range(MAX_PASSES):
-            result, planned = self._decide(schedule_id, fresh, planned)
+            result, planned = self._decide(schedule_id, fresh, planned, turn.rand)
             wake = result.wake_at
             acts = [a for a in result.actions if a.kind != ActionKind.CONFIRM]
             confirms = {a.record.title for a in result.actions if a.kind == ActionKind.CONFIRM} - fresh
-            await self._executor.perform_all(acts, policy)
+            await self._executor.perform_all(acts, turn)
             if confirms:
                 confirmed = await self._confirm(schedule_id, confirms)
                 if confirmed is None:
@@ -264,3 +286,13 @@ class Engine:
         if seen is not None and (at is None or at + 1 >= seen):
             await self._store.put(replace(record, failure_seen_at=None, next_attempt_at=None, updated_at=self._clock()))
         return record.schedule_id
+
+
+def outcome_metrics(metrics: Metrics) -> OutcomeSink:
+    """The engine's outcomes as metrics: restart attempts by kind and how they ended."""
+
+    def sink(label: str, outcome: Outcome) -> None:
+        if label in RESTART_LABELS:
+            metrics.restart(label, outcome.code)
+
+    return sink

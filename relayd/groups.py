@@ -13,34 +13,29 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from enum import StrEnum
 
 import structlog
 
+from relayd.platform import Platform
 from relayd.schedules.model import GroupSpec
 from relayd.volc.errors import LiveError
-from relayd.volc.models import CreateGroupRequest, GroupItem, ListGroupsRequest, Tag, UpdateGroupRequest
+from relayd.volc.models import GroupItem
 
 log = structlog.get_logger("relayd.groups")
 
-PAGE_SIZE = 100
 
-
-class GroupApi(Protocol):
-    async def list_groups(self, request: ListGroupsRequest) -> object: ...
-    async def create_group(self, request: CreateGroupRequest) -> None: ...
-    async def update_group(self, request: UpdateGroupRequest) -> None: ...
+class GroupActionKind(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    PROJECT_MISMATCH = "project_mismatch"
 
 
 @dataclass(frozen=True, slots=True)
 class GroupAction:
-    kind: str  # "create" | "update" | "project_mismatch"
+    kind: GroupActionKind
     spec: GroupSpec
     detail: str = ""
-
-
-def _tags(spec: GroupSpec) -> list[Tag]:
-    return [Tag(key=k, value=v, category="Custom") for k, v in sorted(spec.tags.items())]
 
 
 def _custom_tags(item: GroupItem) -> dict[str, str]:
@@ -54,56 +49,44 @@ def group_actions(declared: Iterable[GroupSpec], existing: Sequence[GroupItem]) 
     for spec in declared:
         item = by_name.get(spec.name)
         if item is None:
-            actions.append(GroupAction("create", spec))
+            actions.append(GroupAction(GroupActionKind.CREATE, spec))
             continue
         if item.project_name and item.project_name != spec.project:
             detail = f"platform has project {item.project_name!r}; a group's project cannot change"
-            actions.append(GroupAction("project_mismatch", spec, detail))
+            actions.append(GroupAction(GroupActionKind.PROJECT_MISMATCH, spec, detail))
         if _custom_tags(item) != spec.tags:
-            actions.append(GroupAction("update", spec))
+            actions.append(GroupAction(GroupActionKind.UPDATE, spec))
     return actions
 
 
-async def list_all_groups(api: GroupApi) -> list[GroupItem]:
-    items: list[GroupItem] = []
-    page = 1
-    while True:
-        result = await api.list_groups(ListGroupsRequest(page_num=page, page_size=PAGE_SIZE, status_list=[0]))
-        batch = list(getattr(result, "items", []))
-        items.extend(batch)
-        if len(batch) < PAGE_SIZE or len(items) >= int(getattr(result, "total", 0) or 0):
-            return items
-        page += 1
-
-
-async def sync_groups(api: GroupApi, declared: Sequence[GroupSpec]) -> bool:
+async def sync_groups(platform: Platform, declared: Sequence[GroupSpec]) -> bool:
     """Create/update declared groups; True if everything succeeded (errors are logged, retried next sync)."""
     if not declared:
         return True
     try:
-        actions = group_actions(declared, await list_all_groups(api))
+        actions = group_actions(declared, await platform.list_groups())
     except LiveError as error:
         log.warning("group_list_failed", error=str(error))
         return False
     ok = True
     for action in actions:
-        ok = await _apply(api, action) and ok
+        ok = await _apply(platform, action) and ok
     return ok
 
 
-async def _apply(api: GroupApi, action: GroupAction) -> bool:
+async def _apply(platform: Platform, action: GroupAction) -> bool:
     spec = action.spec
     bound = log.bind(group=spec.name, source=f"{spec.source_file}:{spec.source_line}")
-    if action.kind == "project_mismatch":
+    if action.kind == GroupActionKind.PROJECT_MISMATCH:
         bound.warning("group_project_mismatch", detail=action.detail)
         return True
     try:
-        if action.kind == "create":
-            await api.create_group(CreateGroupRequest(name=spec.name, project_name=spec.project, tags=_tags(spec)))
+        if action.kind == GroupActionKind.CREATE:
+            await platform.create_group(spec.name, spec.project, spec.tags)
         else:
-            await api.update_group(UpdateGroupRequest(name=spec.name, tags=_tags(spec)))
+            await platform.update_group(spec.name, spec.tags)
     except LiveError as error:
-        bound.error("group_sync_failed", action=action.kind, error=str(error))
+        bound.error("group_sync_failed", action=action.kind.value, error=str(error))
         return False
-    bound.info("group_synced", action=action.kind, tags=len(spec.tags))
+    bound.info("group_synced", action=action.kind.value, tags=len(spec.tags))
     return True

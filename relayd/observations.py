@@ -1,102 +1,26 @@
-"""What relayd has seen of the platform's tasks, and the narrow seam through which the engine calls it.
+"""What relayd has seen of the platform's tasks: the latest listing of owned tasks, by Title.
 
-``Platform`` is the handful of operations the engine needs, in the engine's own terms; ``LivePlatform`` maps
-them onto the signed client. Keeping the seam this narrow lets the executor be tested with an in-memory fake
-and keeps pydantic request models out of the decision code.
-
-``Observations`` holds the latest listing of owned tasks, by Title. A full resync replaces it (pages of 500);
-a confirmation re-lists one Title; every action the executor performs updates it at once, so a reconcile pass
-right after an action sees its effect without waiting for the next listing.
+A full resync replaces it (pages of 500); a confirmation re-lists one Title; every action the executor performs
+updates it at once, so a reconcile pass right after an action sees its effect without waiting for the next listing.
+Foreign tasks (not carrying a relayd Title tag) are kept aside, only to report those that push to one of relayd's
+destinations. The calls themselves go through the ``relayd.platform.Platform`` seam.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable
 
 import structlog
 
 from relayd.cooperative import Slicer
 from relayd.ids import TaskId
-from relayd.reconcile import ObservedTask, PlatformView
+from relayd.platform import ListedTask, ObservedTask, Platform, status_at
+from relayd.reconcile import PlatformView
 from relayd.schedules.planner import is_relayd_title
-from relayd.volc.client import LiveClient
-from relayd.volc.models import (
-    CreateTaskRequest,
-    ListTasksV2Request,
-    TaskItem,
-    TaskStatus,
-    UpdateTaskRequest,
-)
+from relayd.volc.models import TaskStatus
 
 log = structlog.get_logger("relayd.observations")
-
-
-@dataclass(frozen=True, slots=True)
-class ListedTask:
-    task: ObservedTask
-    dst_addr: str | None
-    group: str | None
-
-
-class Platform(Protocol):
-    async def create(self, body: dict[str, Any]) -> TaskId: ...
-    async def update(self, body: dict[str, Any]) -> None: ...
-    async def delete(self, task_id: TaskId, group: str | None) -> None: ...
-    async def resume(self, task_id: TaskId, group: str | None) -> None: ...
-    async def relaunch(self, task_id: TaskId, group: str | None) -> None: ...
-    def list_all(self) -> AsyncIterator[ListedTask]: ...
-    async def list_title(self, title: str) -> list[ListedTask]: ...
-
-
-def _listed(item: TaskItem) -> ListedTask:
-    task = ObservedTask(
-        task_id=TaskId(item.task_id),
-        title=item.title or "",
-        status=item.status,
-        start=item.start_ts,
-        end=item.end_ts,
-    )
-    return ListedTask(task=task, dst_addr=item.dst_addr, group=item.group_name)
-
-
-class LivePlatform:
-    """``Platform`` over the signed, paced LiveClient."""
-
-    def __init__(self, client: LiveClient) -> None:
-        self._client = client
-
-    async def create(self, body: dict[str, Any]) -> TaskId:
-        return TaskId(await self._client.create_task(CreateTaskRequest.model_validate(body)))
-
-    async def update(self, body: dict[str, Any]) -> None:
-        await self._client.update_task(UpdateTaskRequest.model_validate(body))
-
-    async def delete(self, task_id: TaskId, group: str | None) -> None:
-        await self._client.delete_task(task_id, group)
-
-    async def resume(self, task_id: TaskId, group: str | None) -> None:
-        await self._client.continue_task(task_id, group)
-
-    async def relaunch(self, task_id: TaskId, group: str | None) -> None:
-        await self._client.relaunch_task(task_id, group)
-
-    async def list_all(self) -> AsyncIterator[ListedTask]:
-        async for item in self._client.iter_tasks(page_size=500):
-            yield _listed(item)
-
-    async def list_title(self, title: str) -> list[ListedTask]:
-        page = await self._client.list_tasks_v2(ListTasksV2Request(title=title, page=1, size=500))
-        return [_listed(item) for item in page.items if item.title == title]
-
-
-def status_at(start: int, end: int, now: float) -> TaskStatus:
-    """The status the platform shows for an enabled task at ``now``."""
-    if now < start:
-        return TaskStatus.PENDING
-    return TaskStatus.ACTIVE if now < end else TaskStatus.ENDED
 
 
 class Observations:

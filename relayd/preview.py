@@ -17,7 +17,9 @@ from typing import Any
 
 from relayd.engine import engine_config
 from relayd.ids import ScheduleId
-from relayd.observations import LivePlatform, Observations
+from relayd.observations import Observations
+from relayd.platform.live import LivePlatform
+from relayd.policy import Policy, policy_for
 from relayd.reconcile import Action, ActionKind, PlatformView, decide
 from relayd.schedules.model import Schedule, Segment
 from relayd.settings import Settings
@@ -75,7 +77,7 @@ def _row(action: Action) -> dict[str, Any]:
         "segment": record.key,
         "title": record.title,
         "task_id": task_id,
-        "reason": action.reason,
+        "reason": action.reason.value,
     }
 
 
@@ -93,13 +95,13 @@ class Preview:
 
     def actions(self, schedule: Schedule, segments: Sequence[Segment]) -> list[Mapping[str, Any]]:
         """The ``ActionsFn`` for ``plan_report``."""
-        return list(self._decide(schedule.id, segments))
+        return list(self._decide(schedule.id, segments, policy_for(self._policy, schedule.restart)))
 
     def removed(self, configured: set[ScheduleId]) -> list[dict[str, Any]]:
         """Rows for schedules gone from the config whose tasks the daemon would delete."""
         rows = []
         for sid in sorted(set(self._state.records) - configured):
-            actions = self._decide(sid, [])
+            actions = self._decide(sid, [], self._policy)
             if actions:
                 rows.append(
                     {
@@ -112,10 +114,10 @@ class Preview:
                 )
         return rows
 
-    def _decide(self, sid: ScheduleId, segments: Sequence[Segment]) -> list[dict[str, Any]]:
+    def _decide(self, sid: ScheduleId, segments: Sequence[Segment], policy: Policy) -> list[dict[str, Any]]:
         records = self._state.records.get(sid, [])
         titles = {s.title for s in segments} | {r.title for r in records}
         seen = self._state.observations.view(titles)
         view = PlatformView(tasks=seen.tasks, fresh=frozenset(titles), listed_at=seen.listed_at)
-        plan = decide(segments, records, view, now=self._now, policy=self._policy, rand=0.5)
+        plan = decide(segments, records, view, now=self._now, policy=policy, rand=0.5)
         return [_row(a) for a in plan.actions if a.kind != ActionKind.SAVE]

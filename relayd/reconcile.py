@@ -22,11 +22,12 @@ from enum import StrEnum
 
 from relayd.backoff import backoff_delay
 from relayd.ids import SegmentKey, TaskId
+from relayd.outcomes import slow_retry_delay, timely_state
+from relayd.platform import ObservedTask
+from relayd.policy import Policy
 from relayd.schedules.model import Segment
 from relayd.store import SegmentRecord, SegmentState
 from relayd.volc.models import TaskStatus
-
-_LIVE_STATES = frozenset({SegmentState.SCHEDULED, SegmentState.RUNNING, SegmentState.RETRYING})
 
 
 class ActionKind(StrEnum):
@@ -41,15 +42,36 @@ class ActionKind(StrEnum):
     CONFIRM = "confirm"  # list this Title afresh before deciding on a failure signal
 
 
-@dataclass(frozen=True, slots=True)
-class ObservedTask:
-    """One platform task as last seen in a listing."""
+class FailureSignal(StrEnum):
+    """Why relayd believes a task that should relay does not."""
 
-    task_id: TaskId
-    title: str
-    status: TaskStatus
-    start: int
-    end: int
+    MISSING = "missing"  # absent from a listing newer than its record
+    DISABLED = "disabled"  # listed as 停用
+    FAILING = "failing"  # a failure callback (or another report) not yet cleared
+
+
+class Reason(StrEnum):
+    """Why an action was chosen: logged, recorded in events, and shown by ``plan --live``."""
+
+    PLANNED = "planned"  # remember the next segment to create (status shows it)
+    PREPARE_AHEAD = "prepare_ahead"
+    TITLE_MATCH = "title_match"
+    UNKNOWN_CREATE_OUTCOME = "unknown_create_outcome"
+    SPEC_CHANGED = "spec_changed"
+    REFRESH = "refresh"
+    SEGMENT_ENDED = "segment_ended"
+    ENDED_WITHOUT_TASK = "ended_without_task"
+    RETENTION_OVER = "retention_over"
+    UNPLANNED = "unplanned"
+    NOTHING_TO_DELETE = "nothing_to_delete"
+    DUPLICATE_TITLE = "duplicate_title"
+    BUDGET_SPENT = "budget_spent"
+    SLOW_RETRY = "slow_retry"
+    FAILURE_NOT_ACTIONABLE = "failure_not_actionable"
+    SCHEDULE_CHANGED_AFTER_FAILURE = "schedule_changed_after_failure"
+    MISSING = FailureSignal.MISSING.value
+    DISABLED = FailureSignal.DISABLED.value
+    FAILING = FailureSignal.FAILING.value
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,25 +96,12 @@ class PlatformView:
 
 
 @dataclass(frozen=True, slots=True)
-class Policy:
-    prepare_ahead: float = 3600.0
-    retention: float = 3600.0
-    max_attempts: int = 8
-    backoff_base: float = 5.0
-    backoff_factor: float = 2.0
-    backoff_cap: float = 600.0
-    stable_after: float = 600.0
-    create_retry_base: float = 5.0
-    create_retry_cap: float = 120.0
-
-
-@dataclass(frozen=True, slots=True)
 class Action:
     kind: ActionKind
     record: SegmentRecord  # for SAVE: the record to store; otherwise the record the action starts from
     segment: Segment | None = None
     task: ObservedTask | None = None
-    reason: str = ""
+    reason: Reason = Reason.REFRESH
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,31 +116,15 @@ class _Ctx:
     policy: Policy
     view: PlatformView
     rand: float
+    nudged_at: float | None
 
 
 def new_record(segment: Segment, now: float) -> SegmentRecord:
     """A PENDING record for a planned segment that has none yet."""
-    return SegmentRecord(
-        key=segment.key,
-        schedule_id=segment.schedule_id,
-        index=segment.index,
-        occurrence=segment.occurrence,
-        start=segment.start,
-        end=segment.end,
-        title=segment.title,
-        group=segment.group,
-        spec_hash=segment.spec_hash,
-        body={},
-        created_at=now,
-        updated_at=now,
-    )
+    return SegmentRecord.from_segment(segment, now)
 
 
-def timely_state(record: SegmentRecord, now: float) -> SegmentState:
-    return SegmentState.RUNNING if record.start <= now < record.end else SegmentState.SCHEDULED
-
-
-def _save(record: SegmentRecord, ctx: _Ctx, reason: str, **changes: object) -> Action:
+def _save(record: SegmentRecord, ctx: _Ctx, reason: Reason, **changes: object) -> Action:
     updated = dataclasses.replace(record, updated_at=ctx.now, **changes)  # type: ignore[arg-type]
     return Action(ActionKind.SAVE, updated, reason=reason)
 
@@ -177,80 +170,98 @@ def _finish(record: SegmentRecord, ctx: _Ctx) -> _Step:
     if record.state == SegmentState.REMOVING:
         return _remove(record, ctx)
     if record.task_id is None and record.state != SegmentState.CREATING:
-        return _one(_save(record, ctx, "ended_without_task", state=SegmentState.DELETED, deleted_at=ctx.now))
+        return _one(_save(record, ctx, Reason.ENDED_WITHOUT_TASK, state=SegmentState.DELETED, deleted_at=ctx.now))
     if record.state != SegmentState.ENDED:
-        return _one(
-            _save(record, ctx, "segment_ended", state=SegmentState.ENDED, next_attempt_at=None),
-            record.end + ctx.policy.retention,
-        )
+        # The attempt count starts again: from now on it counts failed deletes.
+        ended = _save(record, ctx, Reason.SEGMENT_ENDED, state=SegmentState.ENDED, next_attempt_at=None, attempts=0)
+        return _one(ended, record.end + ctx.policy.retention)
     due = record.end + ctx.policy.retention
     if ctx.now < due:
         return _Step(wake_at=due)
-    return _delete_or_confirm(record, ctx, "retention_over")
+    return _delete_or_confirm(record, ctx, Reason.RETENTION_OVER)
 
 
 def _remove(record: SegmentRecord, ctx: _Ctx) -> _Step:
     """No longer planned: stop and delete what we own; a never-created segment just becomes history."""
     if record.task_id is None and record.state not in (SegmentState.CREATING, SegmentState.REMOVING):
-        return _one(_save(record, ctx, "unplanned", state=SegmentState.DELETED, deleted_at=ctx.now))
+        return _one(_save(record, ctx, Reason.UNPLANNED, state=SegmentState.DELETED, deleted_at=ctx.now))
     if record.state != SegmentState.REMOVING:
-        removing = dataclasses.replace(record, state=SegmentState.REMOVING, updated_at=ctx.now)
-        return _Step((Action(ActionKind.SAVE, removing, reason="unplanned"), *_delete_actions(removing, ctx)))
-    return _delete_or_confirm(record, ctx, "unplanned")
+        removing = dataclasses.replace(
+            record, state=SegmentState.REMOVING, attempts=0, next_attempt_at=None, updated_at=ctx.now
+        )
+        step = _delete_or_confirm(removing, ctx, Reason.UNPLANNED)
+        return _Step((Action(ActionKind.SAVE, removing, reason=Reason.UNPLANNED), *step.actions), step.wake_at)
+    return _delete_or_confirm(record, ctx, Reason.UNPLANNED)
 
 
-def _delete_actions(record: SegmentRecord, ctx: _Ctx) -> tuple[Action, ...]:
-    return _delete_or_confirm(record, ctx, "unplanned").actions
-
-
-def _delete_or_confirm(record: SegmentRecord, ctx: _Ctx, reason: str) -> _Step:
+def _delete_or_confirm(record: SegmentRecord, ctx: _Ctx, reason: Reason) -> _Step:
+    """Delete the task: after its backoff if a delete failed, and after a fresh look when the task may be gone
+    already — a failed delete (whatever error code the platform used for "no such task"), or a create whose
+    outcome is unknown. A record is only forgotten once a fresh listing shows no task with its Title."""
     if record.next_attempt_at is not None and ctx.now < record.next_attempt_at:
-        return _Step(wake_at=record.next_attempt_at)  # a failed delete backs off
-    if record.task_id is not None:
+        return _Step(wake_at=record.next_attempt_at)
+    looked = record.title in ctx.view.fresh
+    if not looked and record.task_id is None:
+        return _one(Action(ActionKind.CONFIRM, record, reason=Reason.UNKNOWN_CREATE_OUTCOME))
+    if not looked and record.last_error is not None:
+        return _one(Action(ActionKind.CONFIRM, record, reason=reason))
+    task = ctx.view.first(record.title, record.task_id) or ctx.view.first(record.title)
+    if task is None:
+        if looked:
+            return _one(_save(record, ctx, Reason.NOTHING_TO_DELETE, state=SegmentState.DELETED, deleted_at=ctx.now))
         return _one(Action(ActionKind.DELETE, record, reason=reason))
-    # Intent was recorded but the Create's outcome is unknown: find the task by its Title first.
-    task = ctx.view.first(record.title)
-    if task is not None:
-        adopted = dataclasses.replace(record, task_id=task.task_id)
-        return _one(Action(ActionKind.DELETE, adopted, task=task, reason=reason))
-    if record.title in ctx.view.fresh:
-        return _one(_save(record, ctx, "nothing_to_delete", state=SegmentState.DELETED, deleted_at=ctx.now))
-    return _one(Action(ActionKind.CONFIRM, record, reason="unknown_create_outcome"))
+    target = record if task.task_id == record.task_id else dataclasses.replace(record, task_id=task.task_id)
+    return _one(Action(ActionKind.DELETE, target, task=task, reason=reason))
 
 
 def _failed(segment: Segment, record: SegmentRecord, ctx: _Ctx) -> _Step:
-    """Budget spent: wait for the window to end, unless the operator changed the schedule (a fresh start)."""
-    if segment.spec_hash == record.spec_hash:
-        return _Step(wake_at=record.end)
-    fresh = dataclasses.replace(record, attempts=0, next_attempt_at=None, failure_seen_at=ctx.now)
-    state = timely_state(record, ctx.now) if record.task_id else SegmentState.PENDING
-    return _one(_save(fresh, ctx, "schedule_changed_after_failure", state=state))
+    """Budget spent, but never given up while the window is open: tried again every ``failed_retry_interval``,
+    at once after a reload or a success of the same kind of call, and afresh when the operator edits the schedule."""
+    if segment.spec_hash != record.spec_hash:
+        fresh = dataclasses.replace(record, attempts=0, next_attempt_at=None, failure_seen_at=ctx.now)
+        state = timely_state(record, ctx.now) if record.task_id else SegmentState.PENDING
+        return _one(_save(fresh, ctx, Reason.SCHEDULE_CHANGED_AFTER_FAILURE, state=state))
+    due = record.next_attempt_at
+    if due is None:
+        later = ctx.now + slow_retry_delay(ctx.policy, ctx.rand)
+        return _one(_save(record, ctx, Reason.SLOW_RETRY, next_attempt_at=later), later)
+    nudged = ctx.nudged_at is not None and record.updated_at < ctx.nudged_at
+    if ctx.now < due and not nudged:
+        return _Step(wake_at=due)
+    now_due = dataclasses.replace(record, next_attempt_at=None)
+    if record.task_id is None:
+        return _ensure_created(segment, now_due, ctx)
+    signal = _failure_signal(record, ctx)
+    if signal is None:
+        return _healthy(segment, now_due, ctx)
+    return _act_on_failure(segment, now_due, signal, ctx)
 
 
 def _ensure_created(segment: Segment, record: SegmentRecord, ctx: _Ctx, *, remember: bool = False) -> _Step:
     """Create the segment's task when it is due; until then keep a PENDING record (so status shows it)."""
     task = ctx.view.first(segment.title)
     if task is not None:
-        return _one(Action(ActionKind.ADOPT, record, segment=segment, task=task, reason="title_match"))
+        return _one(Action(ActionKind.ADOPT, record, segment=segment, task=task, reason=Reason.TITLE_MATCH))
     if record.state == SegmentState.CREATING and segment.title not in ctx.view.fresh:
-        return _one(Action(ActionKind.CONFIRM, record, segment=segment, reason="unknown_create_outcome"))
-    due = _min_time(segment.start - ctx.policy.prepare_ahead)
-    assert due is not None
+        return _one(Action(ActionKind.CONFIRM, record, segment=segment, reason=Reason.UNKNOWN_CREATE_OUTCOME))
+    due = segment.start - ctx.policy.prepare_ahead
     if record.next_attempt_at is not None:
         due = max(due, record.next_attempt_at)
     if ctx.now < due:
-        return _one(Action(ActionKind.SAVE, record, reason="planned"), due) if remember else _Step(wake_at=due)
-    return _one(Action(ActionKind.CREATE, record, segment=segment, reason="prepare_ahead"))
+        if remember:
+            return _one(Action(ActionKind.SAVE, record, reason=Reason.PLANNED), due)
+        return _Step(wake_at=due)
+    return _one(Action(ActionKind.CREATE, record, segment=segment, reason=Reason.PREPARE_AHEAD))
 
 
-def _failure_signal(record: SegmentRecord, ctx: _Ctx) -> str | None:
+def _failure_signal(record: SegmentRecord, ctx: _Ctx) -> FailureSignal | None:
     task = ctx.view.first(record.title, record.task_id)
     if task is not None and task.status == TaskStatus.DISABLED:
-        return "disabled"
+        return FailureSignal.DISABLED
     if task is None and _absent(record, ctx):
-        return "missing"
+        return FailureSignal.MISSING
     if record.failure_seen_at is not None:
-        return "failing"
+        return FailureSignal.FAILING
     return None
 
 
@@ -265,12 +276,13 @@ def _maintain(segment: Segment, record: SegmentRecord, ctx: _Ctx) -> _Step:
     signal = _failure_signal(record, ctx)
     if signal is None:
         return _healthy(segment, record, ctx)
-    if segment.spec_hash != record.spec_hash and signal != "missing":
-        return _one(Action(ActionKind.UPDATE, record, segment=segment, reason="spec_changed"))
+    if segment.spec_hash != record.spec_hash and signal != FailureSignal.MISSING:
+        return _one(Action(ActionKind.UPDATE, record, segment=segment, reason=Reason.SPEC_CHANGED))
     return _restart(segment, record, signal, ctx)
 
 
-def _restart(segment: Segment, record: SegmentRecord, signal: str, ctx: _Ctx) -> _Step:
+def _restart(segment: Segment, record: SegmentRecord, signal: FailureSignal, ctx: _Ctx) -> _Step:
+    """Back off (full jitter), then confirm and act; a spent budget marks the segment failed (and slow-retried)."""
     policy = ctx.policy
     if record.next_attempt_at is None:
         delay = backoff_delay(
@@ -282,28 +294,40 @@ def _restart(segment: Segment, record: SegmentRecord, signal: str, ctx: _Ctx) ->
         )
         due = ctx.now + delay
         seen = record.failure_seen_at if record.failure_seen_at is not None else ctx.now
-        action = _save(record, ctx, signal, state=SegmentState.RETRYING, next_attempt_at=due, failure_seen_at=seen)
+        reason = Reason(signal.value)
+        action = _save(record, ctx, reason, state=SegmentState.RETRYING, next_attempt_at=due, failure_seen_at=seen)
         return _one(action, due)
     if ctx.now < record.next_attempt_at:
         return _Step(wake_at=record.next_attempt_at)
     if record.attempts >= policy.max_attempts:
-        reason = f"restart budget spent after {record.attempts} attempts ({signal})"
-        return _one(_save(record, ctx, "budget_spent", state=SegmentState.FAILED, last_error=reason), record.end)
+        why = f"restart budget spent after {record.attempts} attempts ({signal.value})"
+        later = ctx.now + slow_retry_delay(policy, ctx.rand)
+        changes = {"state": SegmentState.FAILED, "last_error": why, "next_attempt_at": later}
+        return _one(_save(record, ctx, Reason.BUDGET_SPENT, **changes), later)
+    return _act_on_failure(segment, record, signal, ctx)
+
+
+_ACTION_FOR = {FailureSignal.MISSING: ActionKind.CREATE, FailureSignal.DISABLED: ActionKind.CONTINUE}
+
+
+def _act_on_failure(segment: Segment, record: SegmentRecord, signal: FailureSignal, ctx: _Ctx) -> _Step:
+    """Confirm the signal with a fresh listing, then re-create, continue or relaunch."""
     if record.title not in ctx.view.fresh:
-        return _one(Action(ActionKind.CONFIRM, record, segment=segment, reason=signal))
+        return _one(Action(ActionKind.CONFIRM, record, segment=segment, reason=Reason(signal.value)))
     task = ctx.view.first(record.title, record.task_id)
-    kind = {"missing": ActionKind.CREATE, "disabled": ActionKind.CONTINUE}.get(signal, ActionKind.RELAUNCH)
+    kind = _ACTION_FOR.get(signal, ActionKind.RELAUNCH)
     if kind == ActionKind.RELAUNCH and (task is None or task.status != TaskStatus.ACTIVE):
         # A failure reported for a task that is not relaying (not started yet, or just ended): nothing to relaunch.
-        return _one(_save(record, ctx, "failure_not_actionable", failure_seen_at=None, next_attempt_at=None))
-    return _one(Action(kind, record, segment=segment, task=task, reason=signal))
+        cleared = _save(record, ctx, Reason.FAILURE_NOT_ACTIONABLE, failure_seen_at=None, next_attempt_at=None)
+        return _one(cleared)
+    return _one(Action(kind, record, segment=segment, task=task, reason=Reason(signal.value)))
 
 
 def _healthy(segment: Segment, record: SegmentRecord, ctx: _Ctx) -> _Step:
     if segment.spec_hash != record.spec_hash:
         if record.next_attempt_at is not None and ctx.now < record.next_attempt_at:
             return _Step(wake_at=record.next_attempt_at)  # a failed update backs off
-        return _one(Action(ActionKind.UPDATE, record, segment=segment, reason="spec_changed"))
+        return _one(Action(ActionKind.UPDATE, record, segment=segment, reason=Reason.SPEC_CHANGED))
     changes: dict[str, object] = {}
     state = timely_state(record, ctx.now)
     if record.state != state:
@@ -320,7 +344,7 @@ def _healthy(segment: Segment, record: SegmentRecord, ctx: _Ctx) -> _Step:
     )
     if not changes:
         return _Step(wake_at=wake)
-    return _one(_save(record, ctx, "refresh", **changes), wake)
+    return _one(_save(record, ctx, Reason.REFRESH, **changes), wake)
 
 
 # --- per schedule -------------------------------------------------------------------------------------------
@@ -336,7 +360,7 @@ def _duplicates(records: Iterable[SegmentRecord], view: PlatformView) -> list[Ac
         keep = record.task_id or seen[0].task_id
         for task in seen:
             if task.task_id != keep:
-                actions.append(Action(ActionKind.DELETE_DUPLICATE, record, task=task, reason="duplicate_title"))
+                actions.append(Action(ActionKind.DELETE_DUPLICATE, record, task=task, reason=Reason.DUPLICATE_TITLE))
     return actions
 
 
@@ -348,9 +372,14 @@ def decide(
     now: float,
     policy: Policy,
     rand: float,
+    nudged_at: float | None = None,
 ) -> Plan:
-    """All actions for one schedule, in segment order, and when to look again."""
-    ctx = _Ctx(now=now, policy=policy, view=view, rand=rand)
+    """All actions for one schedule, in segment order, and when to look again.
+
+    ``nudged_at``: the last instant something happened that may have cured a failed segment's cause (a config
+    reload, a successful call of the kind that failed): segments that failed before it are tried again at once.
+    """
+    ctx = _Ctx(now=now, policy=policy, view=view, rand=rand, nudged_at=nudged_at)
     by_key: dict[SegmentKey, SegmentRecord] = {r.key: r for r in records}
     planned: dict[SegmentKey, Segment] = {s.key: s for s in desired}
     keys = list(planned) + [k for k in by_key if k not in planned]
@@ -380,7 +409,7 @@ def _far_ahead(segment: Segment, ctx: _Ctx) -> bool:
 
 
 def _is_planned_save(step: _Step) -> bool:
-    return len(step.actions) == 1 and step.actions[0].reason == "planned"
+    return len(step.actions) == 1 and step.actions[0].reason == Reason.PLANNED
 
 
 def create_body(segment: Segment, *, now: float, callback_url: str | None) -> dict[str, object]:
@@ -398,3 +427,27 @@ def create_body(segment: Segment, *, now: float, callback_url: str | None) -> di
     if callback_url and segment.callbacks:
         body["CallbackURL"] = callback_url
     return body
+
+
+@dataclass(frozen=True, slots=True)
+class NextAction:
+    """What the daemon will do next for a segment (e.g. "create", "retry", "delete") and when (unix seconds)."""
+
+    action: str
+    at: float
+
+
+def next_action(record: SegmentRecord, policy: Policy, wake: float | None) -> NextAction | None:
+    """The status API's "next" for a segment, by the same timing rules :func:`decide` applies (``wake`` is the
+    schedule's next wake-up, for a segment that only waits to be looked at)."""
+    if record.state == SegmentState.DELETED:
+        return None
+    if record.state == SegmentState.FAILED:
+        return NextAction("retry", record.next_attempt_at) if record.next_attempt_at is not None else None
+    if record.state == SegmentState.PENDING:
+        return NextAction("create", max(record.start - policy.prepare_ahead, record.next_attempt_at or 0.0))
+    if record.state == SegmentState.ENDED:
+        return NextAction("delete", max(record.end + policy.retention, record.next_attempt_at or 0.0))
+    if record.next_attempt_at is not None:
+        return NextAction("retry", record.next_attempt_at)
+    return NextAction("check", wake) if wake is not None else None

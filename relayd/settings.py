@@ -123,6 +123,12 @@ class Settings(BaseSettings):
     restart_backoff_factor: float = Field(2.0, ge=1, description="Multiplier between successive restart delays.")
     restart_backoff_cap: Duration = Field(600.0, gt=0, description="Longest restart delay.")
     stable_after: Duration = Field(600.0, ge=0, description="Running this long resets the restart counter.")
+    failed_retry_interval: Duration = Field(
+        300.0,
+        gt=0,
+        description="A segment whose restart budget is spent is still retried this often (±20 %) while its window "
+        "is open, and at once after a reload or a success following failures.",
+    )
     write_qps: float = Field(10.0, gt=0, le=10, description="Write API requests per second (platform cap 10).")
     list_qps: float = Field(15.0, gt=0, le=15, description="List API requests per second (platform cap 15).")
     api_timeout: Duration = Field(10.0, gt=0, description="Timeout of one API request.")

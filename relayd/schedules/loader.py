@@ -592,6 +592,12 @@ def load_dir(path: Path) -> DirResult:
             ],
         )
     images: dict[Path, tuple[str | None, str | None]] = {}
-    files = [load_file(p, images=images) for p in config_files(path)]
+    return resolve([load_file(p, images=images) for p in config_files(path)])
+
+
+def resolve(files: list[FileResult]) -> DirResult:
+    """The directory made of ``files``: the one cross-file rule — the first definition of an id or group name
+    wins, later ones are reported naming both places. The daemon calls it again after putting each bad file's
+    last good version in its place."""
     problems, dropped = _cross_file(files)
     return DirResult(files, problems, dropped)

@@ -9,11 +9,15 @@ as read-only.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from relayd.ids import GroupName, ScheduleId, SegmentKey, TaskId
+
+if TYPE_CHECKING:
+    from relayd.schedules.model import Segment
 
 
 class SegmentState(StrEnum):
@@ -70,6 +74,36 @@ class SegmentRecord:
     updated_at: float = 0.0
     """Set by the store on every put."""
     deleted_at: float | None = None
+
+    @classmethod
+    def from_segment(cls, segment: Segment, now: float) -> SegmentRecord:
+        """A PENDING record for a planned segment that has none yet."""
+        return cls(
+            key=segment.key,
+            schedule_id=segment.schedule_id,
+            spec_hash=segment.spec_hash,
+            body={},
+            created_at=now,
+            updated_at=now,
+            **_identity(segment),
+        )
+
+    def with_segment(self, segment: Segment) -> SegmentRecord:
+        """This record carrying the segment's current window and identity fields (its spec hash is left alone:
+        it says what the platform was last given, which only a create or update changes)."""
+        return dataclasses.replace(self, **_identity(segment))
+
+
+def _identity(segment: Segment) -> dict[str, Any]:
+    """The fields a record copies from its segment: the one list of them."""
+    return {
+        "index": segment.index,
+        "occurrence": segment.occurrence,
+        "start": segment.start,
+        "end": segment.end,
+        "title": segment.title,
+        "group": segment.group,
+    }
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,7 @@
 
 Public API (import from here; the submodules are implementation):
 
-* :class:`LiveClient` and the :class:`LiveApi` Protocol (the seam the daemon takes; tests pass fakes);
+* :class:`LiveClient` (the engine reaches it through ``relayd.platform.Platform``, never directly);
 * the request/response models (:mod:`relayd.volc.models`);
 * the errors (:mod:`relayd.volc.errors`), classified retryable or terminal;
 * :class:`Credentials` from the signer.
@@ -10,7 +10,7 @@ Public API (import from here; the submodules are implementation):
 
 from __future__ import annotations
 
-from relayd.volc.client import DEFAULT_ENDPOINT, CallObserver, LiveApi, LiveClient
+from relayd.volc.client import DEFAULT_ENDPOINT, CallObserver, LiveClient
 from relayd.volc.errors import (
     ApiError,
     DeadlineExceeded,
@@ -54,7 +54,6 @@ __all__ = [
     "ListGroupsRequest",
     "ListTasksQuery",
     "ListTasksV2Request",
-    "LiveApi",
     "LiveClient",
     "LiveError",
     "Pagination",

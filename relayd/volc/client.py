@@ -49,7 +49,6 @@ from relayd.volc.errors import (
     ApiError,
     DeadlineExceeded,
     LiveError,
-    ThrottledError,
     TransportError,
     ValidationError,
     api_error,
@@ -146,27 +145,6 @@ class CallObserver(Protocol):
     def on_call(self, action: str, outcome: str, seconds: float, attempt: int) -> None: ...
 
 
-class LiveApi(Protocol):
-    """What the daemon needs of the platform; :class:`LiveClient` implements it, tests may pass a fake."""
-
-    async def create_task(self, request: CreateTaskRequest) -> TaskId: ...
-    async def update_task(self, request: UpdateTaskRequest) -> None: ...
-    async def delete_task(self, task_id: TaskId, group: GroupName | str | None = None) -> None: ...
-    async def stop_task(self, task_id: TaskId, group: GroupName | str | None = None) -> None: ...
-    async def continue_task(self, task_id: TaskId, group: GroupName | str | None = None) -> None: ...
-    async def relaunch_task(self, task_id: TaskId, group: GroupName | str | None = None) -> None: ...
-    async def restart_task(self, task_id: TaskId, group: GroupName | str | None = None) -> None: ...
-    async def list_tasks(self, query: ListTasksQuery) -> TaskPage: ...
-    async def list_tasks_v2(self, request: ListTasksV2Request) -> TaskPage: ...
-    def iter_tasks(
-        self, *, title: str | None = None, group_names: list[str] | None = None, page_size: int = 500
-    ) -> AsyncIterator[TaskItem]: ...
-    async def create_group(self, request: CreateGroupRequest) -> None: ...
-    async def update_group(self, request: UpdateGroupRequest) -> None: ...
-    async def delete_group(self, name: GroupName | str) -> None: ...
-    async def list_groups(self, request: ListGroupsRequest) -> GroupPage: ...
-
-
 # --- wire helpers (pure) ------------------------------------------------------------------------------------
 
 
@@ -244,15 +222,6 @@ def parse_envelope(action: str, status: int, raw: bytes) -> dict[str, Any]:
         raise _malformed(action, status, "HTTP error without ResponseMetadata.Error")
     result = doc.get("Result")
     return result if isinstance(result, dict) else {}
-
-
-def surely_unprocessed(error: LiveError) -> bool:
-    """True when the platform certainly did not act on the request (safe to retry a create)."""
-    if isinstance(error, ThrottledError):
-        return True
-    if isinstance(error, TransportError):
-        return error.kind == "ConnectError"
-    return isinstance(error, ApiError) and error.code == "ServiceUnavailableTemp"
 
 
 def _utcnow() -> datetime:
@@ -364,7 +333,7 @@ class LiveClient:
         """The delay before the next attempt; raises the final error when retrying is over."""
         decision = self.policy.decide(error, attempt=attempt, elapsed_s=elapsed, rand=self._rand())
         give_up = decision.give_up
-        if give_up is None and not spec.idempotent and not surely_unprocessed(error):
+        if give_up is None and not spec.idempotent and not error.surely_unprocessed:
             give_up = GiveUp.TERMINAL
         fields = _error_fields(error) | {"action": spec.name, "attempt": attempt}
         if give_up is not None:

@@ -34,6 +34,20 @@ class LiveError(Exception):
         return False
 
     @property
+    def surely_unprocessed(self) -> bool:
+        """True only when the platform certainly did not act on the request (a write may be sent again as is).
+
+        Anything else — a timeout, a reset connection, a 5xx, an answer we could not read — may hide a request the
+        platform carried out: the caller must look before acting again.
+        """
+        return False
+
+    @property
+    def not_found(self) -> bool:
+        """The platform said the resource does not exist (by code; the engine confirms absence by listing)."""
+        return False
+
+    @property
     def outcome(self) -> str:
         """A short stable label for metrics: the error code or the error kind."""
         return type(self).__name__
@@ -87,12 +101,26 @@ class ApiError(LiveError):
     def not_found(self) -> bool:
         return self.code.split(".", 1)[0] == "ResourceNotFound"
 
+    @property
+    def surely_unprocessed(self) -> bool:
+        """A readable refusal (a 4xx business error such as InvalidParam or AccessDenied) proves nothing was done;
+        a 5xx, a retryable code or an answer we could not read does not."""
+        if self.code == "ServiceUnavailableTemp":
+            return True
+        if self.code == MALFORMED_RESPONSE or self.http_status >= 500:
+            return False
+        return not self.retryable
+
 
 class ThrottledError(ApiError):
     """The platform's rate limit answered (FlowLimitExceeded, AccountFlowLimitExceeded, or HTTP 429)."""
 
     @property
     def retryable(self) -> bool:
+        return True
+
+    @property
+    def surely_unprocessed(self) -> bool:
         return True
 
 
@@ -114,6 +142,10 @@ class TransportError(LiveError):
     def outcome(self) -> str:
         return self.kind
 
+    @property
+    def surely_unprocessed(self) -> bool:
+        return self.kind == "ConnectError"
+
 
 class ValidationError(LiveError):
     """The request breaks documented field rules; nothing was sent. ``problems`` names each field and rule."""
@@ -126,6 +158,10 @@ class ValidationError(LiveError):
     @property
     def outcome(self) -> str:
         return "ValidationError"
+
+    @property
+    def surely_unprocessed(self) -> bool:
+        return True  # refused before anything was sent
 
 
 class DeadlineExceeded(LiveError):
@@ -141,6 +177,14 @@ class DeadlineExceeded(LiveError):
     @property
     def outcome(self) -> str:
         return "DeadlineExceeded"
+
+    @property
+    def surely_unprocessed(self) -> bool:
+        return self.last_error.surely_unprocessed
+
+    @property
+    def not_found(self) -> bool:
+        return self.last_error.not_found
 
 
 def api_error(

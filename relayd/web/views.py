@@ -19,8 +19,11 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from relayd.ids import GroupName, ScheduleId, SegmentKey, TaskId
+from relayd.reconcile import NextAction
 from relayd.store import Event, SegmentRecord
 from relayd.web.notices import CallbackNotice
+
+__all__ = ["DaemonView", "NextAction", "ReconcileHint", "ScheduleInfo", "StoreView"]
 
 ReconcileHint = Callable[[ScheduleId, SegmentKey, CallbackNotice], None]
 """Called once per new (non-duplicate) authenticated callback for a known segment. Must not block."""
@@ -36,14 +39,6 @@ class ScheduleInfo:
     source: str | None = None
     group: GroupName | None = None
     problems: tuple[str, ...] = field(default=())
-
-
-@dataclass(frozen=True, slots=True)
-class NextAction:
-    """What the daemon will do next for a segment (e.g. "create", "retry", "delete") and when (unix seconds)."""
-
-    action: str
-    at: float
 
 
 class DaemonView(Protocol):

@@ -156,7 +156,7 @@ async def test_a_broken_file_keeps_its_last_good_version_across_reloads_and_rest
         await daemon.reload()
         await daemon.queue.drained()
         assert "steady" in daemon.engine.schedules
-        problems = list(daemon._problems)
+        problems = list(daemon.config.problems)
     assert any("steady.toml" in p for p in problems)
     # A restart with the file still broken: the store's applied copy keeps the schedule, nothing is deleted.
     async with running_daemon(settings) as daemon:

@@ -74,7 +74,7 @@ async def test_fuzzed_schedule_files_are_reported_and_never_crash_the_daemon(emu
         for text in files:
             (schedules / "fuzz.toml").write_text(text)
             await daemon.reload()
-            mine = [p for p in daemon._problems if "fuzz.toml" in p]
+            mine = [p for p in daemon.config.problems if "fuzz.toml" in p]
             from_file = [s for s in daemon.engine.schedules.values() if str(s.source_file).endswith("fuzz.toml")]
             assert mine or from_file or not text.strip() or "[[schedule]]" not in text, text
             assert all(len(p) > len(str(schedules / "fuzz.toml")) + 5 for p in mine)  # says what is wrong

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from relayd.groups import group_actions, list_all_groups, sync_groups
+from relayd.groups import group_actions, sync_groups
+from relayd.platform.live import LivePlatform
 from relayd.schedules.model import GroupSpec
 from relayd.volc.client import LiveClient
 from relayd.volc.models import GroupItem, TagInfo
@@ -31,15 +32,16 @@ async def test_sync_creates_updates_and_is_idempotent(emulator: Any) -> None:
     emu = await emulator()
     creds = Credentials(emu.config.access_key, emu.config.secret_key)
     async with LiveClient(emu.url, creds) as client:
-        assert await sync_groups(client, [spec("news", team="broadcast"), spec("sports")])
-        groups = {g.name: g for g in await list_all_groups(client)}
+        platform = LivePlatform(client)
+        assert await sync_groups(platform, [spec("news", team="broadcast"), spec("sports")])
+        groups = {g.name: g for g in await platform.list_groups()}
         assert {"default", "news", "sports"} <= set(groups)
         assert {t.key: t.value for t in groups["news"].tags} == {"team": "broadcast"}
         before = dict(emu.stats()["requests"])
-        assert await sync_groups(client, [spec("news", team="broadcast"), spec("sports")])
+        assert await sync_groups(platform, [spec("news", team="broadcast"), spec("sports")])
         after = emu.stats()["requests"]
         assert after.get("CreatePullToPushGroup") == before.get("CreatePullToPushGroup")  # nothing to do twice
         assert after.get("UpdatePullToPushGroup") == before.get("UpdatePullToPushGroup")
-        assert await sync_groups(client, [spec("news", team="studio")])
-        groups = {g.name: g for g in await list_all_groups(client)}
+        assert await sync_groups(platform, [spec("news", team="studio")])
+        groups = {g.name: g for g in await platform.list_groups()}
         assert {t.key: t.value for t in groups["news"].tags} == {"team": "studio"}

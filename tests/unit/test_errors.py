@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from relayd.volc.client import parse_envelope, surely_unprocessed
+from relayd.volc.client import parse_envelope
 from relayd.volc.errors import (
     ApiError,
     DeadlineExceeded,
@@ -145,8 +145,19 @@ def test_other_error_kinds() -> None:
 
 
 def test_only_certainly_unprocessed_errors_allow_retrying_a_create() -> None:
-    assert surely_unprocessed(api_error("C", http_status=429, code="FlowLimitExceeded"))
-    assert surely_unprocessed(TransportError("C", "ConnectError"))
-    assert not surely_unprocessed(TransportError("C", "Timeout"))
-    assert not surely_unprocessed(api_error("C", http_status=500, code="InternalError"))
-    assert not surely_unprocessed(api_error("C", http_status=200, code="CommonErr"))
+    assert api_error("C", http_status=429, code="FlowLimitExceeded").surely_unprocessed
+    assert TransportError("C", "ConnectError").surely_unprocessed
+    assert not TransportError("C", "Timeout").surely_unprocessed
+    assert not api_error("C", http_status=500, code="InternalError").surely_unprocessed
+    assert not api_error("C", http_status=200, code="CommonErr").surely_unprocessed
+
+
+def test_a_readable_refusal_is_unprocessed_but_a_garbled_or_5xx_answer_is_not() -> None:
+    assert api_error("C", http_status=400, code="InvalidParam").surely_unprocessed
+    assert api_error("C", http_status=403, code="AccessDenied").surely_unprocessed
+    assert not api_error("C", http_status=502, code="MalformedResponse").surely_unprocessed
+    assert not api_error("C", http_status=200, code="MalformedResponse").surely_unprocessed
+    assert not api_error("C", http_status=504, code="InternalServiceTimeout").surely_unprocessed
+    timeout = TransportError("C", "Timeout")
+    assert not DeadlineExceeded("C", 5, 3, timeout).surely_unprocessed
+    assert DeadlineExceeded("C", 5, 3, api_error("C", http_status=429, code="FlowLimitExceeded")).surely_unprocessed

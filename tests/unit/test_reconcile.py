@@ -7,11 +7,11 @@ import dataclasses
 import pytest
 
 from relayd.ids import ScheduleId, SegmentKey, TaskId
+from relayd.platform import ObservedTask
+from relayd.policy import Policy
 from relayd.reconcile import (
     ActionKind,
-    ObservedTask,
     PlatformView,
-    Policy,
     create_body,
     decide,
     new_record,

@@ -1,0 +1,347 @@
+"""The real engine and executor against the in-memory platform and a temporary store, with an injected clock.
+
+Every path a segment can take — create, adopt after a crash, every failure outcome, restart with backoff, drift,
+cleanup, hot reload, removal — in milliseconds: the clock is a number the test moves, the platform a dict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from relayd.engine import Engine, EngineConfig
+from relayd.ids import ScheduleId, SegmentKey
+from relayd.platform.memory import MemoryPlatform
+from relayd.policy import Policy
+from relayd.schedules.model import Schedule
+from relayd.store import SegmentState, Store
+from relayd.volc.errors import ApiError, TransportError, api_error
+from relayd.volc.models import TaskStatus
+
+T0 = 1_900_000_000
+POLICY = Policy(
+    prepare_ahead=60,
+    retention=30,
+    max_attempts=3,
+    backoff_base=2,
+    backoff_factor=2,
+    backoff_cap=20,
+    stable_after=50,
+    create_retry_base=2,
+    create_retry_cap=20,
+    failed_retry_interval=100,
+)
+CONFIG = EngineConfig(max_task_seconds=600, horizon_s=3600, namespace="test", policy=POLICY)
+SID = ScheduleId("news")
+KEY0 = SegmentKey("news.0")
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class FakeJobs:
+    wakes: dict[ScheduleId, float | None] = field(default_factory=dict)
+
+    def wake(self, schedule_id: ScheduleId, at: float | None) -> None:
+        self.wakes[schedule_id] = at
+
+
+def schedule(start: int = T0, end: int = T0 + 300, **extra: Any) -> Schedule:
+    data = {
+        "id": SID,
+        "source": "rtmp://origin.example.com/live/a",
+        "destination": "rtmp://push.example.net/live/a",
+        "window": {"start": start, "end": end},
+        **extra,
+    }
+    return Schedule.model_validate(data)
+
+
+@dataclass
+class Rig:
+    engine: Engine
+    platform: MemoryPlatform
+    store: Store
+    clock: Clock
+    jobs: FakeJobs
+
+    async def settle(self, rounds: int = 1) -> None:
+        for _ in range(rounds):
+            await self.engine.reconcile(SID)
+
+    def record(self, key: SegmentKey = KEY0) -> Any:
+        record = self.store.segment(key)
+        assert record is not None
+        return record
+
+    async def at(self, instant: float) -> None:
+        self.clock.now = instant
+        await self.engine.reconcile(SID)
+
+    async def next(self) -> None:
+        """Move to the segment's next attempt and reconcile."""
+        due = self.record().next_attempt_at
+        assert due is not None, "no attempt pending"
+        await self.at(due)
+
+
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    clock = Clock(T0 - 100)
+    store = await Store.open(tmp_path / "state.db", clock=clock)
+    platform = MemoryPlatform(clock)
+    jobs = FakeJobs()
+    engine = Engine(
+        store=store,
+        platform=platform,
+        config=CONFIG,
+        callback_url=lambda key: f"http://127.0.0.1:9/v1/callbacks/{key}/mac",
+        jobs=jobs,  # type: ignore[arg-type]
+        clock=clock,
+        rand=lambda: 0.5,
+    )
+    engine.set_schedules([schedule()])
+    try:
+        yield Rig(engine, platform, store, clock, jobs)
+    finally:
+        await store.close()
+
+
+def titled(rig: Rig) -> list[str]:
+    return rig.platform.titled(rig.record().title)
+
+
+# --- creation ---------------------------------------------------------------------------------------------------
+
+
+async def test_a_segment_is_remembered_then_created_prepare_ahead_before_it_starts(rig: Rig) -> None:
+    await rig.at(T0 - 100)
+    assert rig.record().state == SegmentState.PENDING and rig.platform.calls.get("create") is None
+    assert rig.jobs.wakes[SID] == T0 - 60
+    await rig.at(T0 - 60)
+    record = rig.record()
+    assert record.state == SegmentState.SCHEDULED and record.task_id in rig.platform.tasks
+    assert rig.platform.bodies[record.task_id]["StartTime"] == T0
+
+
+async def test_a_task_with_the_segments_title_is_adopted_not_created_again(rig: Rig) -> None:
+    await rig.at(T0 - 100)
+    body = {"Title": rig.record().title, "StartTime": T0, "EndTime": T0 + 300, "DstAddr": "rtmp://x/y/z"}
+    existing = rig.platform.add(body)
+    await rig.engine.list_platform()
+    await rig.at(T0 - 50)
+    assert rig.record().task_id == existing and rig.platform.calls.get("create") is None
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        api_error("CreatePullToPushTask", http_status=502, code="MalformedResponse", message="<html>bad gateway"),
+        api_error("CreatePullToPushTask", http_status=504, code="InternalServiceTimeout"),
+        api_error("CreatePullToPushTask", http_status=500, code="InternalError"),
+        api_error("CreatePullToPushTask", http_status=200, code="MalformedResponse", message="ResponseMetadata: null"),
+        TransportError("CreatePullToPushTask", "Timeout"),
+    ],
+    ids=["502-html", "504", "500", "malformed-200", "timeout"],
+)
+async def test_a_create_that_may_have_acted_is_looked_up_never_repeated(rig: Rig, error: Exception) -> None:
+    rig.platform.inject("create", error, acted=True)  # type: ignore[arg-type]
+    await rig.at(T0 - 60)
+    # The same pass lists the Title before anything else and adopts what the create made.
+    failed = await rig.store.events(kind="create_failed")
+    assert failed and failed[0].data["outcome"] == "unknown"
+    assert rig.platform.calls["create"] == 1 and rig.platform.calls["list_title"] == 1 and len(titled(rig)) == 1
+    assert rig.record().task_id == titled(rig)[0] and rig.record().state == SegmentState.SCHEDULED
+    await rig.at(T0 + 1)
+    assert rig.platform.calls["create"] == 1 and len(titled(rig)) == 1
+
+
+async def test_a_create_that_did_not_act_is_retried_after_its_backoff(rig: Rig) -> None:
+    rig.platform.inject("create", TransportError("CreatePullToPushTask", "Timeout"))
+    await rig.at(T0 - 60)
+    record = rig.record()
+    assert record.state == SegmentState.CREATING and not titled(rig)  # looked up: nothing there; waits
+    assert rig.platform.calls["create"] == 1 and rig.platform.calls["list_title"] == 1
+    await rig.at((record.next_attempt_at or T0) - 0.5)
+    assert rig.platform.calls["create"] == 1
+    await rig.at(record.next_attempt_at or T0)
+    assert rig.platform.calls["create"] == 2 and len(titled(rig)) == 1
+
+
+async def test_a_refused_create_is_never_final_while_the_window_is_open(rig: Rig) -> None:
+    refusal = api_error("CreatePullToPushTask", http_status=403, code="AccessDenied", message="key revoked")
+    rig.platform.inject("create", refusal, times=POLICY.max_attempts + 1)
+    await rig.at(T0 - 60)
+    for _ in range(POLICY.max_attempts - 1):
+        record = rig.record()
+        assert record.state == SegmentState.PENDING and "AccessDenied" in (record.last_error or "")
+        await rig.next()
+    failed = rig.record()
+    assert failed.state == SegmentState.FAILED and failed.attempts == POLICY.max_attempts
+    slow = failed.next_attempt_at or 0
+    assert slow - rig.clock.now >= 0.8 * POLICY.failed_retry_interval  # slow cadence, not a hot loop
+    await rig.at(slow - 1)
+    assert rig.platform.calls["create"] == POLICY.max_attempts
+    await rig.at(slow)  # tried again, refused again (the cause is still there)
+    assert rig.platform.calls["create"] == POLICY.max_attempts + 1 and rig.record().state == SegmentState.FAILED
+    await rig.next()  # the cause is gone: created
+    assert rig.record().state == SegmentState.RUNNING and len(titled(rig)) == 1
+
+
+async def test_a_reload_tries_a_failed_segment_again_at_once(rig: Rig) -> None:
+    refusal = api_error("CreatePullToPushTask", http_status=400, code="InvalidParam")
+    rig.platform.inject("create", refusal, times=POLICY.max_attempts)
+    await rig.at(T0 - 60)
+    while rig.record().state != SegmentState.FAILED:
+        await rig.next()
+    failed_at = rig.clock.now
+    rig.clock.now += 1
+    assert rig.engine.nudge() == {SID} and rig.jobs.wakes[SID] == failed_at + 1
+    await rig.settle()
+    assert rig.record().task_id is not None and rig.record().state == SegmentState.SCHEDULED
+
+
+# --- restart ----------------------------------------------------------------------------------------------------
+
+
+async def running(rig: Rig) -> Any:
+    await rig.at(T0 - 60)
+    await rig.engine.list_platform()
+    await rig.at(T0 + 1)
+    record = rig.record()
+    assert record.state == SegmentState.RUNNING
+    return record
+
+
+async def test_a_disabled_task_is_continued_after_backoff_and_a_stable_one_resets_its_attempts(rig: Rig) -> None:
+    record = await running(rig)
+    rig.platform.set_status(record.task_id, TaskStatus.DISABLED)
+    await rig.engine.list_platform()
+    await rig.at(T0 + 2)
+    retrying = rig.record()
+    assert retrying.state == SegmentState.RETRYING and retrying.next_attempt_at == T0 + 2 + 1.0  # 0.5 * base 2
+    await rig.at(retrying.next_attempt_at or 0)
+    assert rig.platform.calls["resume"] == 1
+    healed = rig.record()
+    assert healed.state == SegmentState.RUNNING and healed.attempts == 1
+    await rig.at(rig.clock.now + POLICY.stable_after)
+    assert rig.record().attempts == 0
+
+
+async def test_a_failure_callback_relaunches_and_a_missing_task_is_created_again(rig: Rig) -> None:
+    record = await running(rig)
+    await rig.engine.note_failure(record.key, rig.clock.now)
+    await rig.at(rig.clock.now)
+    await rig.next()
+    assert rig.platform.calls["relaunch"] == 1 and rig.record().failure_seen_at is None
+    rig.platform.remove(rig.record().task_id)
+    rig.clock.now += 1
+    await rig.engine.list_platform()
+    await rig.at(rig.clock.now + 1)
+    await rig.next()
+    assert rig.platform.calls["create"] == 2 and len(titled(rig)) == 1 and rig.record().attempts == 2
+
+
+async def test_a_spent_restart_budget_marks_failed_and_keeps_trying_slowly(rig: Rig) -> None:
+    record = await running(rig)
+    refusal = api_error("RelaunchPullToPushTask", http_status=400, code="InvalidParam", message="wrong status")
+    rig.platform.inject("relaunch", refusal, times=100)
+    await rig.engine.note_failure(record.key, rig.clock.now)
+    for _ in range(2 * POLICY.max_attempts + 2):
+        current = rig.record()
+        if current.state == SegmentState.FAILED:
+            break
+        await rig.at(max(rig.clock.now, current.next_attempt_at or rig.clock.now))
+    failed = rig.record()
+    assert failed.state == SegmentState.FAILED and rig.platform.calls["relaunch"] == POLICY.max_attempts
+    assert (failed.next_attempt_at or 0) - rig.clock.now >= 0.8 * POLICY.failed_retry_interval
+    await rig.at(failed.next_attempt_at or 0)
+    assert rig.platform.calls["relaunch"] == POLICY.max_attempts + 1
+
+
+# --- drift, cleanup, reload -------------------------------------------------------------------------------------
+
+
+async def test_a_second_task_with_our_title_is_deleted_and_ours_kept(rig: Rig) -> None:
+    record = await running(rig)
+    duplicate = rig.platform.add(rig.platform.bodies[record.task_id])
+    await rig.engine.list_platform()
+    await rig.at(rig.clock.now + 1)
+    assert duplicate not in rig.platform.tasks and record.task_id in rig.platform.tasks
+
+
+async def test_an_ended_task_is_deleted_after_retention(rig: Rig) -> None:
+    record = await running(rig)
+    await rig.at(T0 + 300)
+    assert rig.record().state == SegmentState.ENDED and record.task_id in rig.platform.tasks
+    await rig.at(T0 + 300 + POLICY.retention)
+    assert rig.record().state == SegmentState.DELETED and record.task_id not in rig.platform.tasks
+
+
+async def test_a_task_gone_under_another_not_found_code_is_confirmed_by_listing(rig: Rig) -> None:
+    record = await running(rig)
+    rig.platform.remove(record.task_id)
+    not_found = api_error("DeletePullToPushTask", http_status=400, code="InvalidParameter.TaskNotExist")
+    rig.platform.inject("delete", not_found)
+    await rig.at(T0 + 300)
+    await rig.at(T0 + 300 + POLICY.retention)
+    failed_delete = rig.record()
+    assert failed_delete.state == SegmentState.ENDED and failed_delete.next_attempt_at is not None
+    await rig.at(failed_delete.next_attempt_at)
+    assert rig.record().state == SegmentState.DELETED and rig.platform.calls["delete"] == 1
+
+
+async def test_a_failing_delete_backs_off_longer_each_time(rig: Rig) -> None:
+    record = await running(rig)
+    busy = api_error("DeletePullToPushTask", http_status=400, code="InvalidParam", message="task is busy")
+    rig.platform.inject("delete", busy, times=100)
+    await rig.at(T0 + 300)
+    await rig.at(T0 + 300 + POLICY.retention)
+    delays = []
+    for _ in range(POLICY.max_attempts + 1):
+        current = rig.record()
+        delays.append((current.next_attempt_at or 0) - rig.clock.now)
+        await rig.at(current.next_attempt_at or 0)
+    assert record.task_id in rig.platform.tasks and rig.record().state == SegmentState.ENDED
+    assert delays == sorted(delays) and delays[-1] >= 0.8 * POLICY.failed_retry_interval
+
+
+async def test_an_edited_schedule_updates_its_task_and_a_removed_one_is_deleted(rig: Rig) -> None:
+    record = await running(rig)
+    rig.engine.set_schedules([schedule(end=T0 + 400)])
+    await rig.at(rig.clock.now + 1)
+    assert rig.platform.calls["update"] == 1
+    assert rig.platform.bodies[record.task_id]["EndTime"] == T0 + 400
+    assert rig.platform.bodies[record.task_id]["StartTime"] == T0  # running: its start is kept
+    rig.engine.set_schedules([])
+    await rig.at(rig.clock.now + 1)
+    assert rig.record().state == SegmentState.DELETED and not rig.platform.tasks
+
+
+async def test_a_per_schedule_restart_override_is_the_policy_of_that_schedule(rig: Rig) -> None:
+    rig.engine.set_schedules([schedule(restart={"attempts": 1})])
+    assert rig.engine.policy_for(SID).max_attempts == 1
+    refusal = api_error("CreatePullToPushTask", http_status=400, code="InvalidParam")
+    rig.platform.inject("create", refusal)
+    await rig.at(T0 - 60)
+    assert rig.record().state == SegmentState.FAILED
+
+
+async def test_the_executor_classifies_an_error_once_and_records_its_request_id(rig: Rig) -> None:
+    refusal = ApiError("CreatePullToPushTask", http_status=400, code="InvalidParam", request_id="req-42")
+    rig.platform.inject("create", refusal)
+    await rig.at(T0 - 60)
+    record = rig.record()
+    assert record.last_request_id == "req-42" and record.attempts == 1
+    events = await rig.store.events(kind="create_failed")
+    assert events and events[0].data["outcome"] == "terminal" and events[0].data["request_id"] == "req-42"
