@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import os
 import re
 import tomllib
 from collections.abc import Iterator, Mapping, Sequence
@@ -107,11 +108,19 @@ class FileResult:
 
 @dataclass
 class DirResult:
-    """The directory: per-file results plus cross-file problems (duplicate ids/groups naming both files)."""
+    """The directory: per-file results plus cross-file problems (duplicate ids/groups naming both files).
+
+    ``unreadable`` is set when the directory itself could not be listed (missing, not a directory, no
+    permission, I/O error); ``files`` is then empty and says nothing about the schedules, so a caller keeps its
+    last good configuration. A readable directory with no schedule files left in it (all moved away, or never
+    any) has ``files == []`` and ``unreadable is None``: that is a real, empty configuration, which the removal
+    guard (:mod:`relayd.schedules.guard`) weighs before anything is removed.
+    """
 
     files: list[FileResult]
     problems: list[ConfigProblem]
     dropped: set[tuple[str, str]] = field(default_factory=set, repr=False)  # (path, id) of later duplicates
+    unreadable: ConfigProblem | None = None
 
     def schedules(self) -> list[Schedule]:
         """Schedules of good files, first of each id only, in file order."""
@@ -127,7 +136,9 @@ class DirResult:
         ]
 
     def all_problems(self) -> list[ConfigProblem]:
-        return [p for f in self.files for p in f.problems] + self.problems
+        """Every error: the directory's own, each file's, then the cross-file ones."""
+        own = [self.unreadable] if self.unreadable is not None else []
+        return own + [p for f in self.files for p in f.problems] + self.problems
 
 
 # --- locating lines -------------------------------------------------------------------------------------------
@@ -546,12 +557,34 @@ def load_file(path: Path, *, images: dict[Path, tuple[str | None, str | None]] |
 
 
 def config_files(path: Path) -> list[Path]:
-    """The files load_dir reads: *.toml, *.yaml, *.yml, sorted; dotfiles and editor backups ignored."""
-    return sorted(
-        p
-        for p in path.iterdir()
-        if p.suffix in _SUFFIXES and not p.name.startswith((".", "#")) and not p.name.endswith("~") and p.is_file()
-    )
+    """The files load_dir reads: *.toml, *.yaml, *.yml, sorted; dotfiles and editor backups ignored.
+
+    Raises OSError if the directory cannot be listed; an entry that vanishes while it is looked at is skipped.
+    """
+    with os.scandir(path) as entries:
+        names = [entry.name for entry in entries if _is_config_file(entry)]
+    return [path / name for name in sorted(names)]
+
+
+def _is_config_file(entry: os.DirEntry[str]) -> bool:
+    name = entry.name
+    if not name.endswith(_SUFFIXES) or name.startswith((".", "#")) or name.endswith("~"):
+        return False
+    try:
+        return entry.is_file()
+    except OSError:
+        return False
+
+
+def _unreadable(path: Path, error: OSError) -> ConfigProblem:
+    fix = "create it, mount it, or point schedules_dir at your schedules; the last good configuration is kept"
+    if isinstance(error, FileNotFoundError):
+        reason = "does not exist"
+    elif isinstance(error, NotADirectoryError):
+        reason = "is not a directory"
+    else:
+        reason = f"cannot be read ({error.strerror or error})"
+    return ConfigProblem(str(path), None, None, reason, fix)
 
 
 def _cross_file(files: list[FileResult]) -> tuple[list[ConfigProblem], set[tuple[str, str]]]:
@@ -581,17 +614,15 @@ def _cross_file(files: list[FileResult]) -> tuple[list[ConfigProblem], set[tuple
 
 
 def load_dir(path: Path) -> DirResult:
-    """Load every config file of a directory; see the module docstring for what makes a file bad."""
-    if not path.is_dir():
-        return DirResult(
-            [],
-            [
-                ConfigProblem(
-                    str(path), None, None, "is not a directory", "create it or point schedules_dir at your schedules"
-                )
-            ],
-        )
+    """Load every config file of a directory; see the module docstring for what makes a file bad.
+
+    Safe to run in a worker thread: it touches no event loop and no shared mutable state.
+    """
+    try:
+        names = config_files(path)
+    except OSError as error:
+        return DirResult([], [], unreadable=_unreadable(path, error))
     images: dict[Path, tuple[str | None, str | None]] = {}
-    files = [load_file(p, images=images) for p in config_files(path)]
+    files = [load_file(p, images=images) for p in names]
     problems, dropped = _cross_file(files)
     return DirResult(files, problems, dropped)

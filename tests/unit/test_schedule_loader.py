@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from relayd.schedules import loader
 from relayd.schedules.loader import ConfigProblem, load_dir, load_file
 from relayd.schedules.model import Schedule
 
@@ -230,10 +231,41 @@ def test_bad_file_is_skipped_and_the_rest_load(tmp_path: Path) -> None:
     assert len(result.all_problems()) == 1
 
 
-def test_missing_directory(tmp_path: Path) -> None:
+def test_missing_directory_is_unreadable_not_empty(tmp_path: Path) -> None:
     result = load_dir(tmp_path / "nope")
     assert result.files == []
-    assert "is not a directory" in str(result.all_problems()[0])
+    assert result.unreadable is not None, "a missing directory must not read as an empty one"
+    assert result.unreadable.path == str(tmp_path / "nope")
+    assert "does not exist" in result.unreadable.message
+    assert result.unreadable.fix is not None and "schedules_dir" in result.unreadable.fix
+    assert result.all_problems() == [result.unreadable]
+
+
+def test_a_file_where_the_directory_should_be_is_unreadable(tmp_path: Path) -> None:
+    write(tmp_path, "schedules.d", GOOD)
+    result = load_dir(tmp_path / "schedules.d")
+    assert result.unreadable is not None
+    assert "is not a directory" in result.unreadable.message
+
+
+def test_a_directory_that_cannot_be_listed_is_unreadable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # root reads any directory whatever its mode, so the refusal is simulated where the loader lists it
+    write(tmp_path, "a.toml", GOOD)
+
+    def refuse(path: object) -> None:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(loader.os, "scandir", refuse)
+    result = load_dir(tmp_path)
+    assert result.unreadable is not None
+    assert "Permission denied" in result.unreadable.message
+    assert result.files == []
+
+
+def test_an_emptied_directory_reads_as_empty(tmp_path: Path) -> None:
+    write(tmp_path, "notes.txt", "not a schedule file")
+    result = load_dir(tmp_path)
+    assert (result.files, result.unreadable, result.all_problems()) == ([], None, [])
 
 
 def test_groups_and_their_checks(tmp_path: Path) -> None:
