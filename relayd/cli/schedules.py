@@ -24,7 +24,7 @@ import click
 
 from relayd.durations import parse_duration
 from relayd.preview import Preview, observe
-from relayd.schedules.loader import DirResult, load_dir
+from relayd.schedules.loader import DEFAULT_MAX_FILE_BYTES, DirResult, Limits, load_dir
 from relayd.schedules.model import Schedule, Segment, file_schema
 from relayd.schedules.planner import plan
 from relayd.settings import SettingsError, load_settings
@@ -144,7 +144,7 @@ def summary(result: DirResult) -> str:
 
 
 def _settings_values(config_file: Path | None) -> dict[str, Any]:
-    """schedules_dir, max_task_seconds, horizon_s and namespace from the settings, or the defaults."""
+    """schedules_dir, max_task_seconds, horizon_s, namespace and loading limits from the settings, or defaults."""
     try:
         settings = load_settings(config_file)
     except SettingsError as error:
@@ -155,12 +155,15 @@ def _settings_values(config_file: Path | None) -> dict[str, Any]:
             "max_task_seconds": DEFAULT_MAX_TASK_SECONDS,
             "horizon_s": DEFAULT_HORIZON_S,
             "namespace": DEFAULT_NAMESPACE,
+            "limits": Limits(max_file_bytes=DEFAULT_MAX_FILE_BYTES),
         }
     return {
         "schedules_dir": Path(settings.schedules_dir),
         "max_task_seconds": int(settings.max_task_seconds),
         "horizon_s": int(settings.horizon),
         "namespace": settings.namespace,
+        # the daemon's size limit, so validate refuses what the daemon would; no time budget at a terminal
+        "limits": Limits(max_file_bytes=settings.max_schedule_file_bytes),
     }
 
 
@@ -196,7 +199,8 @@ _config_option = click.option(
 @_config_option
 def validate(directory: Path | None, config_file: Path | None) -> None:
     """Check every schedule file in DIRECTORY (default: settings' schedules_dir); exit 1 on any problem."""
-    result = load_dir(directory or _settings_values(config_file)["schedules_dir"])
+    values = _settings_values(config_file)
+    result = load_dir(directory or values["schedules_dir"], limits=values["limits"])
     problems = result.all_problems()
     for problem in problems:
         click.echo(str(problem))
@@ -231,7 +235,7 @@ def plan_command(
     take right now against the configured endpoint, computed by the daemon's own decision code.
     """
     values = _settings_values(config_file)
-    result = load_dir(directory or values["schedules_dir"])
+    result = load_dir(directory or values["schedules_dir"], limits=values["limits"])
     now = _parse_at(at)
     preview = _live_preview(config_file, now) if live else None
     report = plan_report(

@@ -5,9 +5,13 @@ with any problem is *bad*: the daemon keeps that file's previous good version, a
 leaves it out; the other files load. Ids must be unique across the directory; a duplicate in a later file is
 reported naming both places and only the first is kept.
 
-Line numbers: tomllib reports lines only for syntax errors, so a light scan of the source finds each
-``[[schedule]]``/``[[group]]`` header and, for a problem, the line of the offending key below it (falling back to
-the header). YAML files (``*.yaml``/``*.yml``, same keys) get exact lines from PyYAML's node marks.
+Parsing, line numbers and the refusal of hostile YAML live in :mod:`relayd.schedules.parsing`.
+
+Cost is bounded (:class:`Limits`): a file over ``max_schedule_file_bytes`` is refused before it is read, and once
+the ``schedule_load_budget`` is spent the files not finished are reported as not loaded, so they count as bad
+and keep their last good version. Error messages show values through :mod:`relayd.schedules.excerpts`, which
+never renders a value whole. Nothing here touches an event loop or shared mutable state, so the daemon can run
+:func:`load_dir` in a worker thread.
 
 Checks that need more than the model: watermark files (read relative to the schedule file, checked and embedded
 as a data URL), and the platform's own rules from relayd.volc.rules for URLs and group names, so an operator
@@ -19,23 +23,22 @@ from __future__ import annotations
 import difflib
 import hashlib
 import os
-import re
-import tomllib
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from relayd.schedules.excerpts import excerpt, excerpt_text
 from relayd.schedules.model import ONE_TIMING, UNION_TAGS, GroupSpec, Schedule
+from relayd.schedules.parsing import Lines, ParseError, parse
 from relayd.volc import rules
 
+DEFAULT_MAX_FILE_BYTES = 4 * 1024 * 1024
 _INTERNAL_KEYS = ("source_file", "source_line")
 _TOP_KEYS = ("schedule", "group")
-_HEADER_RE = re.compile(r"^\s*\[\[\s*(schedule|group)\s*\]\]")
-_TOML_LINE_RE = re.compile(r"at line (\d+)")
 _SUFFIXES = (".toml", ".yaml", ".yml")
 _FIXES = {
     "int_type": "use a whole number",
@@ -141,134 +144,14 @@ class DirResult:
         return own + [p for f in self.files for p in f.problems] + self.problems
 
 
-# --- locating lines -------------------------------------------------------------------------------------------
-
-
-@lru_cache(maxsize=512)
-def _key_re(key: str) -> re.Pattern[str]:
-    return re.compile(rf"""(?:^|[\s{{,.\[])["']?{re.escape(key)}["']?\s*(?:=|\]|\.)""")
-
-
-class _TomlLines:
-    """Header lines of each [[schedule]]/[[group]] and a best-effort key finder below them."""
-
-    def __init__(self, text: str) -> None:
-        self.lines = text.splitlines()
-        self.headers: dict[str, list[int]] = {"schedule": [], "group": []}
-        self.bounds: list[int] = []
-        for number, line in enumerate(self.lines, start=1):
-            if line.lstrip().startswith("[[") and (match := _HEADER_RE.match(line)):
-                self.headers[match[1]].append(number)
-                self.bounds.append(number)
-
-    def header(self, kind: str, index: int) -> int | None:
-        found = self.headers[kind]
-        return found[index] if index < len(found) else None
-
-    def line(self, kind: str, index: int, loc: Sequence[str | int]) -> int | None:
-        header = self.header(kind, index)
-        if header is None:
-            return None
-        stop = next((b for b in self.bounds if b > header), len(self.lines) + 1)
-        position = header
-        for part in loc:
-            if isinstance(part, int):
-                continue
-            pattern = _key_re(part)
-            found = next((n for n in range(position, stop) if pattern.search(self.lines[n - 1])), None)
-            if found is None:
-                break
-            position = found
-        return position
-
-
-class _YamlLines:
-    """Exact lines from a composed YAML node tree."""
-
-    def __init__(self, root: Any) -> None:
-        self.root = root
-
-    def header(self, kind: str, index: int) -> int | None:
-        node = self._walk([kind, index])
-        return None if node is None else int(node.start_mark.line) + 1
-
-    def line(self, kind: str, index: int, loc: Sequence[str | int]) -> int | None:
-        path: list[str | int] = [kind, index]
-        best = self.header(kind, index)
-        for part in loc:
-            path.append(part)
-            node = self._walk(path)
-            if node is None:
-                break
-            best = int(node.start_mark.line) + 1
-        return best
-
-    def _walk(self, path: Sequence[str | int]) -> Any:
-        node = self.root
-        for part in path:
-            if isinstance(part, int) and isinstance(node.value, list) and node.tag.endswith(":seq"):
-                node = node.value[part] if part < len(node.value) else None
-            elif isinstance(part, str) and node.tag.endswith(":map"):
-                node = next((v for k, v in node.value if k.value == part), None)
-            else:
-                node = None
-            if node is None:
-                return None
-        return node
-
-
-# --- parsing ----------------------------------------------------------------------------------------------------
-
-
-class _ParseError(Exception):
-    def __init__(self, line: int | None, message: str, fix: str) -> None:
-        super().__init__(message)
-        self.line, self.message, self.fix = line, message, fix
-
-
-def _parse_toml(text: str) -> tuple[Any, _TomlLines]:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        match = _TOML_LINE_RE.search(str(error))
-        raise _ParseError(
-            int(match[1]) if match else None, f"TOML syntax error: {error}", "fix the syntax at that position"
-        ) from None
-    return data, _TomlLines(text)
-
-
-def _parse_yaml(text: str) -> tuple[Any, _YamlLines]:
-    try:
-        import yaml  # noqa: PLC0415 - optional dependency, only needed for YAML files
-    except ImportError:  # pragma: no cover - pyyaml is a test dependency
-        raise _ParseError(None, "YAML support needs PyYAML", "install relayd[yaml] or use TOML") from None
-    try:
-        loader = yaml.SafeLoader(text)
-        try:
-            node = loader.get_single_node()
-            data = loader.construct_document(node) if node is not None else {}
-        finally:
-            loader.dispose()
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = None if mark is None else int(mark.line) + 1
-        raise _ParseError(line, f"YAML syntax error: {str(error).splitlines()[0]}", "fix the syntax there") from None
-    return data, _YamlLines(node)
-
-
 # --- turning pydantic errors into problems ---------------------------------------------------------------------
 
 
 def _render(prefix: str, loc: Sequence[str | int]) -> str:
     text = prefix
     for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else f".{part}"
+        text += f"[{part}]" if isinstance(part, int) else f".{excerpt_text(str(part), 40)}"
     return text
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _allowed_keys(model: type[BaseModel], loc: Sequence[str | int]) -> list[str]:
@@ -300,9 +183,9 @@ def _explain(error: Mapping[str, Any], model: type[BaseModel]) -> tuple[list[str
     if kind == "extra_forbidden":
         key = str(loc[-1])
         allowed = _allowed_keys(model, loc[:-1])
-        close = difflib.get_close_matches(key, allowed, n=1)
+        close = difflib.get_close_matches(key[:64], allowed, n=1)
         fix = f"did you mean {close[0]!r}?" if close else f"remove it; allowed keys: {', '.join(allowed)}"
-        return loc[:-1], f"unknown key {key!r}", fix
+        return loc[:-1], f"unknown key {excerpt(key)}", fix
     if kind == "missing":
         key = str(loc[-1]) if loc else "value"
         example = _EXAMPLES.get(key)
@@ -312,7 +195,7 @@ def _explain(error: Mapping[str, Any], model: type[BaseModel]) -> tuple[list[str
         message, _, fix = text.partition(" — ")
         return loc, message, fix or None
     msg = str(error["msg"])
-    return loc, f"{msg[:1].lower()}{msg[1:]} (got {_short(error['input'])})", _FIXES.get(kind)
+    return loc, f"{msg[:1].lower()}{msg[1:]} (got {excerpt(error['input'])})", _FIXES.get(kind)
 
 
 # --- one table ----------------------------------------------------------------------------------------------------
@@ -323,7 +206,7 @@ class _Context:
     """What one file's tables share: where it is, how to find lines, and cached watermark images."""
 
     path: Path
-    lines: _TomlLines | _YamlLines
+    lines: Lines
     images: dict[Path, tuple[str | None, str | None]]  # resolved file -> (data URL, problem)
 
 
@@ -354,10 +237,11 @@ def _read_image(ctx: _Context, name: str) -> tuple[str | None, str | None]:
 
 def _check_image(target: Path, name: str) -> tuple[str | None, str | None]:
     try:
-        data = target.read_bytes()
+        with target.open("rb") as image:  # bounded: the name may point at a huge file or a device
+            data = image.read(rules.WATERMARK_MAX_BYTES + 1)
     except OSError as error:
         reason = error.strerror or str(error)
-        return None, f"cannot read {name!r} ({reason}) — put the image next to the schedule file or fix the path"
+        return None, f"cannot read {excerpt(name)} ({reason}) — put the image next to the schedule file or fix the path"
     found = rules.check_image_bytes("file", data)
     if found:
         return None, f"{found[0].message} ({name}) — use a PNG or JPEG of 100 B to 2 MB, at most 1080x1080"
@@ -410,7 +294,7 @@ def _platform_checks(table: Mapping[str, Any], where: _Where) -> list[ConfigProb
     ]
     group = table.get("group")
     if isinstance(group, str) and not rules.is_valid_name(group):
-        problems.append(where.problem(["group"], f"is not a valid group name ({group!r})", _NAME_FIX))
+        problems.append(where.problem(["group"], f"is not a valid group name ({excerpt(group)})", _NAME_FIX))
     return problems
 
 
@@ -431,7 +315,7 @@ def _internal_keys(table: Mapping[str, Any], where: _Where) -> list[ConfigProble
 
 def _prefix(kind: str, raw: Any, key: str, index: int) -> str:
     name = raw.get(key) if isinstance(raw, Mapping) else None
-    return f"{kind}[{name}]" if isinstance(name, str) and name else f"{kind}[#{index + 1}]"
+    return f"{kind}[{excerpt_text(name, 40)}]" if isinstance(name, str) and name else f"{kind}[#{index + 1}]"
 
 
 def _load_schedule(raw: Any, ctx: _Context, index: int) -> tuple[Schedule | None, list[ConfigProblem]]:
@@ -457,7 +341,7 @@ def _load_group(raw: Any, ctx: _Context, index: int) -> tuple[GroupSpec | None, 
     problems = _internal_keys(raw, where)
     name = raw.get("name")
     if isinstance(name, str) and not rules.is_valid_name(name):
-        problems.append(where.problem(["name"], f"is not a valid group name ({name!r})", _NAME_FIX))
+        problems.append(where.problem(["name"], f"is not a valid group name ({excerpt(name)})", _NAME_FIX))
     group, found = _validate(GroupSpec, {**raw, "source_file": str(ctx.path), "source_line": where.header}, where)
     problems += found
     return (group if not problems else None), problems
@@ -471,7 +355,7 @@ def _tables(data: Any, key: str, path: Path) -> tuple[list[Any], list[ConfigProb
     if isinstance(value, list):
         return value, []
     return [], [
-        ConfigProblem(str(path), None, key, f"must be a list of tables (got {_short(value)})", f"write [[{key}]]")
+        ConfigProblem(str(path), None, key, f"must be a list of tables (got {excerpt(value)})", f"write [[{key}]]")
     ]
 
 
@@ -481,9 +365,9 @@ def _top_level(data: Any, path: Path) -> list[ConfigProblem]:
     problems = []
     for key in data:
         if key not in _TOP_KEYS:
-            close = difflib.get_close_matches(str(key), _TOP_KEYS, n=1)
+            close = difflib.get_close_matches(str(key)[:64], _TOP_KEYS, n=1)
             fix = f"did you mean [[{close[0]}]]?" if close else "only [[schedule]] and [[group]] tables are allowed"
-            problems.append(ConfigProblem(str(path), None, None, f"unknown key {key!r}", fix))
+            problems.append(ConfigProblem(str(path), None, None, f"unknown key {excerpt(key)}", fix))
     return problems
 
 
@@ -507,53 +391,126 @@ def _duplicates(items: Sequence[Schedule | GroupSpec], what: str, path: Path) ->
     return problems
 
 
-def _parse(path: Path, text: str) -> tuple[Any, _TomlLines | _YamlLines]:
-    return _parse_yaml(text) if path.suffix in (".yaml", ".yml") else _parse_toml(text)
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What loading may cost: the settings ``max_schedule_file_bytes`` and ``schedule_load_budget``."""
+
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    budget_s: float | None = None  # None: no time limit
 
 
-def load_file(path: Path, *, images: dict[Path, tuple[str | None, str | None]] | None = None) -> FileResult:
-    """Load and validate one file; problems are collected, never raised."""
+class _Budget:
+    """A deadline on a clock, read once per table at most and never again once spent."""
+
+    def __init__(self, seconds: float | None, clock: Callable[[], float]) -> None:
+        self.seconds = seconds
+        self._clock = clock
+        self._deadline = None if seconds is None else clock() + seconds
+        self.spent = False
+
+    def check(self) -> bool:
+        """True once the budget is spent."""
+        if not self.spent and self._deadline is not None:
+            self.spent = self._clock() >= self._deadline
+        return self.spent
+
+    def problem(self, path: Path) -> ConfigProblem:
+        return ConfigProblem(
+            str(path),
+            None,
+            None,
+            f"not loaded: the schedule_load_budget of {self.seconds:g} s ran out",
+            "its last good version is kept; raise schedule_load_budget or split the directory's large files",
+        )
+
+
+def _file_problem(path: Path, message: str, fix: str | None = None, digest: str = "") -> FileResult:
+    return FileResult(path, digest, [], [], [ConfigProblem(str(path), None, None, message, fix)])
+
+
+def _read_bounded(path: Path, limit: int) -> bytes | FileResult:
+    """The file's bytes, or a bad FileResult; a file over the limit is refused before it is read."""
+    fix = "split it into smaller files or raise max_schedule_file_bytes"
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            if size > limit:
+                return _file_problem(path, f"is {size} bytes, over max_schedule_file_bytes ({limit})", fix)
+            raw = file.read(limit + 1)
     except OSError as error:
-        return FileResult(
-            path, "", [], [], [ConfigProblem(str(path), None, None, f"cannot read ({error.strerror or error})", None)]
-        )
-    digest = hashlib.sha256(raw).hexdigest()
+        return _file_problem(path, f"cannot read ({error.strerror or error})")
+    if len(raw) > limit:  # it grew after fstat
+        return _file_problem(path, f"is over max_schedule_file_bytes ({limit} bytes)", fix)
+    return raw
+
+
+def _decode(path: Path, raw: bytes, digest: str) -> tuple[Any, Lines] | FileResult:
     try:
-        data, lines = _parse(path, raw.decode("utf-8"))
+        return parse(path, raw.decode("utf-8"))
     except UnicodeDecodeError as error:
-        return FileResult(
-            path,
-            digest,
-            [],
-            [],
-            [ConfigProblem(str(path), None, None, f"is not UTF-8 ({error.reason})", "save it as UTF-8")],
-        )
-    except _ParseError as error:
+        return _file_problem(path, f"is not UTF-8 ({error.reason})", "save it as UTF-8", digest)
+    except ParseError as error:
         return FileResult(path, digest, [], [], [ConfigProblem(str(path), error.line, None, error.message, error.fix)])
+
+
+def load_file(
+    path: Path,
+    *,
+    images: dict[Path, tuple[str | None, str | None]] | None = None,
+    limits: Limits = Limits(),
+    clock: Callable[[], float] = time.monotonic,
+) -> FileResult:
+    """Load and validate one file; problems are collected, never raised."""
+    return _load_file(path, images if images is not None else {}, limits, _Budget(limits.budget_s, clock))
+
+
+def _load_file(
+    path: Path, images: dict[Path, tuple[str | None, str | None]], limits: Limits, budget: _Budget
+) -> FileResult:
+    raw = _read_bounded(path, limits.max_file_bytes)
+    if isinstance(raw, FileResult):
+        return raw
+    digest = hashlib.sha256(raw).hexdigest()
+    parsed = _decode(path, raw, digest)
+    if isinstance(parsed, FileResult):
+        return parsed
+    data, lines = parsed
     problems = _top_level(data, path)
     if problems and not isinstance(data, Mapping):
         return FileResult(path, digest, [], [], problems)
-    ctx = _Context(path, lines, images if images is not None else {})
-    schedules, groups = [], []
-    raw_schedules, found = _tables(data, "schedule", path)
+    result = _load_tables(data, _Context(path, lines, images), budget)
+    if result is None:
+        return FileResult(path, digest, [], [], [budget.problem(path)])
+    schedules, groups, found = result
+    problems += found + _duplicates(schedules, "schedule", path) + _duplicates(groups, "group", path)
+    problems.sort(key=lambda p: p.line or 0)
+    return FileResult(path, digest, schedules, groups, problems)
+
+
+def _load_tables(
+    data: Mapping[str, Any], ctx: _Context, budget: _Budget
+) -> tuple[list[Schedule], list[GroupSpec], list[ConfigProblem]] | None:
+    """Every [[schedule]] and [[group]] of a parsed file; None if the budget ran out before the last one."""
+    schedules, groups, problems = [], [], []
+    raw_schedules, found = _tables(data, "schedule", ctx.path)
     problems += found
     for index, table in enumerate(raw_schedules):
+        if budget.check():
+            return None
         schedule, found = _load_schedule(table, ctx, index)
         problems += found
         if schedule is not None:
             schedules.append(schedule)
-    raw_groups, found = _tables(data, "group", path)
+    raw_groups, found = _tables(data, "group", ctx.path)
     problems += found
     for index, table in enumerate(raw_groups):
+        if budget.check():
+            return None
         group, found = _load_group(table, ctx, index)
         problems += found
         if group is not None:
             groups.append(group)
-    problems += _duplicates(schedules, "schedule", path) + _duplicates(groups, "group", path)
-    problems.sort(key=lambda p: p.line or 0)
-    return FileResult(path, digest, schedules, groups, problems)
+    return schedules, groups, problems
 
 
 def config_files(path: Path) -> list[Path]:
@@ -613,16 +570,22 @@ def _cross_file(files: list[FileResult]) -> tuple[list[ConfigProblem], set[tuple
     return problems, dropped
 
 
-def load_dir(path: Path) -> DirResult:
+def load_dir(path: Path, *, limits: Limits = Limits(), clock: Callable[[], float] = time.monotonic) -> DirResult:
     """Load every config file of a directory; see the module docstring for what makes a file bad.
 
-    Safe to run in a worker thread: it touches no event loop and no shared mutable state.
+    Safe to run in a worker thread: it touches no event loop and no shared mutable state. Its cost is bounded by
+    ``limits``: files over the size limit are not read, and once the time budget is spent the files not finished
+    are reported as not loaded (bad, so their last good version is kept).
     """
     try:
         names = config_files(path)
     except OSError as error:
         return DirResult([], [], unreadable=_unreadable(path, error))
     images: dict[Path, tuple[str | None, str | None]] = {}
-    files = [load_file(p, images=images) for p in names]
+    budget = _Budget(limits.budget_s, clock)
+    files = [
+        FileResult(p, "", [], [], [budget.problem(p)]) if budget.check() else _load_file(p, images, limits, budget)
+        for p in names
+    ]
     problems, dropped = _cross_file(files)
     return DirResult(files, problems, dropped)
