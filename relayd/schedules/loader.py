@@ -516,11 +516,42 @@ def _load_tables(
 def config_files(path: Path) -> list[Path]:
     """The files load_dir reads: *.toml, *.yaml, *.yml, sorted; dotfiles and editor backups ignored.
 
-    Raises OSError if the directory cannot be listed; an entry that vanishes while it is looked at is skipped.
+    Raises OSError if the directory cannot be listed; an entry that vanishes while it is looked at is skipped,
+    and so is a name that is not valid UTF-8 (see :func:`_listing`).
+    """
+    return _listing(path)[0]
+
+
+def _listing(path: Path) -> tuple[list[Path], list[str]]:
+    """(config files, escaped names of config files whose names are not UTF-8).
+
+    Why the second list: such a name decodes to a string with lone surrogates, which cannot be logged as JSON,
+    stored in SQLite or shown in status, so a schedule carrying it as ``source_file`` breaks every save. It is
+    reported by its escaped name instead and never loaded.
     """
     with os.scandir(path) as entries:
-        names = [entry.name for entry in entries if _is_config_file(entry)]
-    return [path / name for name in sorted(names)]
+        names = sorted(entry.name for entry in entries if _is_config_file(entry))
+    good = [name for name in names if _is_utf8(name)]
+    return [path / name for name in good], [_escaped(name) for name in names if not _is_utf8(name)]
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _escaped(text: str) -> str:
+    """A file system string as readable text: bytes that are not UTF-8 become ``\\xNN``."""
+    return os.fsencode(text).decode("utf-8", "backslashreplace")
+
+
+def _bad_name(path: Path, name: str) -> ConfigProblem:
+    return ConfigProblem(
+        f"{_escaped(str(path))}/{name}", None, None, "file name is not valid UTF-8; not loaded", "rename the file"
+    )
 
 
 def _is_config_file(entry: os.DirEntry[str]) -> bool:
@@ -533,15 +564,17 @@ def _is_config_file(entry: os.DirEntry[str]) -> bool:
         return False
 
 
-def _unreadable(path: Path, error: OSError) -> ConfigProblem:
+def _unreadable(path: Path, error: OSError | None) -> ConfigProblem:
     fix = "create it, mount it, or point schedules_dir at your schedules; the last good configuration is kept"
-    if isinstance(error, FileNotFoundError):
+    if error is None:
+        reason, fix = "path is not valid UTF-8", "rename the directory or point schedules_dir at another one"
+    elif isinstance(error, FileNotFoundError):
         reason = "does not exist"
     elif isinstance(error, NotADirectoryError):
         reason = "is not a directory"
     else:
         reason = f"cannot be read ({error.strerror or error})"
-    return ConfigProblem(str(path), None, None, reason, fix)
+    return ConfigProblem(_escaped(str(path)), None, None, reason, fix)
 
 
 def _cross_file(files: list[FileResult]) -> tuple[list[ConfigProblem], set[tuple[str, str]]]:
@@ -577,8 +610,10 @@ def load_dir(path: Path, *, limits: Limits = Limits(), clock: Callable[[], float
     ``limits``: files over the size limit are not read, and once the time budget is spent the files not finished
     are reported as not loaded (bad, so their last good version is kept).
     """
+    if not _is_utf8(str(path)):
+        return DirResult([], [], unreadable=_unreadable(path, None))
     try:
-        names = config_files(path)
+        names, bad_names = _listing(path)
     except OSError as error:
         return DirResult([], [], unreadable=_unreadable(path, error))
     images: dict[Path, tuple[str | None, str | None]] = {}
@@ -588,4 +623,4 @@ def load_dir(path: Path, *, limits: Limits = Limits(), clock: Callable[[], float
         for p in names
     ]
     problems, dropped = _cross_file(files)
-    return DirResult(files, problems, dropped)
+    return DirResult(files, [_bad_name(path, name) for name in bad_names] + problems, dropped)

@@ -12,6 +12,7 @@ Hostile input is refused here, cheaply, before anything walks the data:
   expand to billions of values. So the expanded size is counted on the node graph (memoised, linear in the
   written nodes) and a document whose aliases add more than :data:`MAX_ALIAS_VALUES` values, or that refers to
   itself, is refused before it is constructed.
+* A ``\\udXXX`` escape of a lone surrogate is refused: the string could be neither logged nor stored.
 * Nesting deeper than the parsers' recursion allows, and numbers with more digits than Python converts, are
   problems in the file, not crashes of the loader.
 """
@@ -154,7 +155,7 @@ def _parse_yaml(text: str) -> tuple[Any, YamlLines]:
     try:
         node = loader.get_single_node()
         if node is not None:
-            _check_aliases(node)
+            _check_nodes(node)
         data = loader.construct_document(node) if node is not None else {}
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
@@ -184,8 +185,9 @@ def _children(node: Any) -> Iterator[Any]:
             yield value
 
 
-def _check_aliases(root: Any) -> None:
-    """Refuse a node graph whose expansion adds more than MAX_ALIAS_VALUES values or contains itself.
+def _check_nodes(root: Any) -> None:
+    """Refuse a node graph whose expansion adds more than MAX_ALIAS_VALUES values or contains itself, or that
+    holds a string with a lone surrogate (a ``"\\udcff"`` escape: not a character, and not storable).
 
     Iterative post-order walk (deep nesting must not exhaust the stack), each distinct node sized once.
     """
@@ -203,6 +205,7 @@ def _check_aliases(root: Any) -> None:
                 int(node.start_mark.line) + 1, "an alias refers to itself", "remove the alias from its own anchor"
             )
         elif key not in sizes:
+            _check_scalar(node)
             entered.add(key)
             stack.append((node, True))
             stack.extend((child, False) for child in _children(node))
@@ -213,6 +216,18 @@ def _check_aliases(root: Any) -> None:
             f"its aliases expand to {_magnitude(added)} more values than are written (at most {MAX_ALIAS_VALUES})",
             "write the shared values out, or share fewer of them through &anchors and *aliases",
         )
+
+
+def _check_scalar(node: Any) -> None:
+    if isinstance(node, yaml.ScalarNode) and isinstance(node.value, str):
+        try:
+            node.value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ParseError(
+                int(node.start_mark.line) + 1,
+                "has an escape of a lone UTF-16 surrogate (\\ud800-\\udfff), which is not a character",
+                "write the character itself, or its full \\U escape",
+            ) from None
 
 
 def _magnitude(count: int) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -339,3 +340,50 @@ def test_more_field_rules(tmp_path: Path, snippet: str, field: str, needle: str)
     lines = [line for line in GOOD.splitlines() if not line.startswith(f"{key} =")]
     problems = load_file(write(tmp_path, "a.toml", "\n".join([*lines, snippet]) + "\n")).problems
     assert any(needle in p.message and (p.field or "").endswith(field) for p in problems), [str(p) for p in problems]
+
+
+def encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def test_a_file_name_that_is_not_utf8_is_reported_escaped_and_skipped(tmp_path: Path) -> None:
+    write(tmp_path, "a.toml", GOOD)
+    with open(os.path.join(os.fsencode(tmp_path), b"\xff\xfe.toml"), "wb") as bad:
+        bad.write(GOOD.replace('"news"', '"other"').encode())
+    result = load_dir(tmp_path)
+    assert [f.path.name for f in result.files] == ["a.toml"]
+    assert [s.id for s in result.schedules()] == ["news"]
+    (problem,) = result.all_problems()
+    assert problem.path == f"{tmp_path}/\\xff\\xfe.toml"
+    assert "not valid UTF-8" in problem.message and problem.fix is not None
+    texts = [str(p) for p in result.all_problems()] + [str(f.path) for f in result.files]
+    texts += [s.source_file for s in result.schedules()]
+    assert all(encodable(t) for t in texts), texts
+
+
+def test_a_directory_name_that_is_not_utf8_is_unreadable(tmp_path: Path) -> None:
+    raw = os.path.join(os.fsencode(tmp_path), b"sched\xff")
+    os.mkdir(raw)
+    result = load_dir(Path(os.fsdecode(raw)))
+    assert result.unreadable is not None
+    assert result.unreadable.path == f"{tmp_path}/sched\\xff"
+    assert encodable(str(result.unreadable))
+
+
+def test_a_yaml_escape_of_a_lone_surrogate_is_a_problem(tmp_path: Path) -> None:
+    text = (
+        "schedule:\n"
+        "  - id: y1\n"
+        '    title: "news \\udcff"\n'
+        "    source: rtmp://origin.example.com/live/y\n"
+        "    destination: rtmp://push.example.com/live/y\n"
+        "    window: {start: 2026-01-01T00:00:00Z}\n"
+    )
+    problem = only_problem(write(tmp_path, "a.yaml", text))
+    assert problem.line == 3
+    assert "surrogate" in problem.message
+    assert encodable(str(problem))
