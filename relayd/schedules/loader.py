@@ -46,8 +46,8 @@ _FIXES = {
     "int_from_float": "use a whole number",
     "float_type": "use a number",
     "float_parsing": "use a number",
-    "bool_type": "use true or false",
-    "bool_parsing": "use true or false",
+    "bool_type": "use true or false, without quotes",
+    "bool_parsing": "use true or false, without quotes",
     "string_type": "use a quoted string",
     "datetime_type": "use RFC 3339, e.g. 2026-01-01T20:00:00+08:00",
     "datetime_parsing": "use RFC 3339, e.g. 2026-01-01T20:00:00+08:00",
@@ -176,8 +176,11 @@ def _models_in(annotation: Any) -> Iterator[type[BaseModel]]:
         yield from _models_in(origin)
 
 
-def _explain(error: Mapping[str, Any], model: type[BaseModel]) -> tuple[list[str | int], str, str | None]:
-    """(field loc, message, fix) for one pydantic error."""
+def _explain(
+    error: Mapping[str, Any], model: type[BaseModel]
+) -> tuple[list[str | int], str, str | None, list[str | int]]:
+    """(field loc, message, fix, loc of its line) for one pydantic error: an unknown key is named in its table's
+    field path but located at its own line."""
     loc = [p for p in error["loc"] if p not in UNION_TAGS]
     kind = error["type"]
     if kind == "extra_forbidden":
@@ -185,17 +188,17 @@ def _explain(error: Mapping[str, Any], model: type[BaseModel]) -> tuple[list[str
         allowed = _allowed_keys(model, loc[:-1])
         close = difflib.get_close_matches(key[:64], allowed, n=1)
         fix = f"did you mean {close[0]!r}?" if close else f"remove it; allowed keys: {', '.join(allowed)}"
-        return loc[:-1], f"unknown key {excerpt(key)}", fix
+        return loc[:-1], f"unknown key {excerpt(key)}", fix, loc
     if kind == "missing":
         key = str(loc[-1]) if loc else "value"
         example = _EXAMPLES.get(key)
-        return loc, "is required", f"add {example}" if example else f"add {key} = ..."
+        return loc, "is required", f"add {example}" if example else f"add {key} = ...", loc
     if kind == "value_error":
         text = str(error["ctx"]["error"])
         message, _, fix = text.partition(" — ")
-        return loc, message, fix or None
+        return loc, message, fix or None, loc
     msg = str(error["msg"])
-    return loc, f"{msg[:1].lower()}{msg[1:]} (got {excerpt(error['input'])})", _FIXES.get(kind)
+    return loc, f"{msg[:1].lower()}{msg[1:]} (got {excerpt(error['input'])})", _FIXES.get(kind), loc
 
 
 # --- one table ----------------------------------------------------------------------------------------------------
@@ -219,8 +222,11 @@ class _Where:
     index: int
     prefix: str  # schedule[news], group[#2]
 
-    def problem(self, loc: Sequence[str | int], message: str, fix: str | None) -> ConfigProblem:
-        line = self.ctx.lines.line(self.kind, self.index, loc)
+    def problem(
+        self, loc: Sequence[str | int], message: str, fix: str | None, at: Sequence[str | int] | None = None
+    ) -> ConfigProblem:
+        """A problem in the field at ``loc``, on the line of ``at`` (default: of ``loc``)."""
+        line = self.ctx.lines.line(self.kind, self.index, loc if at is None else at)
         return ConfigProblem(str(self.ctx.path), line, _render(self.prefix, loc), message, fix)
 
     @property

@@ -32,6 +32,7 @@ from pydantic import (
     Discriminator,
     Field,
     PlainValidator,
+    StrictBool,
     Tag,
     ValidationInfo,
     WithJsonSchema,
@@ -346,7 +347,7 @@ class Schedule(BaseModel):
 
     model_config = _STRICT
     id: ScheduleId = Field(description="unique across the directory: 1-64 letters, digits, '_' or '-'")
-    enabled: bool = True
+    enabled: StrictBool = True  # strict: "yes" or "false" in quotes is an error, never silently true
     title: str | None = Field(default=None, max_length=200, description="human title, kept locally")
     group: GroupName | None = Field(default=None, description="platform task group (1-20 letters/digits/CJK)")
     source: Annotated[Source, _as_table("url")] = Field(description="live pull URL, or {playlist = [...], loop}")
@@ -354,11 +355,13 @@ class Schedule(BaseModel):
     window: Window | None = None
     recurrence: Recurrence | None = None
     watermark: Watermark | None = None
-    pre_download: bool | None = Field(default=None, description="VOD only: pre-warm files on the CDN (default on)")
+    pre_download: StrictBool | None = Field(
+        default=None, description="VOD only: pre-warm files on the CDN (default on)"
+    )
     continue_strategy: Literal["resume", "catch_up"] | None = Field(
         default=None, description="VOD only, after a break: resume where it broke, or catch up by elapsed time"
     )
-    callbacks: bool = Field(default=True, description="ask the platform for status callbacks")
+    callbacks: StrictBool = Field(default=True, description="ask the platform for status callbacks")
     restart: RestartPolicy | None = None
     source_file: SkipJsonSchema[str] = ""
     source_line: SkipJsonSchema[int] = 0

@@ -79,7 +79,7 @@ def test_wrong_type(tmp_path: Path) -> None:
     assert problem.field == "schedule[news].callbacks"
     assert problem.line == 6
     assert "'maybe'" in problem.message
-    assert problem.fix == "use true or false"
+    assert problem.fix == "use true or false, without quotes"
 
 
 def test_missing_field(tmp_path: Path) -> None:
@@ -94,8 +94,43 @@ def test_unknown_key_suggests_the_right_one(tmp_path: Path) -> None:
     problems = load_file(write(tmp_path, "a.toml", text)).problems
     unknown = next(p for p in problems if "unknown key" in p.message)
     assert str(unknown) == (
-        f"{tmp_path / 'a.toml'}:1: schedule[news]: unknown key 'destinaton' — did you mean 'destination'?"
+        f"{tmp_path / 'a.toml'}:4: schedule[news]: unknown key 'destinaton' — did you mean 'destination'?"
+    ), "the key's own line, not the table's header"
+
+
+def test_unknown_key_in_yaml_names_its_own_line(tmp_path: Path) -> None:
+    text = (
+        "schedule:\n"
+        "  - id: y1\n"
+        "    source: rtmp://origin.example.com/live/y\n"
+        "    destination: rtmp://push.example.com/live/y\n"
+        "    window:\n"
+        "      start: 2026-01-01T00:00:00Z\n"
+        "      ends: 2026-02-01T00:00:00Z\n"
+        "    colour: red\n"
     )
+    problems = load_file(write(tmp_path, "a.yaml", text)).problems
+    assert sorted((p.line, p.field, p.message) for p in problems) == [
+        (7, "schedule[y1].window", "unknown key 'ends'"),
+        (8, "schedule[y1]", "unknown key 'colour'"),
+    ]
+
+
+@pytest.mark.parametrize(("key", "value"), [("enabled", '"yes"'), ("callbacks", "1"), ("enabled", '"false"')])
+def test_booleans_are_strict(tmp_path: Path, key: str, value: str) -> None:
+    problem = only_problem(write(tmp_path, "a.toml", GOOD + f"{key} = {value}\n"))
+    assert (problem.field, problem.line) == (f"schedule[news].{key}", 6)
+    assert problem.fix == "use true or false, without quotes"
+
+
+def test_pre_download_is_strict_too(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        'source = "rtmp://origin.example.com/live/news"',
+        'source = { playlist = [{ url = "https://v.example/a.mp4" }] }\npre_download = "on"',
+    )
+    problem = only_problem(write(tmp_path, "a.toml", text))
+    assert problem.field == "schedule[news].pre_download"
+    assert problem.fix == "use true or false, without quotes"
 
 
 def test_unknown_nested_key_suggests_within_its_table(tmp_path: Path) -> None:
