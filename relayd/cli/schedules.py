@@ -104,7 +104,12 @@ def plan_report(
                 "actions": list(actions(schedule, segments)) if actions is not None else [],
             }
         )
-    return {"at": rfc3339(now), "schedules": rows, "errors": [str(p) for p in result.all_problems()]}
+    return {
+        "at": rfc3339(now),
+        "schedules": rows,
+        "errors": [str(p) for p in result.all_problems()],
+        "warnings": [str(p) for p in result.warnings],
+    }
 
 
 def _length(seconds: int) -> str:
@@ -129,6 +134,9 @@ def render_report(report: Mapping[str, Any]) -> str:
             lines.append(f"  {seg['key']:<32} {seg['start']}  {seg['end']}  {length:>10}  {seg['title']}")
         lines.extend(f"  action: {json.dumps(action, sort_keys=True)}" for action in row["actions"])
     lines.extend(f"\nnote: {note}" for note in report.get("notes", []))
+    if report.get("warnings"):
+        lines.append(f"\n{len(report['warnings'])} warning(s):")
+        lines.extend(f"  {warning}" for warning in report["warnings"])
     if report["errors"]:
         lines.append(f"\n{len(report['errors'])} problem(s):")
         lines.extend(f"  {error}" for error in report["errors"])
@@ -204,6 +212,8 @@ def validate(directory: Path | None, config_file: Path | None) -> None:
     problems = result.all_problems()
     for problem in problems:
         click.echo(str(problem))
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}")
     if problems:
         bad = len({p.path for p in problems})
         click.echo(f"{len(problems)} problem(s) in {bad} file(s)", err=True)
@@ -235,8 +245,8 @@ def plan_command(
     take right now against the configured endpoint, computed by the daemon's own decision code.
     """
     values = _settings_values(config_file)
-    result = load_dir(directory or values["schedules_dir"], limits=values["limits"])
     now = _parse_at(at)
+    result = load_dir(directory or values["schedules_dir"], limits=values["limits"], now=now)
     preview = _live_preview(config_file, now) if live else None
     report = plan_report(
         result,

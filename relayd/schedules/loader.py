@@ -3,7 +3,9 @@
 Every problem is one :class:`ConfigProblem` printed as ``path:line: field: what is wrong — how to fix``. A file
 with any problem is *bad*: the daemon keeps that file's previous good version, and :meth:`DirResult.schedules`
 leaves it out; the other files load. Ids must be unique across the directory; a duplicate in a later file is
-reported naming both places and only the first is kept.
+reported naming both places and only the first is kept. *Warnings* (:attr:`DirResult.warnings`, e.g. two
+schedules pushing to one destination at once, see :mod:`relayd.schedules.overlaps`) are reported the same way
+but never make a file bad; :meth:`DirResult.all_problems` holds the errors only.
 
 Parsing, line numbers and the refusal of hostile YAML live in :mod:`relayd.schedules.parsing`.
 
@@ -26,6 +28,7 @@ import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +36,7 @@ from pydantic import BaseModel, ValidationError
 
 from relayd.schedules.excerpts import excerpt, excerpt_text
 from relayd.schedules.model import ONE_TIMING, UNION_TAGS, GroupSpec, Schedule
+from relayd.schedules.overlaps import Overlap, find_overlaps
 from relayd.schedules.parsing import Lines, ParseError, parse
 from relayd.volc import rules
 
@@ -124,6 +128,7 @@ class DirResult:
     problems: list[ConfigProblem]
     dropped: set[tuple[str, str]] = field(default_factory=set, repr=False)  # (path, id) of later duplicates
     unreadable: ConfigProblem | None = None
+    warnings: list[ConfigProblem] = field(default_factory=list)  # reported, never make a file bad
 
     def schedules(self) -> list[Schedule]:
         """Schedules of good files, first of each id only, in file order."""
@@ -609,12 +614,19 @@ def _cross_file(files: list[FileResult]) -> tuple[list[ConfigProblem], set[tuple
     return problems, dropped
 
 
-def load_dir(path: Path, *, limits: Limits = Limits(), clock: Callable[[], float] = time.monotonic) -> DirResult:
+def load_dir(
+    path: Path,
+    *,
+    limits: Limits = Limits(),
+    clock: Callable[[], float] = time.monotonic,
+    now: int | None = None,
+) -> DirResult:
     """Load every config file of a directory; see the module docstring for what makes a file bad.
 
     Safe to run in a worker thread: it touches no event loop and no shared mutable state. Its cost is bounded by
     ``limits``: files over the size limit are not read, and once the time budget is spent the files not finished
-    are reported as not loaded (bad, so their last good version is kept).
+    are reported as not loaded (bad, so their last good version is kept). ``now`` (unix s, default the current
+    time) dates the overlap check.
     """
     if not _is_utf8(str(path)):
         return DirResult([], [], unreadable=_unreadable(path, None))
@@ -629,4 +641,21 @@ def load_dir(path: Path, *, limits: Limits = Limits(), clock: Callable[[], float
         for p in names
     ]
     problems, dropped = _cross_file(files)
-    return DirResult(files, [_bad_name(path, name) for name in bad_names] + problems, dropped)
+    result = DirResult(files, [_bad_name(path, name) for name in bad_names] + problems, dropped)
+    if not budget.check():
+        moment = int(time.time()) if now is None else now
+        result.warnings = [_overlap_warning(o) for o in find_overlaps(result.schedules(), now=moment)]
+    return result
+
+
+def _overlap_warning(overlap: Overlap) -> ConfigProblem:
+    first, second = overlap.first, overlap.second
+    when = datetime.fromtimestamp(overlap.start, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return ConfigProblem(
+        second.source_file,
+        second.source_line or None,
+        f"schedule[{second.id}].destination",
+        f"pushes to {excerpt_text(overlap.destination)} from {when} while schedule {first.id!r} "
+        f"({first.source_file}:{first.source_line}) does too",
+        "two relays on one destination collide: change a destination or move a window",
+    )
