@@ -24,6 +24,7 @@ import click
 
 from relayd.durations import parse_duration
 from relayd.preview import Preview, observe
+from relayd.schedules.guard import HoldReason, RemovalVerdict, check_removals
 from relayd.schedules.loader import DEFAULT_MAX_FILE_BYTES, DirResult, Limits, load_dir
 from relayd.schedules.model import Schedule, Segment, file_schema
 from relayd.schedules.planner import plan
@@ -34,6 +35,8 @@ DEFAULT_SCHEDULES_DIR = Path("/etc/relayd/schedules.d")
 DEFAULT_MAX_TASK_SECONDS = 604800
 DEFAULT_HORIZON_S = 14 * 86400
 DEFAULT_NAMESPACE = "relayd"
+DEFAULT_MAX_REMOVALS = 3
+DEFAULT_MAX_REMOVAL_FRACTION = 0.10
 
 ActionsFn = Callable[[Schedule, Sequence[Segment]], list[Mapping[str, Any]]]
 
@@ -143,6 +146,20 @@ def render_report(report: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def guard_note(verdict: RemovalVerdict) -> str | None:
+    """The line ``plan --live`` adds when the removal guard would hold this reload's removals."""
+    if verdict.allowed:
+        return None
+    why = "every schedule would go" if verdict.reason == HoldReason.EVERYTHING else f"over the limit of {verdict.limit}"
+    shown = ", ".join(verdict.removed[:20]) + (
+        f" and {len(verdict.removed) - 20} more" if len(verdict.removed) > 20 else ""
+    )
+    return (
+        f"removal guard: the daemon would hold the removal of {len(verdict.removed)} schedule(s) ({why}): {shown}; "
+        "confirm with relayd apply --allow-removals or raise max_removals / max_removal_fraction"
+    )
+
+
 def summary(result: DirResult) -> str:
     files = len(result.files)
     return f"ok: {len(result.schedules())} schedule(s), {len(result.groups())} group(s) in {files} file(s)"
@@ -164,6 +181,7 @@ def _settings_values(config_file: Path | None) -> dict[str, Any]:
             "horizon_s": DEFAULT_HORIZON_S,
             "namespace": DEFAULT_NAMESPACE,
             "limits": Limits(max_file_bytes=DEFAULT_MAX_FILE_BYTES),
+            "guard": {"max_removals": DEFAULT_MAX_REMOVALS, "max_removal_fraction": DEFAULT_MAX_REMOVAL_FRACTION},
         }
     return {
         "schedules_dir": Path(settings.schedules_dir),
@@ -172,6 +190,7 @@ def _settings_values(config_file: Path | None) -> dict[str, Any]:
         "namespace": settings.namespace,
         # the daemon's size limit, so validate refuses what the daemon would; no time budget at a terminal
         "limits": Limits(max_file_bytes=settings.max_schedule_file_bytes),
+        "guard": {"max_removals": settings.max_removals, "max_removal_fraction": settings.max_removal_fraction},
     }
 
 
@@ -257,8 +276,12 @@ def plan_command(
         actions=preview.actions if preview is not None else None,
     )
     if preview is not None:
-        report["schedules"].extend(preview.removed({s.id for s in result.schedules()}))
-        report["notes"] = preview.notes
+        configured = {s.id for s in result.schedules()}
+        removed = preview.removed(configured)
+        report["schedules"].extend(removed)
+        # applied = what the store still has records for; a close stand-in for the daemon's applied set
+        verdict = check_removals(configured | {row["id"] for row in removed}, configured, **values["guard"])
+        report["notes"] = preview.notes + [note for note in [guard_note(verdict)] if note]
     click.echo(json.dumps(report, indent=2, ensure_ascii=False) if as_json else render_report(report))
     if report["errors"]:
         raise click.exceptions.Exit(1)
