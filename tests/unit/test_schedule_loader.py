@@ -98,17 +98,19 @@ def test_unknown_key_suggests_the_right_one(tmp_path: Path) -> None:
     ), "the key's own line, not the table's header"
 
 
+YAML = (
+    "schedule:\n"
+    "  - id: y1\n"
+    "    source: rtmp://origin.example.com/live/y\n"
+    "    destination: rtmp://push.example.com/live/y\n"
+    "    window:\n"
+    "      start: 2026-01-01T00:00:00Z\n"
+    "      end: 2025-01-01T00:00:00Z\n"
+)
+
+
 def test_unknown_key_in_yaml_names_its_own_line(tmp_path: Path) -> None:
-    text = (
-        "schedule:\n"
-        "  - id: y1\n"
-        "    source: rtmp://origin.example.com/live/y\n"
-        "    destination: rtmp://push.example.com/live/y\n"
-        "    window:\n"
-        "      start: 2026-01-01T00:00:00Z\n"
-        "      ends: 2026-02-01T00:00:00Z\n"
-        "    colour: red\n"
-    )
+    text = YAML.replace("end: 2025-01-01", "ends: 2026-02-01") + "    colour: red\n"
     problems = load_file(write(tmp_path, "a.yaml", text)).problems
     assert sorted((p.line, p.field, p.message) for p in problems) == [
         (7, "schedule[y1].window", "unknown key 'ends'"),
@@ -325,15 +327,7 @@ def test_internal_keys_are_not_accepted_from_files(tmp_path: Path) -> None:
 
 
 def test_yaml_files_have_exact_lines(tmp_path: Path) -> None:
-    text = (
-        "schedule:\n"
-        "  - id: y1\n"
-        "    source: rtmp://origin.example.com/live/y\n"
-        "    destination: rtmp://push.example.com/live/y\n"
-        "    window:\n"
-        "      start: 2026-01-01T00:00:00Z\n"
-        "      end: 2025-01-01T00:00:00Z\n"
-    )
+    text = YAML
     problem = only_problem(write(tmp_path, "a.yaml", text))
     assert (problem.field, problem.line) == ("schedule[y1].window.end", 7)
     good = load_file(write(tmp_path, "b.yml", text.replace("2025-01-01", "2026-02-01")))

@@ -15,15 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from relayd.schedules.loader import Limits, load_dir, load_file
+from tests.unit.test_schedule_loader import GOOD, write
 
 MiB = 1024 * 1024
-GOOD = """\
-[[schedule]]
-id = "news"
-source = "rtmp://origin.example.com/live/news"
-destination = "rtmp://push.example.com/live/news"
-window = { start = 2026-01-01T00:00:00Z, end = 2026-03-01T00:00:00Z }
-"""
 
 
 @dataclass
@@ -43,12 +37,6 @@ def measured() -> Iterator[Cost]:
         cost.seconds = time.monotonic() - started
         cost.peak_bytes = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
-
-
-def write(tmp_path: Path, name: str, text: str) -> Path:
-    path = tmp_path / name
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 def alias_bomb(levels: int) -> str:
