@@ -89,6 +89,21 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = Field(None, description="Volcengine secret access key (SK).")
     session_token: SecretStr | None = Field(None, description="STS session token, for temporary credentials.")
     schedules_dir: Path = Field(Path("/etc/relayd/schedules.d"), description="Directory of schedule files.")
+    max_schedule_file_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024, description="Schedule files larger than this are refused unread (bytes)."
+    )
+    schedule_load_budget: Duration = Field(
+        30.0,
+        gt=0,
+        description="Loading the schedules directory stops after this long; files not done keep their "
+        "last good version.",
+    )
+    max_removals: int = Field(
+        3, ge=1, description="A reload may remove this many schedules (or max_removal_fraction, if larger) at once."
+    )
+    max_removal_fraction: float = Field(
+        0.10, ge=0, le=1, description="Fraction of the applied schedules a reload may remove at once, 0 ... 1."
+    )
     state_path: Path = Field(Path("/var/lib/relayd/state.db"), description="SQLite state database path.")
     state_writer: Annotated[Literal["process", "thread"], BeforeValidator(_lower)] = Field(
         "process",

@@ -24,7 +24,8 @@ import click
 
 from relayd.durations import parse_duration
 from relayd.preview import Preview, observe
-from relayd.schedules.loader import DirResult, load_dir
+from relayd.schedules.guard import HoldReason, RemovalVerdict, check_removals
+from relayd.schedules.loader import DEFAULT_MAX_FILE_BYTES, DirResult, Limits, load_dir
 from relayd.schedules.model import Schedule, Segment, file_schema
 from relayd.schedules.planner import plan
 from relayd.settings import SettingsError, load_settings
@@ -34,6 +35,8 @@ DEFAULT_SCHEDULES_DIR = Path("/etc/relayd/schedules.d")
 DEFAULT_MAX_TASK_SECONDS = 604800
 DEFAULT_HORIZON_S = 14 * 86400
 DEFAULT_NAMESPACE = "relayd"
+DEFAULT_MAX_REMOVALS = 3
+DEFAULT_MAX_REMOVAL_FRACTION = 0.10
 
 ActionsFn = Callable[[Schedule, Sequence[Segment]], list[Mapping[str, Any]]]
 
@@ -104,7 +107,12 @@ def plan_report(
                 "actions": list(actions(schedule, segments)) if actions is not None else [],
             }
         )
-    return {"at": rfc3339(now), "schedules": rows, "errors": [str(p) for p in result.all_problems()]}
+    return {
+        "at": rfc3339(now),
+        "schedules": rows,
+        "errors": [str(p) for p in result.all_problems()],
+        "warnings": [str(p) for p in result.warnings],
+    }
 
 
 def _length(seconds: int) -> str:
@@ -129,10 +137,27 @@ def render_report(report: Mapping[str, Any]) -> str:
             lines.append(f"  {seg['key']:<32} {seg['start']}  {seg['end']}  {length:>10}  {seg['title']}")
         lines.extend(f"  action: {json.dumps(action, sort_keys=True)}" for action in row["actions"])
     lines.extend(f"\nnote: {note}" for note in report.get("notes", []))
+    if report.get("warnings"):
+        lines.append(f"\n{len(report['warnings'])} warning(s):")
+        lines.extend(f"  {warning}" for warning in report["warnings"])
     if report["errors"]:
         lines.append(f"\n{len(report['errors'])} problem(s):")
         lines.extend(f"  {error}" for error in report["errors"])
     return "\n".join(lines)
+
+
+def guard_note(verdict: RemovalVerdict) -> str | None:
+    """The line ``plan --live`` adds when the removal guard would hold this reload's removals."""
+    if verdict.allowed:
+        return None
+    why = "every schedule would go" if verdict.reason == HoldReason.EVERYTHING else f"over the limit of {verdict.limit}"
+    shown = ", ".join(verdict.removed[:20]) + (
+        f" and {len(verdict.removed) - 20} more" if len(verdict.removed) > 20 else ""
+    )
+    return (
+        f"removal guard: the daemon would hold the removal of {len(verdict.removed)} schedule(s) ({why}): {shown}; "
+        "confirm with relayd apply --allow-removals or raise max_removals / max_removal_fraction"
+    )
 
 
 def summary(result: DirResult) -> str:
@@ -144,7 +169,7 @@ def summary(result: DirResult) -> str:
 
 
 def _settings_values(config_file: Path | None) -> dict[str, Any]:
-    """schedules_dir, max_task_seconds, horizon_s and namespace from the settings, or the defaults."""
+    """schedules_dir, max_task_seconds, horizon_s, namespace and loading limits from the settings, or defaults."""
     try:
         settings = load_settings(config_file)
     except SettingsError as error:
@@ -155,12 +180,17 @@ def _settings_values(config_file: Path | None) -> dict[str, Any]:
             "max_task_seconds": DEFAULT_MAX_TASK_SECONDS,
             "horizon_s": DEFAULT_HORIZON_S,
             "namespace": DEFAULT_NAMESPACE,
+            "limits": Limits(max_file_bytes=DEFAULT_MAX_FILE_BYTES),
+            "guard": {"max_removals": DEFAULT_MAX_REMOVALS, "max_removal_fraction": DEFAULT_MAX_REMOVAL_FRACTION},
         }
     return {
         "schedules_dir": Path(settings.schedules_dir),
         "max_task_seconds": int(settings.max_task_seconds),
         "horizon_s": int(settings.horizon),
         "namespace": settings.namespace,
+        # the daemon's size limit, so validate refuses what the daemon would; no time budget at a terminal
+        "limits": Limits(max_file_bytes=settings.max_schedule_file_bytes),
+        "guard": {"max_removals": settings.max_removals, "max_removal_fraction": settings.max_removal_fraction},
     }
 
 
@@ -196,10 +226,13 @@ _config_option = click.option(
 @_config_option
 def validate(directory: Path | None, config_file: Path | None) -> None:
     """Check every schedule file in DIRECTORY (default: settings' schedules_dir); exit 1 on any problem."""
-    result = load_dir(directory or _settings_values(config_file)["schedules_dir"])
+    values = _settings_values(config_file)
+    result = load_dir(directory or values["schedules_dir"], limits=values["limits"])
     problems = result.all_problems()
     for problem in problems:
         click.echo(str(problem))
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}")
     if problems:
         bad = len({p.path for p in problems})
         click.echo(f"{len(problems)} problem(s) in {bad} file(s)", err=True)
@@ -231,8 +264,8 @@ def plan_command(
     take right now against the configured endpoint, computed by the daemon's own decision code.
     """
     values = _settings_values(config_file)
-    result = load_dir(directory or values["schedules_dir"])
     now = _parse_at(at)
+    result = load_dir(directory or values["schedules_dir"], limits=values["limits"], now=now)
     preview = _live_preview(config_file, now) if live else None
     report = plan_report(
         result,
@@ -243,8 +276,12 @@ def plan_command(
         actions=preview.actions if preview is not None else None,
     )
     if preview is not None:
-        report["schedules"].extend(preview.removed({s.id for s in result.schedules()}))
-        report["notes"] = preview.notes
+        configured = {s.id for s in result.schedules()}
+        removed = preview.removed(configured)
+        report["schedules"].extend(removed)
+        # applied = what the store still has records for; a close stand-in for the daemon's applied set
+        verdict = check_removals(configured | {row["id"] for row in removed}, configured, **values["guard"])
+        report["notes"] = preview.notes + [note for note in [guard_note(verdict)] if note]
     click.echo(json.dumps(report, indent=2, ensure_ascii=False) if as_json else render_report(report))
     if report["errors"]:
         raise click.exceptions.Exit(1)

@@ -3,11 +3,17 @@
 Every problem is one :class:`ConfigProblem` printed as ``path:line: field: what is wrong — how to fix``. A file
 with any problem is *bad*: the daemon keeps that file's previous good version, and :meth:`DirResult.schedules`
 leaves it out; the other files load. Ids must be unique across the directory; a duplicate in a later file is
-reported naming both places and only the first is kept.
+reported naming both places and only the first is kept. *Warnings* (:attr:`DirResult.warnings`, e.g. two
+schedules pushing to one destination at once, see :mod:`relayd.schedules.overlaps`) are reported the same way
+but never make a file bad; :meth:`DirResult.all_problems` holds the errors only.
 
-Line numbers: tomllib reports lines only for syntax errors, so a light scan of the source finds each
-``[[schedule]]``/``[[group]]`` header and, for a problem, the line of the offending key below it (falling back to
-the header). YAML files (``*.yaml``/``*.yml``, same keys) get exact lines from PyYAML's node marks.
+Parsing, line numbers and the refusal of hostile YAML live in :mod:`relayd.schedules.parsing`.
+
+Cost is bounded (:class:`Limits`): a file over ``max_schedule_file_bytes`` is refused before it is read, and once
+the ``schedule_load_budget`` is spent the files not finished are reported as not loaded, so they count as bad
+and keep their last good version. Error messages show values through :mod:`relayd.schedules.excerpts`, which
+never renders a value whole. Nothing here touches an event loop or shared mutable state, so the daemon can run
+:func:`load_dir` in a worker thread.
 
 Checks that need more than the model: watermark files (read relative to the schedule file, checked and embedded
 as a data URL), and the platform's own rules from relayd.volc.rules for URLs and group names, so an operator
@@ -18,23 +24,25 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import re
-import tomllib
-from collections.abc import Iterator, Mapping, Sequence
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from relayd.schedules.excerpts import excerpt, excerpt_text
 from relayd.schedules.model import ONE_TIMING, UNION_TAGS, GroupSpec, Schedule
+from relayd.schedules.overlaps import Overlap, find_overlaps
+from relayd.schedules.parsing import Lines, ParseError, parse
 from relayd.volc import rules
 
+DEFAULT_MAX_FILE_BYTES = 4 * 1024 * 1024
 _INTERNAL_KEYS = ("source_file", "source_line")
 _TOP_KEYS = ("schedule", "group")
-_HEADER_RE = re.compile(r"^\s*\[\[\s*(schedule|group)\s*\]\]")
-_TOML_LINE_RE = re.compile(r"at line (\d+)")
 _SUFFIXES = (".toml", ".yaml", ".yml")
 _FIXES = {
     "int_type": "use a whole number",
@@ -42,8 +50,8 @@ _FIXES = {
     "int_from_float": "use a whole number",
     "float_type": "use a number",
     "float_parsing": "use a number",
-    "bool_type": "use true or false",
-    "bool_parsing": "use true or false",
+    "bool_type": "use true or false, without quotes",
+    "bool_parsing": "use true or false, without quotes",
     "string_type": "use a quoted string",
     "datetime_type": "use RFC 3339, e.g. 2026-01-01T20:00:00+08:00",
     "datetime_parsing": "use RFC 3339, e.g. 2026-01-01T20:00:00+08:00",
@@ -107,11 +115,20 @@ class FileResult:
 
 @dataclass
 class DirResult:
-    """The directory: per-file results plus cross-file problems (duplicate ids/groups naming both files)."""
+    """The directory: per-file results plus cross-file problems (duplicate ids/groups naming both files).
+
+    ``unreadable`` is set when the directory itself could not be listed (missing, not a directory, no
+    permission, I/O error); ``files`` is then empty and says nothing about the schedules, so a caller keeps its
+    last good configuration. A readable directory with no schedule files left in it (all moved away, or never
+    any) has ``files == []`` and ``unreadable is None``: that is a real, empty configuration, which the removal
+    guard (:mod:`relayd.schedules.guard`) weighs before anything is removed.
+    """
 
     files: list[FileResult]
     problems: list[ConfigProblem]
     dropped: set[tuple[str, str]] = field(default_factory=set, repr=False)  # (path, id) of later duplicates
+    unreadable: ConfigProblem | None = None
+    warnings: list[ConfigProblem] = field(default_factory=list)  # reported, never make a file bad
 
     def schedules(self) -> list[Schedule]:
         """Schedules of good files, first of each id only, in file order."""
@@ -127,122 +144,9 @@ class DirResult:
         ]
 
     def all_problems(self) -> list[ConfigProblem]:
-        return [p for f in self.files for p in f.problems] + self.problems
-
-
-# --- locating lines -------------------------------------------------------------------------------------------
-
-
-@lru_cache(maxsize=512)
-def _key_re(key: str) -> re.Pattern[str]:
-    return re.compile(rf"""(?:^|[\s{{,.\[])["']?{re.escape(key)}["']?\s*(?:=|\]|\.)""")
-
-
-class _TomlLines:
-    """Header lines of each [[schedule]]/[[group]] and a best-effort key finder below them."""
-
-    def __init__(self, text: str) -> None:
-        self.lines = text.splitlines()
-        self.headers: dict[str, list[int]] = {"schedule": [], "group": []}
-        self.bounds: list[int] = []
-        for number, line in enumerate(self.lines, start=1):
-            if line.lstrip().startswith("[[") and (match := _HEADER_RE.match(line)):
-                self.headers[match[1]].append(number)
-                self.bounds.append(number)
-
-    def header(self, kind: str, index: int) -> int | None:
-        found = self.headers[kind]
-        return found[index] if index < len(found) else None
-
-    def line(self, kind: str, index: int, loc: Sequence[str | int]) -> int | None:
-        header = self.header(kind, index)
-        if header is None:
-            return None
-        stop = next((b for b in self.bounds if b > header), len(self.lines) + 1)
-        position = header
-        for part in loc:
-            if isinstance(part, int):
-                continue
-            pattern = _key_re(part)
-            found = next((n for n in range(position, stop) if pattern.search(self.lines[n - 1])), None)
-            if found is None:
-                break
-            position = found
-        return position
-
-
-class _YamlLines:
-    """Exact lines from a composed YAML node tree."""
-
-    def __init__(self, root: Any) -> None:
-        self.root = root
-
-    def header(self, kind: str, index: int) -> int | None:
-        node = self._walk([kind, index])
-        return None if node is None else int(node.start_mark.line) + 1
-
-    def line(self, kind: str, index: int, loc: Sequence[str | int]) -> int | None:
-        path: list[str | int] = [kind, index]
-        best = self.header(kind, index)
-        for part in loc:
-            path.append(part)
-            node = self._walk(path)
-            if node is None:
-                break
-            best = int(node.start_mark.line) + 1
-        return best
-
-    def _walk(self, path: Sequence[str | int]) -> Any:
-        node = self.root
-        for part in path:
-            if isinstance(part, int) and isinstance(node.value, list) and node.tag.endswith(":seq"):
-                node = node.value[part] if part < len(node.value) else None
-            elif isinstance(part, str) and node.tag.endswith(":map"):
-                node = next((v for k, v in node.value if k.value == part), None)
-            else:
-                node = None
-            if node is None:
-                return None
-        return node
-
-
-# --- parsing ----------------------------------------------------------------------------------------------------
-
-
-class _ParseError(Exception):
-    def __init__(self, line: int | None, message: str, fix: str) -> None:
-        super().__init__(message)
-        self.line, self.message, self.fix = line, message, fix
-
-
-def _parse_toml(text: str) -> tuple[Any, _TomlLines]:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        match = _TOML_LINE_RE.search(str(error))
-        raise _ParseError(
-            int(match[1]) if match else None, f"TOML syntax error: {error}", "fix the syntax at that position"
-        ) from None
-    return data, _TomlLines(text)
-
-
-def _parse_yaml(text: str) -> tuple[Any, _YamlLines]:
-    try:
-        import yaml  # noqa: PLC0415 - optional dependency, only needed for YAML files
-    except ImportError:  # pragma: no cover - pyyaml is a test dependency
-        raise _ParseError(None, "YAML support needs PyYAML", "install relayd[yaml] or use TOML") from None
-    try:
-        loader = yaml.SafeLoader(text)
-        try:
-            node = loader.get_single_node()
-            data = loader.construct_document(node) if node is not None else {}
-        finally:
-            loader.dispose()
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = None if mark is None else int(mark.line) + 1
-        raise _ParseError(line, f"YAML syntax error: {str(error).splitlines()[0]}", "fix the syntax there") from None
-    return data, _YamlLines(node)
+        """Every error: the directory's own, each file's, then the cross-file ones."""
+        own = [self.unreadable] if self.unreadable is not None else []
+        return own + [p for f in self.files for p in f.problems] + self.problems
 
 
 # --- turning pydantic errors into problems ---------------------------------------------------------------------
@@ -251,13 +155,8 @@ def _parse_yaml(text: str) -> tuple[Any, _YamlLines]:
 def _render(prefix: str, loc: Sequence[str | int]) -> str:
     text = prefix
     for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else f".{part}"
+        text += f"[{part}]" if isinstance(part, int) else f".{excerpt_text(str(part), 40)}"
     return text
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _allowed_keys(model: type[BaseModel], loc: Sequence[str | int]) -> list[str]:
@@ -282,26 +181,29 @@ def _models_in(annotation: Any) -> Iterator[type[BaseModel]]:
         yield from _models_in(origin)
 
 
-def _explain(error: Mapping[str, Any], model: type[BaseModel]) -> tuple[list[str | int], str, str | None]:
-    """(field loc, message, fix) for one pydantic error."""
+def _explain(
+    error: Mapping[str, Any], model: type[BaseModel]
+) -> tuple[list[str | int], str, str | None, list[str | int]]:
+    """(field loc, message, fix, loc of its line) for one pydantic error: an unknown key is named in its table's
+    field path but located at its own line."""
     loc = [p for p in error["loc"] if p not in UNION_TAGS]
     kind = error["type"]
     if kind == "extra_forbidden":
         key = str(loc[-1])
         allowed = _allowed_keys(model, loc[:-1])
-        close = difflib.get_close_matches(key, allowed, n=1)
+        close = difflib.get_close_matches(key[:64], allowed, n=1)
         fix = f"did you mean {close[0]!r}?" if close else f"remove it; allowed keys: {', '.join(allowed)}"
-        return loc[:-1], f"unknown key {key!r}", fix
+        return loc[:-1], f"unknown key {excerpt(key)}", fix, loc
     if kind == "missing":
         key = str(loc[-1]) if loc else "value"
         example = _EXAMPLES.get(key)
-        return loc, "is required", f"add {example}" if example else f"add {key} = ..."
+        return loc, "is required", f"add {example}" if example else f"add {key} = ...", loc
     if kind == "value_error":
         text = str(error["ctx"]["error"])
         message, _, fix = text.partition(" — ")
-        return loc, message, fix or None
+        return loc, message, fix or None, loc
     msg = str(error["msg"])
-    return loc, f"{msg[:1].lower()}{msg[1:]} (got {_short(error['input'])})", _FIXES.get(kind)
+    return loc, f"{msg[:1].lower()}{msg[1:]} (got {excerpt(error['input'])})", _FIXES.get(kind), loc
 
 
 # --- one table ----------------------------------------------------------------------------------------------------
@@ -312,7 +214,7 @@ class _Context:
     """What one file's tables share: where it is, how to find lines, and cached watermark images."""
 
     path: Path
-    lines: _TomlLines | _YamlLines
+    lines: Lines
     images: dict[Path, tuple[str | None, str | None]]  # resolved file -> (data URL, problem)
 
 
@@ -325,8 +227,11 @@ class _Where:
     index: int
     prefix: str  # schedule[news], group[#2]
 
-    def problem(self, loc: Sequence[str | int], message: str, fix: str | None) -> ConfigProblem:
-        line = self.ctx.lines.line(self.kind, self.index, loc)
+    def problem(
+        self, loc: Sequence[str | int], message: str, fix: str | None, at: Sequence[str | int] | None = None
+    ) -> ConfigProblem:
+        """A problem in the field at ``loc``, on the line of ``at`` (default: of ``loc``)."""
+        line = self.ctx.lines.line(self.kind, self.index, loc if at is None else at)
         return ConfigProblem(str(self.ctx.path), line, _render(self.prefix, loc), message, fix)
 
     @property
@@ -343,10 +248,11 @@ def _read_image(ctx: _Context, name: str) -> tuple[str | None, str | None]:
 
 def _check_image(target: Path, name: str) -> tuple[str | None, str | None]:
     try:
-        data = target.read_bytes()
+        with target.open("rb") as image:  # bounded: the name may point at a huge file or a device
+            data = image.read(rules.WATERMARK_MAX_BYTES + 1)
     except OSError as error:
         reason = error.strerror or str(error)
-        return None, f"cannot read {name!r} ({reason}) — put the image next to the schedule file or fix the path"
+        return None, f"cannot read {excerpt(name)} ({reason}) — put the image next to the schedule file or fix the path"
     found = rules.check_image_bytes("file", data)
     if found:
         return None, f"{found[0].message} ({name}) — use a PNG or JPEG of 100 B to 2 MB, at most 1080x1080"
@@ -399,7 +305,7 @@ def _platform_checks(table: Mapping[str, Any], where: _Where) -> list[ConfigProb
     ]
     group = table.get("group")
     if isinstance(group, str) and not rules.is_valid_name(group):
-        problems.append(where.problem(["group"], f"is not a valid group name ({group!r})", _NAME_FIX))
+        problems.append(where.problem(["group"], f"is not a valid group name ({excerpt(group)})", _NAME_FIX))
     return problems
 
 
@@ -420,7 +326,7 @@ def _internal_keys(table: Mapping[str, Any], where: _Where) -> list[ConfigProble
 
 def _prefix(kind: str, raw: Any, key: str, index: int) -> str:
     name = raw.get(key) if isinstance(raw, Mapping) else None
-    return f"{kind}[{name}]" if isinstance(name, str) and name else f"{kind}[#{index + 1}]"
+    return f"{kind}[{excerpt_text(name, 40)}]" if isinstance(name, str) and name else f"{kind}[#{index + 1}]"
 
 
 def _load_schedule(raw: Any, ctx: _Context, index: int) -> tuple[Schedule | None, list[ConfigProblem]]:
@@ -446,7 +352,7 @@ def _load_group(raw: Any, ctx: _Context, index: int) -> tuple[GroupSpec | None, 
     problems = _internal_keys(raw, where)
     name = raw.get("name")
     if isinstance(name, str) and not rules.is_valid_name(name):
-        problems.append(where.problem(["name"], f"is not a valid group name ({name!r})", _NAME_FIX))
+        problems.append(where.problem(["name"], f"is not a valid group name ({excerpt(name)})", _NAME_FIX))
     group, found = _validate(GroupSpec, {**raw, "source_file": str(ctx.path), "source_line": where.header}, where)
     problems += found
     return (group if not problems else None), problems
@@ -460,7 +366,7 @@ def _tables(data: Any, key: str, path: Path) -> tuple[list[Any], list[ConfigProb
     if isinstance(value, list):
         return value, []
     return [], [
-        ConfigProblem(str(path), None, key, f"must be a list of tables (got {_short(value)})", f"write [[{key}]]")
+        ConfigProblem(str(path), None, key, f"must be a list of tables (got {excerpt(value)})", f"write [[{key}]]")
     ]
 
 
@@ -470,9 +376,9 @@ def _top_level(data: Any, path: Path) -> list[ConfigProblem]:
     problems = []
     for key in data:
         if key not in _TOP_KEYS:
-            close = difflib.get_close_matches(str(key), _TOP_KEYS, n=1)
+            close = difflib.get_close_matches(str(key)[:64], _TOP_KEYS, n=1)
             fix = f"did you mean [[{close[0]}]]?" if close else "only [[schedule]] and [[group]] tables are allowed"
-            problems.append(ConfigProblem(str(path), None, None, f"unknown key {key!r}", fix))
+            problems.append(ConfigProblem(str(path), None, None, f"unknown key {excerpt(key)}", fix))
     return problems
 
 
@@ -496,62 +402,190 @@ def _duplicates(items: Sequence[Schedule | GroupSpec], what: str, path: Path) ->
     return problems
 
 
-def _parse(path: Path, text: str) -> tuple[Any, _TomlLines | _YamlLines]:
-    return _parse_yaml(text) if path.suffix in (".yaml", ".yml") else _parse_toml(text)
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What loading may cost: the settings ``max_schedule_file_bytes`` and ``schedule_load_budget``."""
+
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    budget_s: float | None = None  # None: no time limit
 
 
-def load_file(path: Path, *, images: dict[Path, tuple[str | None, str | None]] | None = None) -> FileResult:
-    """Load and validate one file; problems are collected, never raised."""
+class _Budget:
+    """A deadline on a clock, read once per table at most and never again once spent."""
+
+    def __init__(self, seconds: float | None, clock: Callable[[], float]) -> None:
+        self.seconds = seconds
+        self._clock = clock
+        self._deadline = None if seconds is None else clock() + seconds
+        self.spent = False
+
+    def check(self) -> bool:
+        """True once the budget is spent."""
+        if not self.spent and self._deadline is not None:
+            self.spent = self._clock() >= self._deadline
+        return self.spent
+
+    def problem(self, path: Path) -> ConfigProblem:
+        return ConfigProblem(
+            str(path),
+            None,
+            None,
+            f"not loaded: the schedule_load_budget of {self.seconds:g} s ran out",
+            "its last good version is kept; raise schedule_load_budget or split the directory's large files",
+        )
+
+
+def _file_problem(path: Path, message: str, fix: str | None = None, digest: str = "") -> FileResult:
+    return FileResult(path, digest, [], [], [ConfigProblem(str(path), None, None, message, fix)])
+
+
+def _read_bounded(path: Path, limit: int) -> bytes | FileResult:
+    """The file's bytes, or a bad FileResult; a file over the limit is refused before it is read."""
+    fix = "split it into smaller files or raise max_schedule_file_bytes"
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            if size > limit:
+                return _file_problem(path, f"is {size} bytes, over max_schedule_file_bytes ({limit})", fix)
+            raw = file.read(limit + 1)
     except OSError as error:
-        return FileResult(
-            path, "", [], [], [ConfigProblem(str(path), None, None, f"cannot read ({error.strerror or error})", None)]
-        )
-    digest = hashlib.sha256(raw).hexdigest()
+        return _file_problem(path, f"cannot read ({error.strerror or error})")
+    if len(raw) > limit:  # it grew after fstat
+        return _file_problem(path, f"is over max_schedule_file_bytes ({limit} bytes)", fix)
+    return raw
+
+
+def _decode(path: Path, raw: bytes, digest: str) -> tuple[Any, Lines] | FileResult:
     try:
-        data, lines = _parse(path, raw.decode("utf-8"))
+        return parse(path, raw.decode("utf-8"))
     except UnicodeDecodeError as error:
-        return FileResult(
-            path,
-            digest,
-            [],
-            [],
-            [ConfigProblem(str(path), None, None, f"is not UTF-8 ({error.reason})", "save it as UTF-8")],
-        )
-    except _ParseError as error:
+        return _file_problem(path, f"is not UTF-8 ({error.reason})", "save it as UTF-8", digest)
+    except ParseError as error:
         return FileResult(path, digest, [], [], [ConfigProblem(str(path), error.line, None, error.message, error.fix)])
+
+
+def load_file(
+    path: Path,
+    *,
+    images: dict[Path, tuple[str | None, str | None]] | None = None,
+    limits: Limits = Limits(),
+    clock: Callable[[], float] = time.monotonic,
+) -> FileResult:
+    """Load and validate one file; problems are collected, never raised."""
+    return _load_file(path, images if images is not None else {}, limits, _Budget(limits.budget_s, clock))
+
+
+def _load_file(
+    path: Path, images: dict[Path, tuple[str | None, str | None]], limits: Limits, budget: _Budget
+) -> FileResult:
+    raw = _read_bounded(path, limits.max_file_bytes)
+    if isinstance(raw, FileResult):
+        return raw
+    digest = hashlib.sha256(raw).hexdigest()
+    parsed = _decode(path, raw, digest)
+    if isinstance(parsed, FileResult):
+        return parsed
+    data, lines = parsed
     problems = _top_level(data, path)
     if problems and not isinstance(data, Mapping):
         return FileResult(path, digest, [], [], problems)
-    ctx = _Context(path, lines, images if images is not None else {})
-    schedules, groups = [], []
-    raw_schedules, found = _tables(data, "schedule", path)
-    problems += found
-    for index, table in enumerate(raw_schedules):
-        schedule, found = _load_schedule(table, ctx, index)
-        problems += found
-        if schedule is not None:
-            schedules.append(schedule)
-    raw_groups, found = _tables(data, "group", path)
-    problems += found
-    for index, table in enumerate(raw_groups):
-        group, found = _load_group(table, ctx, index)
-        problems += found
-        if group is not None:
-            groups.append(group)
-    problems += _duplicates(schedules, "schedule", path) + _duplicates(groups, "group", path)
+    result = _load_tables(data, _Context(path, lines, images), budget)
+    if result is None:
+        return FileResult(path, digest, [], [], [budget.problem(path)])
+    schedules, groups, found = result
+    problems += found + _duplicates(schedules, "schedule", path) + _duplicates(groups, "group", path)
     problems.sort(key=lambda p: p.line or 0)
     return FileResult(path, digest, schedules, groups, problems)
 
 
+def _load_tables(
+    data: Mapping[str, Any], ctx: _Context, budget: _Budget
+) -> tuple[list[Schedule], list[GroupSpec], list[ConfigProblem]] | None:
+    """Every [[schedule]] and [[group]] of a parsed file; None if the budget ran out before the last one."""
+    schedules, groups, problems = [], [], []
+    raw_schedules, found = _tables(data, "schedule", ctx.path)
+    problems += found
+    for index, table in enumerate(raw_schedules):
+        if budget.check():
+            return None
+        schedule, found = _load_schedule(table, ctx, index)
+        problems += found
+        if schedule is not None:
+            schedules.append(schedule)
+    raw_groups, found = _tables(data, "group", ctx.path)
+    problems += found
+    for index, table in enumerate(raw_groups):
+        if budget.check():
+            return None
+        group, found = _load_group(table, ctx, index)
+        problems += found
+        if group is not None:
+            groups.append(group)
+    return schedules, groups, problems
+
+
 def config_files(path: Path) -> list[Path]:
-    """The files load_dir reads: *.toml, *.yaml, *.yml, sorted; dotfiles and editor backups ignored."""
-    return sorted(
-        p
-        for p in path.iterdir()
-        if p.suffix in _SUFFIXES and not p.name.startswith((".", "#")) and not p.name.endswith("~") and p.is_file()
+    """The files load_dir reads: *.toml, *.yaml, *.yml, sorted; dotfiles and editor backups ignored.
+
+    Raises OSError if the directory cannot be listed; an entry that vanishes while it is looked at is skipped,
+    and so is a name that is not valid UTF-8 (see :func:`_listing`).
+    """
+    return _listing(path)[0]
+
+
+def _listing(path: Path) -> tuple[list[Path], list[str]]:
+    """(config files, escaped names of config files whose names are not UTF-8).
+
+    Why the second list: such a name decodes to a string with lone surrogates, which cannot be logged as JSON,
+    stored in SQLite or shown in status, so a schedule carrying it as ``source_file`` breaks every save. It is
+    reported by its escaped name instead and never loaded.
+    """
+    with os.scandir(path) as entries:
+        names = sorted(entry.name for entry in entries if _is_config_file(entry))
+    good = [name for name in names if _is_utf8(name)]
+    return [path / name for name in good], [_escaped(name) for name in names if not _is_utf8(name)]
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _escaped(text: str) -> str:
+    """A file system string as readable text: bytes that are not UTF-8 become ``\\xNN``."""
+    return os.fsencode(text).decode("utf-8", "backslashreplace")
+
+
+def _bad_name(path: Path, name: str) -> ConfigProblem:
+    return ConfigProblem(
+        f"{_escaped(str(path))}/{name}", None, None, "file name is not valid UTF-8; not loaded", "rename the file"
     )
+
+
+def _is_config_file(entry: os.DirEntry[str]) -> bool:
+    name = entry.name
+    if not name.endswith(_SUFFIXES) or name.startswith((".", "#")) or name.endswith("~"):
+        return False
+    try:
+        return entry.is_file()
+    except OSError:
+        return False
+
+
+def _unreadable(path: Path, error: OSError | None) -> ConfigProblem:
+    fix = "create it, mount it, or point schedules_dir at your schedules; the last good configuration is kept"
+    if error is None:
+        reason, fix = "path is not valid UTF-8", "rename the directory or point schedules_dir at another one"
+    elif isinstance(error, FileNotFoundError):
+        reason = "does not exist"
+    elif isinstance(error, NotADirectoryError):
+        reason = "is not a directory"
+    else:
+        reason = f"cannot be read ({error.strerror or error})"
+    return ConfigProblem(_escaped(str(path)), None, None, reason, fix)
 
 
 def _cross_file(files: list[FileResult]) -> tuple[list[ConfigProblem], set[tuple[str, str]]]:
@@ -580,19 +614,38 @@ def _cross_file(files: list[FileResult]) -> tuple[list[ConfigProblem], set[tuple
     return problems, dropped
 
 
-def load_dir(path: Path) -> DirResult:
-    """Load every config file of a directory; see the module docstring for what makes a file bad."""
-    if not path.is_dir():
-        return DirResult(
-            [],
-            [
-                ConfigProblem(
-                    str(path), None, None, "is not a directory", "create it or point schedules_dir at your schedules"
-                )
-            ],
-        )
+def load_dir(
+    path: Path,
+    *,
+    limits: Limits = Limits(),
+    clock: Callable[[], float] = time.monotonic,
+    now: int | None = None,
+) -> DirResult:
+    """Load every config file of a directory; see the module docstring for what makes a file bad.
+
+    Safe to run in a worker thread: it touches no event loop and no shared mutable state. Its cost is bounded by
+    ``limits``: files over the size limit are not read, and once the time budget is spent the files not finished
+    are reported as not loaded (bad, so their last good version is kept). ``now`` (unix s, default the current
+    time) dates the overlap check.
+    """
+    if not _is_utf8(str(path)):
+        return DirResult([], [], unreadable=_unreadable(path, None))
+    try:
+        names, bad_names = _listing(path)
+    except OSError as error:
+        return DirResult([], [], unreadable=_unreadable(path, error))
     images: dict[Path, tuple[str | None, str | None]] = {}
-    return resolve([load_file(p, images=images) for p in config_files(path)])
+    budget = _Budget(limits.budget_s, clock)
+    files = [
+        FileResult(p, "", [], [], [budget.problem(p)]) if budget.check() else _load_file(p, images, limits, budget)
+        for p in names
+    ]
+    result = resolve(files)
+    result.problems[:0] = [_bad_name(path, name) for name in bad_names]
+    if not budget.check():
+        moment = int(time.time()) if now is None else now
+        result.warnings = [_overlap_warning(o) for o in find_overlaps(result.schedules(), now=moment)]
+    return result
 
 
 def resolve(files: list[FileResult]) -> DirResult:
@@ -601,3 +654,16 @@ def resolve(files: list[FileResult]) -> DirResult:
     last good version in its place."""
     problems, dropped = _cross_file(files)
     return DirResult(files, problems, dropped)
+
+
+def _overlap_warning(overlap: Overlap) -> ConfigProblem:
+    first, second = overlap.first, overlap.second
+    when = datetime.fromtimestamp(overlap.start, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return ConfigProblem(
+        second.source_file,
+        second.source_line or None,
+        f"schedule[{second.id}].destination",
+        f"pushes to {excerpt_text(overlap.destination)} from {when} while schedule {first.id!r} "
+        f"({first.source_file}:{first.source_line}) does too",
+        "two relays on one destination collide: change a destination or move a window",
+    )

@@ -32,6 +32,7 @@ from pydantic import (
     Discriminator,
     Field,
     PlainValidator,
+    StrictBool,
     Tag,
     ValidationInfo,
     WithJsonSchema,
@@ -42,9 +43,12 @@ from pydantic.json_schema import SkipJsonSchema
 
 from relayd import durations
 from relayd.ids import GroupName, ScheduleId, SegmentKey
+from relayd.schedules.excerpts import excerpt
 from relayd.schedules.recurrence import min_gap_seconds, parse_cron
 
 MIN_WINDOW_SECONDS = 60
+_MAX_DURATION_TEXT = 64
+_MAX_CRON_TEXT = 200
 MAX_PLAYLIST_ITEMS = 30
 MAX_TIMED_PLAYLIST_ITEMS = 29  # one platform slot is needed to split the item playing at a hand-off
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
@@ -65,15 +69,19 @@ _STRICT = ConfigDict(extra="forbid", frozen=True)
 def parse_duration(value: object) -> float:
     """Seconds from a number or a string like "90s", "5m", "2h", "1d", "1h30m" (relayd.durations' grammar)."""
     try:
+        if not isinstance(value, int | float | str) or (isinstance(value, str) and len(value) > _MAX_DURATION_TEXT):
+            raise ValueError("not a duration")  # durations' own message echoes the value whole: keep that short
         return durations.parse_duration(value)
-    except ValueError:
-        raise ValueError(f'must be a duration ({value!r}) — write e.g. "90s", "5m", "2h", "1d" or seconds') from None
+    except (ValueError, OverflowError):
+        raise ValueError(
+            f'must be a duration ({excerpt(value)}) — write e.g. "90s", "5m", "2h", "1d" or seconds'
+        ) from None
 
 
 def _whole_seconds(value: object) -> int:
     seconds = parse_duration(value)
     if seconds != int(seconds):
-        raise ValueError(f"must be whole seconds ({value!r}) — round it to a whole number of seconds")
+        raise ValueError(f"must be whole seconds ({excerpt(value)}) — round it to a whole number of seconds")
     return int(seconds)
 
 
@@ -93,7 +101,7 @@ def _loop(value: object) -> int | Literal["forever"]:
         return "forever"
     if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
         return value
-    raise ValueError(f'must be "forever" or a whole number >= 1 ({value!r}) — e.g. loop = 3 or loop = "forever"')
+    raise ValueError(f'must be "forever" or a whole number >= 1 ({excerpt(value)}) — e.g. loop = 3 or loop = "forever"')
 
 
 Loop = Annotated[
@@ -109,12 +117,14 @@ def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f'is not a known IANA time zone ({name!r}) — use e.g. "Asia/Shanghai" or "UTC"') from None
+        raise ValueError(
+            f'is not a known IANA time zone ({excerpt(name)}) — use e.g. "Asia/Shanghai" or "UTC"'
+        ) from None
 
 
 def _check_zone(value: object) -> str:
     if not isinstance(value, str):
-        raise ValueError(f'must be a string ({value!r}) — use an IANA name such as "Asia/Shanghai"')
+        raise ValueError(f'must be a string ({excerpt(value)}) — use an IANA name such as "Asia/Shanghai"')
     zone(value)
     return value
 
@@ -275,6 +285,10 @@ class Recurrence(BaseModel):
     @field_validator("cron")
     @classmethod
     def _cron(cls, value: str) -> str:
+        if len(value) > _MAX_CRON_TEXT:
+            raise ValueError(
+                f"is {len(value)} characters long — a cron expression is five short fields, e.g. '0 20 * * *'"
+            )
         spec = parse_cron(value)
         min_gap_seconds(spec)  # never fires -> error
         return value
@@ -333,7 +347,7 @@ class Schedule(BaseModel):
 
     model_config = _STRICT
     id: ScheduleId = Field(description="unique across the directory: 1-64 letters, digits, '_' or '-'")
-    enabled: bool = True
+    enabled: StrictBool = True  # strict: "yes" or "false" in quotes is an error, never silently true
     title: str | None = Field(default=None, max_length=200, description="human title, kept locally")
     group: GroupName | None = Field(default=None, description="platform task group (1-20 letters/digits/CJK)")
     source: Annotated[Source, _as_table("url")] = Field(description="live pull URL, or {playlist = [...], loop}")
@@ -341,11 +355,13 @@ class Schedule(BaseModel):
     window: Window | None = None
     recurrence: Recurrence | None = None
     watermark: Watermark | None = None
-    pre_download: bool | None = Field(default=None, description="VOD only: pre-warm files on the CDN (default on)")
+    pre_download: StrictBool | None = Field(
+        default=None, description="VOD only: pre-warm files on the CDN (default on)"
+    )
     continue_strategy: Literal["resume", "catch_up"] | None = Field(
         default=None, description="VOD only, after a break: resume where it broke, or catch up by elapsed time"
     )
-    callbacks: bool = Field(default=True, description="ask the platform for status callbacks")
+    callbacks: StrictBool = Field(default=True, description="ask the platform for status callbacks")
     restart: RestartPolicy | None = None
     source_file: SkipJsonSchema[str] = ""
     source_line: SkipJsonSchema[int] = 0
@@ -354,14 +370,14 @@ class Schedule(BaseModel):
     @classmethod
     def _id(cls, value: str) -> str:
         if not _ID_RE.match(value):
-            raise ValueError(f"is not a valid id ({value!r}) — use 1-64 letters, digits, '_' or '-'")
+            raise ValueError(f"is not a valid id ({excerpt(value)}) — use 1-64 letters, digits, '_' or '-'")
         return value
 
     @field_validator("pre_download", "continue_strategy")
     @classmethod
     def _vod_only(cls, value: object, info: ValidationInfo) -> object:
         if value is not None and isinstance(info.data.get("source"), LiveSource):
-            raise ValueError(f"applies to VOD playlists only ({value!r}) — remove it for a live source")
+            raise ValueError(f"applies to VOD playlists only ({excerpt(value)}) — remove it for a live source")
         return value
 
     @model_validator(mode="after")

@@ -9,6 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from relayd.cli import cli
+from relayd.cli.schedules import guard_note
+from relayd.schedules.guard import check_removals
 from relayd.schedules.loader import load_dir
 from relayd.schedules.planner import plan
 
@@ -96,3 +98,14 @@ def test_schema_is_json_schema_of_the_file() -> None:
     assert "source_file" not in props
     assert schema["$defs"]["Schedule"]["additionalProperties"] is False
     assert {"type": "string", "description": "live pull URL"} in props["source"]["anyOf"]
+
+
+def test_plan_live_names_the_removals_the_guard_would_hold() -> None:
+    applied = {f"s{i}" for i in range(10)}
+    held = guard_note(check_removals(applied, {"s0"}, max_removals=3, max_removal_fraction=0.1))
+    assert held is not None
+    assert "hold the removal of 9 schedule(s) (over the limit of 3): s1, s2" in held
+    assert "relayd apply --allow-removals" in held
+    everything = guard_note(check_removals({"a", "b"}, set(), max_removals=3, max_removal_fraction=0.1))
+    assert everything is not None and "every schedule would go" in everything
+    assert guard_note(check_removals(applied, applied - {"s0"}, max_removals=3, max_removal_fraction=0.1)) is None

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import struct
 import zlib
 from pathlib import Path
 
 import pytest
 
+from relayd.schedules import loader
 from relayd.schedules.loader import ConfigProblem, load_dir, load_file
 from relayd.schedules.model import Schedule
 
@@ -77,7 +79,7 @@ def test_wrong_type(tmp_path: Path) -> None:
     assert problem.field == "schedule[news].callbacks"
     assert problem.line == 6
     assert "'maybe'" in problem.message
-    assert problem.fix == "use true or false"
+    assert problem.fix == "use true or false, without quotes"
 
 
 def test_missing_field(tmp_path: Path) -> None:
@@ -92,8 +94,45 @@ def test_unknown_key_suggests_the_right_one(tmp_path: Path) -> None:
     problems = load_file(write(tmp_path, "a.toml", text)).problems
     unknown = next(p for p in problems if "unknown key" in p.message)
     assert str(unknown) == (
-        f"{tmp_path / 'a.toml'}:1: schedule[news]: unknown key 'destinaton' — did you mean 'destination'?"
+        f"{tmp_path / 'a.toml'}:4: schedule[news]: unknown key 'destinaton' — did you mean 'destination'?"
+    ), "the key's own line, not the table's header"
+
+
+YAML = (
+    "schedule:\n"
+    "  - id: y1\n"
+    "    source: rtmp://origin.example.com/live/y\n"
+    "    destination: rtmp://push.example.com/live/y\n"
+    "    window:\n"
+    "      start: 2026-01-01T00:00:00Z\n"
+    "      end: 2025-01-01T00:00:00Z\n"
+)
+
+
+def test_unknown_key_in_yaml_names_its_own_line(tmp_path: Path) -> None:
+    text = YAML.replace("end: 2025-01-01", "ends: 2026-02-01") + "    colour: red\n"
+    problems = load_file(write(tmp_path, "a.yaml", text)).problems
+    assert sorted((p.line, p.field, p.message) for p in problems) == [
+        (7, "schedule[y1].window", "unknown key 'ends'"),
+        (8, "schedule[y1]", "unknown key 'colour'"),
+    ]
+
+
+@pytest.mark.parametrize(("key", "value"), [("enabled", '"yes"'), ("callbacks", "1"), ("enabled", '"false"')])
+def test_booleans_are_strict(tmp_path: Path, key: str, value: str) -> None:
+    problem = only_problem(write(tmp_path, "a.toml", GOOD + f"{key} = {value}\n"))
+    assert (problem.field, problem.line) == (f"schedule[news].{key}", 6)
+    assert problem.fix == "use true or false, without quotes"
+
+
+def test_pre_download_is_strict_too(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        'source = "rtmp://origin.example.com/live/news"',
+        'source = { playlist = [{ url = "https://v.example/a.mp4" }] }\npre_download = "on"',
     )
+    problem = only_problem(write(tmp_path, "a.toml", text))
+    assert problem.field == "schedule[news].pre_download"
+    assert problem.fix == "use true or false, without quotes"
 
 
 def test_unknown_nested_key_suggests_within_its_table(tmp_path: Path) -> None:
@@ -230,10 +269,41 @@ def test_bad_file_is_skipped_and_the_rest_load(tmp_path: Path) -> None:
     assert len(result.all_problems()) == 1
 
 
-def test_missing_directory(tmp_path: Path) -> None:
+def test_missing_directory_is_unreadable_not_empty(tmp_path: Path) -> None:
     result = load_dir(tmp_path / "nope")
     assert result.files == []
-    assert "is not a directory" in str(result.all_problems()[0])
+    assert result.unreadable is not None, "a missing directory must not read as an empty one"
+    assert result.unreadable.path == str(tmp_path / "nope")
+    assert "does not exist" in result.unreadable.message
+    assert result.unreadable.fix is not None and "schedules_dir" in result.unreadable.fix
+    assert result.all_problems() == [result.unreadable]
+
+
+def test_a_file_where_the_directory_should_be_is_unreadable(tmp_path: Path) -> None:
+    write(tmp_path, "schedules.d", GOOD)
+    result = load_dir(tmp_path / "schedules.d")
+    assert result.unreadable is not None
+    assert "is not a directory" in result.unreadable.message
+
+
+def test_a_directory_that_cannot_be_listed_is_unreadable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # root reads any directory whatever its mode, so the refusal is simulated where the loader lists it
+    write(tmp_path, "a.toml", GOOD)
+
+    def refuse(path: object) -> None:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(loader.os, "scandir", refuse)
+    result = load_dir(tmp_path)
+    assert result.unreadable is not None
+    assert "Permission denied" in result.unreadable.message
+    assert result.files == []
+
+
+def test_an_emptied_directory_reads_as_empty(tmp_path: Path) -> None:
+    write(tmp_path, "notes.txt", "not a schedule file")
+    result = load_dir(tmp_path)
+    assert (result.files, result.unreadable, result.all_problems()) == ([], None, [])
 
 
 def test_groups_and_their_checks(tmp_path: Path) -> None:
@@ -257,15 +327,7 @@ def test_internal_keys_are_not_accepted_from_files(tmp_path: Path) -> None:
 
 
 def test_yaml_files_have_exact_lines(tmp_path: Path) -> None:
-    text = (
-        "schedule:\n"
-        "  - id: y1\n"
-        "    source: rtmp://origin.example.com/live/y\n"
-        "    destination: rtmp://push.example.com/live/y\n"
-        "    window:\n"
-        "      start: 2026-01-01T00:00:00Z\n"
-        "      end: 2025-01-01T00:00:00Z\n"
-    )
+    text = YAML
     problem = only_problem(write(tmp_path, "a.yaml", text))
     assert (problem.field, problem.line) == ("schedule[y1].window.end", 7)
     good = load_file(write(tmp_path, "b.yml", text.replace("2025-01-01", "2026-02-01")))
@@ -307,3 +369,50 @@ def test_more_field_rules(tmp_path: Path, snippet: str, field: str, needle: str)
     lines = [line for line in GOOD.splitlines() if not line.startswith(f"{key} =")]
     problems = load_file(write(tmp_path, "a.toml", "\n".join([*lines, snippet]) + "\n")).problems
     assert any(needle in p.message and (p.field or "").endswith(field) for p in problems), [str(p) for p in problems]
+
+
+def encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def test_a_file_name_that_is_not_utf8_is_reported_escaped_and_skipped(tmp_path: Path) -> None:
+    write(tmp_path, "a.toml", GOOD)
+    with open(os.path.join(os.fsencode(tmp_path), b"\xff\xfe.toml"), "wb") as bad:
+        bad.write(GOOD.replace('"news"', '"other"').encode())
+    result = load_dir(tmp_path)
+    assert [f.path.name for f in result.files] == ["a.toml"]
+    assert [s.id for s in result.schedules()] == ["news"]
+    (problem,) = result.all_problems()
+    assert problem.path == f"{tmp_path}/\\xff\\xfe.toml"
+    assert "not valid UTF-8" in problem.message and problem.fix is not None
+    texts = [str(p) for p in result.all_problems()] + [str(f.path) for f in result.files]
+    texts += [s.source_file for s in result.schedules()]
+    assert all(encodable(t) for t in texts), texts
+
+
+def test_a_directory_name_that_is_not_utf8_is_unreadable(tmp_path: Path) -> None:
+    raw = os.path.join(os.fsencode(tmp_path), b"sched\xff")
+    os.mkdir(raw)
+    result = load_dir(Path(os.fsdecode(raw)))
+    assert result.unreadable is not None
+    assert result.unreadable.path == f"{tmp_path}/sched\\xff"
+    assert encodable(str(result.unreadable))
+
+
+def test_a_yaml_escape_of_a_lone_surrogate_is_a_problem(tmp_path: Path) -> None:
+    text = (
+        "schedule:\n"
+        "  - id: y1\n"
+        '    title: "news \\udcff"\n'
+        "    source: rtmp://origin.example.com/live/y\n"
+        "    destination: rtmp://push.example.com/live/y\n"
+        "    window: {start: 2026-01-01T00:00:00Z}\n"
+    )
+    problem = only_problem(write(tmp_path, "a.yaml", text))
+    assert problem.line == 3
+    assert "surrogate" in problem.message
+    assert encodable(str(problem))
