@@ -1,0 +1,84 @@
+"""One write that cannot be stored fails alone: never the other writes of its group commit, never the store's health.
+
+Through the real Store and its writer process. A lone UTF-16 surrogate is valid JSON (``"\\udcff"``) but cannot be
+encoded as UTF-8, so a callback body carrying one used to fail every write committed with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from relayd.ids import ScheduleId, SegmentKey, TaskId
+from relayd.store import Event, SegmentRecord, SegmentState, Store, StoreWriteError
+
+
+def seg(key: str, **changes: object) -> SegmentRecord:
+    base = SegmentRecord(
+        key=SegmentKey(key), schedule_id=ScheduleId("s1"), index=0, occurrence=None, start=0, end=10,
+        title="rd" + key, group=None, spec_hash="h", body={"Title": "rd" + key},
+    )  # fmt: skip
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    s = await Store.open(tmp_path / "relayd.db")
+    yield s
+    await s.close()
+
+
+async def test_a_lone_surrogate_is_stored_escaped_and_costs_its_neighbours_nothing(store: Store) -> None:
+    good = Event(ts=1.0, kind="callback", segment_key=SegmentKey("k1"), data={"TaskId": "t1"}, raw='{"TaskId":"t1"}')
+    poisoned = Event(ts=2.0, kind="callback", task_id=TaskId("\udcff"), data={"TaskId": "\udcff"},
+                     raw='{"TaskId": "\\udcff"}', dedupe_key="cb:\udcff")  # fmt: skip
+    before = store.commits
+    results = await asyncio.gather(store.add_event(good), store.add_event(poisoned), return_exceptions=True)
+
+    assert results == [True, True]
+    assert store.commits - before == 1  # one group commit held both
+    assert store.healthy
+    newest, oldest = await store.events(limit=10)
+    assert oldest.data == good.data
+    assert newest.data == {"TaskId": "\udcff"}  # JSON escapes read back to the very same value
+    assert newest.task_id == "\\udcff" and newest.dedupe_key == "cb:\\udcff"  # plain columns: a visible escape
+
+
+async def test_a_surrogate_in_a_segment_or_meta_is_stored(store: Store) -> None:
+    await store.put(seg("a", last_error="bad \udcff", body={"Title": "x\ud800"}))
+    await store.set_meta("note", "\udcff")
+    path = store.path
+    await store.close()
+    again = await Store.open(path)
+    try:
+        record = again.segment(SegmentKey("a"))
+        assert record is not None and record.body == {"Title": "x\ud800"} and record.last_error == "bad \\udcff"
+        assert again.meta("note") == "\\udcff"
+    finally:
+        await again.close()
+
+
+async def test_a_write_the_database_refuses_fails_alone_and_its_neighbours_commit(store: Store) -> None:
+    await store.put(seg("bad"))
+    too_big = seg("bad", attempts=2**70, state=SegmentState.RUNNING)  # SQLite integers are 64-bit
+    before = store.commits
+    results = await asyncio.gather(
+        store.put(seg("good")),
+        store.put(too_big),
+        store.add_event(Event(ts=1.0, kind="create")),
+        return_exceptions=True,
+    )
+
+    assert results[0] is None and results[2] is True
+    assert isinstance(results[1], StoreWriteError) and "refused one write" in str(results[1])
+    assert str(store.path) in str(results[1])
+    assert store.commits - before == 1
+    assert store.healthy  # the database is fine; one value was not
+    bad = store.segment(SegmentKey("bad"))
+    assert bad is not None and bad.state is SegmentState.PENDING and bad.attempts == 0  # back to what is stored
+    assert store.segment(SegmentKey("good")) is not None
+    assert await store.count_events(kind="create") == 1
