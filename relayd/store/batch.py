@@ -137,7 +137,7 @@ def run_batch(conn: sqlite3.Connection, calls: Sequence[Call], reread: dict[str,
         conn.execute("COMMIT")
     except Exception as exc:  # any failure fails the batch; the writer must survive it
         _rollback(conn)
-        if environmental(exc) or len(calls) < 2:
+        if environmental(exc):
             return _failed(conn, exc, calls, reread)
         return _one_by_one(conn, calls, reread)
     return ("ok", results, {}, {})

@@ -56,15 +56,7 @@ class MirroredStore:
         """Where the state lives, safe to show (a path, or a database URL without its password)."""
         self._sql = dialect
         self._clock = clock
-        segments, applied, meta = loaded
-        self._segments = SegmentCache(segments)
-        self._applied = DictCache(dict(applied))
-        self._meta = DictCache(dict(meta))
-        self._tables: dict[str, SegmentCache | DictCache] = {
-            "segments": self._segments,
-            "applied": self._applied,
-            "meta": self._meta,
-        }
+        self._replace_mirror(*loaded)
         self._closed = False
         self._healthy = True
         self.commits = 0
@@ -74,6 +66,18 @@ class MirroredStore:
         self.pending = 0
         """Write operations queued and not yet settled."""
         self.last_error: str | None = None
+
+    def _replace_mirror(
+        self, segments: list[SegmentRecord], applied: dict[str, AppliedSchedule], meta: dict[str, str]
+    ) -> None:
+        self._segments = SegmentCache(segments)
+        self._applied = DictCache(dict(applied))
+        self._meta = DictCache(dict(meta))
+        self._tables: dict[str, SegmentCache | DictCache] = {
+            "segments": self._segments,
+            "applied": self._applied,
+            "meta": self._meta,
+        }
 
     # -- backend hooks -----------------------------------------------------------------------------------------
 
@@ -314,6 +318,8 @@ class MirroredStore:
         self._revert([outcome.ops[index]], outcome.on_disk)
         reason = self._describe(exc)
         log.error("store_record_failed", location=self.location, reason=reason, verb=outcome.ops[index].call.verb)
+        if isinstance(exc, StoreWriteError):  # already says what and why (FencedError)
+            return exc
         return StoreWriteError(f"relayd state {self.location} refused one write: {reason}")
 
     def _revert(self, ops: list[Op], on_disk: Rows | None) -> None:

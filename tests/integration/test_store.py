@@ -8,7 +8,7 @@ import os
 import sqlite3
 import stat
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from relayd.store import (
     StoreLockedError,
     StoreWriteError,
 )
+from relayd.store.postgres import PostgresStore
 
 
 class Clock:
@@ -62,16 +63,38 @@ def clock() -> Clock:
     return Clock()
 
 
+Opener = Callable[[Clock], Awaitable[Any]]
+_openers: dict[str, Opener] = {}
+"""store.location -> how to open that store again (for ``reopen``)."""
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request: pytest.FixtureRequest, state_path: Path, clock: Clock) -> AsyncIterator[Any]:
+    """The store under test, on each backend: behaviour, not SQLite specifics, is tested through it."""
+    if request.param == "sqlite":
+        opener: Opener = lambda c: Store.open(state_path, clock=c)  # noqa: E731
+    else:
+        url, schema = request.getfixturevalue("postgres").url, request.getfixturevalue("pg_schema")
+        opener = lambda c: PostgresStore.open(url, schema=schema, namespace="test", clock=c)  # noqa: E731
+    s = await opener(clock)
+    _openers[s.location] = opener
+    yield s
+    await s.close()
+    _openers.pop(s.location, None)
+
+
 @pytest.fixture
-async def store(state_path: Path, clock: Clock) -> AsyncIterator[Store]:
+async def sqlite_store(state_path: Path, clock: Clock) -> AsyncIterator[Store]:
+    """For tests of SQLite specifics (PRAGMAs that simulate a read-only disk)."""
     s = await Store.open(state_path, clock=clock)
     yield s
     await s.close()
 
 
-async def reopen(store: Store, clock: Clock | None = None) -> Store:
+async def reopen(store: Any, clock: Clock | None = None) -> Any:
     await store.close()
-    return await Store.open(store.path, clock=clock or Clock())
+    opener = _openers.get(store.location) or (lambda c: Store.open(store.path, clock=c))
+    return await opener(clock or Clock())
 
 
 class WriterGate:
@@ -286,7 +309,8 @@ async def test_disk_full_fails_the_whole_batch_and_memory_matches_disk(state_pat
         await store.close()
 
 
-async def test_read_only_database_surfaces_and_recovers(store: Store) -> None:
+async def test_read_only_database_surfaces_and_recovers(sqlite_store: Store) -> None:
+    store = sqlite_store
     # Root ignores file permissions, so a chmod would not make the file read-only in CI; query_only makes SQLite
     # refuse writes with the same error a read-only file or mount gives.
     await store._run_sql("PRAGMA query_only = 1")
@@ -320,7 +344,8 @@ async def test_failed_batch_does_not_undo_a_later_write_of_the_same_key(state_pa
         await store.close()
 
 
-async def test_unawaited_event_failure_is_reported_on_its_future(store: Store) -> None:
+async def test_unawaited_event_failure_is_reported_on_its_future(sqlite_store: Store) -> None:
+    store = sqlite_store
     await store._run_sql("PRAGMA query_only = 1")
     future = store.add_event_nowait(Event(ts=1.0, kind="callback"))
     await store.flush()
@@ -373,7 +398,8 @@ async def test_prune_events_in_chunks(store: Store, monkeypatch: pytest.MonkeyPa
 # -- open: lock, migrations, files -----------------------------------------------------------------------------------
 
 
-async def test_second_open_in_the_same_process_is_locked(store: Store) -> None:
+async def test_second_open_in_the_same_process_is_locked(sqlite_store: Store) -> None:
+    store = sqlite_store
     with pytest.raises(StoreLockedError, match=rf"locked by another relayd \(pid {os.getpid()}"):
         await Store.open(store.path)
     await store.close()

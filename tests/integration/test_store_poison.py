@@ -1,20 +1,23 @@
 """One write that cannot be stored fails alone: never the other writes of its group commit, never the store's health.
 
-Through the real Store and its writer process. A lone UTF-16 surrogate is valid JSON (``"\\udcff"``) but cannot be
-encoded as UTF-8, so a callback body carrying one used to fail every write committed with it.
+Through the real store on each backend (SQLite with its writer process, PostgreSQL). A lone UTF-16 surrogate is
+valid JSON (``"\\udcff"``) but cannot be encoded as UTF-8, so a callback body carrying one used to fail every write
+committed with it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from relayd.ids import ScheduleId, SegmentKey, TaskId
 from relayd.store import Event, SegmentRecord, SegmentState, Store, StoreWriteError
+from relayd.store.postgres import PostgresStore
 
 
 def seg(key: str, **changes: object) -> SegmentRecord:
@@ -25,9 +28,18 @@ def seg(key: str, **changes: object) -> SegmentRecord:
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Awaitable[Any]]:
+    """How to open (and open again) the store under test, on each backend."""
+    if request.param == "sqlite":
+        return lambda: Store.open(tmp_path / "relayd.db")
+    url, schema = request.getfixturevalue("postgres").url, request.getfixturevalue("pg_schema")
+    return lambda: PostgresStore.open(url, schema=schema, namespace="test")
+
+
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await Store.open(tmp_path / "relayd.db")
+async def store(opener: Callable[[], Awaitable[Any]]) -> AsyncIterator[Any]:
+    s = await opener()
     yield s
     await s.close()
 
@@ -48,12 +60,11 @@ async def test_a_lone_surrogate_is_stored_escaped_and_costs_its_neighbours_nothi
     assert newest.task_id == "\\udcff" and newest.dedupe_key == "cb:\\udcff"  # plain columns: a visible escape
 
 
-async def test_a_surrogate_in_a_segment_or_meta_is_stored(store: Store) -> None:
+async def test_a_surrogate_in_a_segment_or_meta_is_stored(store: Store, opener: Callable[[], Awaitable[Any]]) -> None:
     await store.put(seg("a", last_error="bad \udcff", body={"Title": "x\ud800"}))
     await store.set_meta("note", "\udcff")
-    path = store.path
     await store.close()
-    again = await Store.open(path)
+    again = await opener()
     try:
         record = again.segment(SegmentKey("a"))
         assert record is not None and record.body == {"Title": "x\ud800"} and record.last_error == "bad \\udcff"
@@ -64,7 +75,7 @@ async def test_a_surrogate_in_a_segment_or_meta_is_stored(store: Store) -> None:
 
 async def test_a_write_the_database_refuses_fails_alone_and_its_neighbours_commit(store: Store) -> None:
     await store.put(seg("bad"))
-    too_big = seg("bad", attempts=2**70, state=SegmentState.RUNNING)  # SQLite integers are 64-bit
+    too_big = seg("bad", attempts=2**70, state=SegmentState.RUNNING)  # both databases store 64-bit integers
     before = store.commits
     results = await asyncio.gather(
         store.put(seg("good")),
@@ -75,7 +86,7 @@ async def test_a_write_the_database_refuses_fails_alone_and_its_neighbours_commi
 
     assert results[0] is None and results[2] is True
     assert isinstance(results[1], StoreWriteError) and "refused one write" in str(results[1])
-    assert str(store.path) in str(results[1])
+    assert store.location in str(results[1])
     assert store.commits - before == 1
     assert store.healthy  # the database is fine; one value was not
     bad = store.segment(SegmentKey("bad"))
