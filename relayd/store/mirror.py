@@ -141,10 +141,12 @@ class MirroredStore:
         """Upsert one segment; stamps ``updated_at`` (and ``created_at`` when 0) with the store's clock."""
         await self.put_many((record,))
 
-    async def put_many(self, records: Iterable[SegmentRecord]) -> None:
-        """Upsert many segments in one operation (one executemany inside the next batch)."""
+    async def put_many(self, records: Iterable[SegmentRecord], *, stamp: bool = True) -> None:
+        """Upsert many segments in one operation (one executemany inside the next batch).
+
+        ``stamp=False`` keeps the records' own ``created_at``/``updated_at`` (copying state between stores)."""
         now = self._clock()
-        stamped = [self._stamp(record, now) for record in records]
+        stamped = [self._stamp(record, now) for record in records] if stamp else list(records)
         if not stamped:
             return
         rows = [schema.segment_row(r) for r in stamped]  # serialise first: a bad body fails before any change
@@ -231,6 +233,9 @@ class MirroredStore:
     def meta(self, name: str) -> str | None:
         value = self._meta.get(name)
         return None if value is ABSENT else str(value)
+
+    def meta_names(self) -> list[str]:
+        return sorted(self._meta.items)
 
     async def set_meta(self, name: str, value: str) -> None:
         touch = self._change("meta", name, value)
