@@ -12,17 +12,10 @@ from click.testing import CliRunner, Result
 
 from relayd.cli import cli
 from relayd.ids import ScheduleId, SegmentKey, TaskId
-from relayd.store import AppliedSchedule, Event, SegmentRecord, SegmentState, Store
+from relayd.store import AppliedSchedule, Event, SegmentState, Store
 from relayd.store.postgres import PostgresStore
 from tests.integration.postgres import PASSWORD, PostgresServer
-
-
-def seg(key: str, **changes: Any) -> SegmentRecord:
-    base = SegmentRecord(
-        key=SegmentKey(key), schedule_id=ScheduleId("s1"), index=0, occurrence=None, start=100, end=200,
-        title="rd" + key, group=None, spec_hash="h", body={"Title": "rd" + key, "中文": [1, None]},
-    )  # fmt: skip
-    return dataclasses.replace(base, **changes)
+from tests.integration.records import seg
 
 
 async def fill(store: Any) -> None:

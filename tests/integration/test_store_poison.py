@@ -8,24 +8,16 @@ committed with it.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from relayd.ids import ScheduleId, SegmentKey, TaskId
-from relayd.store import Event, SegmentRecord, SegmentState, Store, StoreWriteError
+from relayd.ids import SegmentKey, TaskId
+from relayd.store import Event, SegmentState, Store, StoreWriteError
 from relayd.store.postgres import PostgresStore
-
-
-def seg(key: str, **changes: object) -> SegmentRecord:
-    base = SegmentRecord(
-        key=SegmentKey(key), schedule_id=ScheduleId("s1"), index=0, occurrence=None, start=0, end=10,
-        title="rd" + key, group=None, spec_hash="h", body={"Title": "rd" + key},
-    )  # fmt: skip
-    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+from tests.integration.records import seg
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -7,7 +7,6 @@ this file tests what only a shared database has.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -15,18 +14,10 @@ from typing import Any
 import pytest
 
 from relayd.ids import ScheduleId, SegmentKey
-from relayd.store import Event, FencedError, Role, SegmentRecord, SegmentState, Store, StoreError, StoreWriteError
+from relayd.store import Event, FencedError, Role, SegmentState, Store, StoreError, StoreWriteError
 from relayd.store.postgres import PostgresStore
 from tests.integration.postgres import PASSWORD, PostgresServer
-
-
-def seg(key: str, **changes: Any) -> SegmentRecord:
-    base = SegmentRecord(
-        key=SegmentKey(key), schedule_id=ScheduleId("s1"), index=0, occurrence=None, start=0, end=10,
-        title="rd" + key, group=None, spec_hash="h", body={"Title": "rd" + key},
-    )  # fmt: skip
-    return dataclasses.replace(base, **changes)
-
+from tests.integration.records import seg
 
 Open = Callable[..., Awaitable[PostgresStore]]
 
