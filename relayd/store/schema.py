@@ -173,10 +173,11 @@ def dumps(value: Any) -> str:
 
 
 def storable(text: str | None) -> str | None:
-    """``text`` with lone surrogates written as ``\\udcff`` escapes, so that it can be stored (None stays None)."""
-    if text is None or _utf8(text):
+    """``text`` with lone surrogates written as ``\\udcff`` escapes and NUL as ``\\x00`` (PostgreSQL's text
+    refuses it), so that every backend can store it (None stays None)."""
+    if text is None or (_utf8(text) and "\x00" not in text):
         return text
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
 
 
 def _utf8(text: str) -> bool:

@@ -85,3 +85,11 @@ async def test_a_write_the_database_refuses_fails_alone_and_its_neighbours_commi
     assert bad is not None and bad.state is SegmentState.PENDING and bad.attempts == 0  # back to what is stored
     assert store.segment(SegmentKey("good")) is not None
     assert await store.count_events(kind="create") == 1
+
+
+async def test_a_nul_character_is_stored_escaped(store: Store) -> None:
+    event = Event(ts=1.0, kind="callback", task_id=TaskId("a\x00b"), data={"TaskId": "a\x00b"}, raw="a\x00b")
+    assert await store.add_event(event)
+    (stored,) = await store.events()
+    assert (stored.task_id, stored.raw, stored.data) == ("a\\x00b", "a\\x00b", {"TaskId": "a\x00b"})
+    assert store.healthy
