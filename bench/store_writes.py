@@ -21,7 +21,8 @@ import structlog
 
 from relayd.ids import ScheduleId, SegmentKey
 from relayd.store import Event, SegmentRecord, Store
-from relayd.store.schema import INSERT_EVENT, connect, event_row, migrate
+from relayd.store.schema import connect, event_row, migrate
+from relayd.store.sql import SQLITE
 
 
 def segment(i: int) -> SegmentRecord:
@@ -78,7 +79,7 @@ def naive_baseline(path: Path, total: int) -> float:
     started = time.perf_counter()
     for i in range(total):
         conn.execute("BEGIN")
-        conn.execute(INSERT_EVENT, event_row(event(i)))
+        conn.execute(SQLITE.insert_event, event_row(event(i)))
         conn.execute("COMMIT")
     elapsed = time.perf_counter() - started
     conn.close()

@@ -27,7 +27,7 @@ from relayd.ids import ScheduleId
 from relayd.metrics import Metrics
 from relayd.schedules.loader import ConfigProblem, DirResult, FileResult, load_dir, resolve
 from relayd.schedules.model import GroupSpec, Schedule
-from relayd.store import AppliedSchedule, Store, StoreError
+from relayd.store import AppliedSchedule, StateStore, StoreError
 from relayd.web.views import ScheduleInfo
 
 log = structlog.get_logger("relayd.configuration")
@@ -46,7 +46,7 @@ class Loaded:
 class Configuration:
     """The last good configuration, per file; :meth:`load` folds a fresh read of the directory into it."""
 
-    def __init__(self, directory: Path, store: Store, metrics: Metrics) -> None:
+    def __init__(self, directory: Path, store: StateStore, metrics: Metrics) -> None:
         self._directory = directory
         self._store = store
         self._metrics = metrics

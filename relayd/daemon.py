@@ -36,7 +36,7 @@ from relayd.metrics import Metrics, loop_lag_monitor
 from relayd.queueing import ReconcileQueue
 from relayd.sdnotify import Notifier, watchdog_loop
 from relayd.settings import Settings
-from relayd.store import Store
+from relayd.store import SharedStore
 from relayd.supervision import Supervisor, first_of
 from relayd.wiring import FIRST_PASS_WORKERS, STEADY_WORKERS, Parts, build_parts, start_web
 
@@ -73,7 +73,7 @@ class Daemon:
         self._notifier = Notifier.from_env()
         # Built in run(); the parts tests and tools look at most are named here too.
         self.parts: Parts
-        self.store: Store
+        self.store: SharedStore
         self.engine: Engine
         self.queue: ReconcileQueue
         self.config: Configuration

@@ -29,7 +29,7 @@ from relayd.reconcile import ActionKind, Plan, decide
 from relayd.schedules.model import Schedule, Segment
 from relayd.schedules.planner import plan
 from relayd.settings import Settings
-from relayd.store import SegmentState, Store
+from relayd.store import SegmentState, StateStore
 from relayd.volc.errors import LiveError
 
 log = structlog.get_logger("relayd.engine")
@@ -84,7 +84,7 @@ class Engine:
     def __init__(
         self,
         *,
-        store: Store,
+        store: StateStore,
         platform: Platform,
         config: EngineConfig,
         callback_url: CallbackUrl,

@@ -38,7 +38,7 @@ from relayd.outcomes import (
 from relayd.platform import ObservedTask, Platform, status_at
 from relayd.policy import Policy
 from relayd.reconcile import Action, ActionKind, Reason, create_body
-from relayd.store import Event, SegmentRecord, SegmentState, Store
+from relayd.store import Event, SegmentRecord, SegmentState, StateStore
 from relayd.volc.errors import LiveError
 
 log = structlog.get_logger("relayd.executor")
@@ -62,7 +62,7 @@ class Executor:
     def __init__(
         self,
         *,
-        store: Store,
+        store: StateStore,
         platform: Platform,
         observations: Observations,
         callback_url: CallbackUrl,

@@ -40,7 +40,7 @@ async def _records(settings: Settings, state: LiveState) -> None:
         state.notes.append(f"no state file at {path}: every existing task would be adopted by its Title")
         return
     try:
-        store = await Store.open(path, writer="thread")  # reads only: no writer process to start
+        store = await Store.open(path, read_only=True)  # reads only: no writer process to start
     except StoreLockedError:
         state.notes.append("a running daemon holds the state file; actions are computed from the platform alone")
         return

@@ -29,6 +29,7 @@ import difflib
 import os
 import re
 import tomllib
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -38,13 +39,16 @@ from pydantic import BeforeValidator, Field, PrivateAttr, SecretStr, ValidationE
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from relayd.durations import format_duration, parse_duration
+from relayd.store.dsn import redact_url, url_password
 from relayd.volc.signer import Credentials
 
 ENV_PREFIX = "RELAYD_"
 CONFIG_ENV = "RELAYD_CONFIG"
 SECRET_KEYS = frozenset(
-    {"access_key", "secret_key", "session_token", "callback_secret", "callback_auth_key", "api_token"}
+    {"access_key", "secret_key", "session_token", "callback_secret", "callback_auth_key", "api_token", "database_url"}
 )
+DEPRECATED_KEYS = {"state_writer": "state commits always run in a child process now; remove state_writer"}
+"""Keys still accepted for one release, with the fix a warning names."""
 PLATFORM_MAX_TASK_SECONDS = 604800
 DEFAULT = "default"
 OVERRIDE = "override"
@@ -76,6 +80,7 @@ def _lower(value: object) -> object:
 Duration = Annotated[float, BeforeValidator(_duration)]
 WholeSeconds = Annotated[int, BeforeValidator(_whole_seconds)]
 _NAMESPACE_RE = re.compile(r"[A-Za-z0-9]{1,8}")
+_SCHEMA_RE = re.compile(r"[a-z][a-z0-9_]{0,62}")
 
 
 class Settings(BaseSettings):
@@ -107,7 +112,18 @@ class Settings(BaseSettings):
     state_path: Path = Field(Path("/var/lib/relayd/state.db"), description="SQLite state database path.")
     state_writer: Annotated[Literal["process", "thread"], BeforeValidator(_lower)] = Field(
         "process",
-        description="Where state commits run: a child process (off the event loop's GIL) or a thread (fallback).",
+        description="Deprecated and ignored: state commits always run in a child process. Remove this key.",
+    )
+    database_url: SecretStr | None = Field(
+        None,
+        description="postgresql://user@host:port/db to keep the state in PostgreSQL (shared by instances); "
+        "unset = the SQLite file at state_path. The password may be in the URL, PGPASSWORD or database_password_file.",
+    )
+    database_password_file: Path | None = Field(
+        None, description="File whose first line is the PostgreSQL password (when it is not in database_url)."
+    )
+    database_schema: str | None = Field(
+        None, description="PostgreSQL schema of this installation; unset = relayd_<namespace>."
     )
     listen: str = Field("127.0.0.1:8080", description="host:port the HTTP server binds ([v6]:port for IPv6).")
     public_url: str | None = Field(
@@ -189,6 +205,25 @@ class Settings(BaseSettings):
         split_listen(value)
         return value
 
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and urlsplit(value.get_secret_value()).scheme not in ("postgresql", "postgres"):
+            raise ValueError("must be a postgresql:// URL (leave it unset to use the SQLite file at state_path)")
+        return value
+
+    @field_validator("database_schema")
+    @classmethod
+    def _check_database_schema(cls, value: str | None) -> str | None:
+        if value is not None and not _SCHEMA_RE.fullmatch(value):
+            raise ValueError("must be 1-63 lowercase letters, digits or _, starting with a letter")
+        return value
+
+    @property
+    def store_schema(self) -> str:
+        """The PostgreSQL schema of this installation: ``database_schema``, else ``relayd_<namespace>``."""
+        return self.database_schema or f"relayd_{self.namespace.lower()}"
+
     @field_validator("namespace")
     @classmethod
     def _check_namespace(cls, value: str) -> str:
@@ -230,12 +265,16 @@ class Settings(BaseSettings):
         values = self.model_dump(mode="json")
         for key in SECRET_KEYS:
             values[key] = None if values[key] is None else "***"
+        if self.database_url is not None:  # the URL is worth seeing; only its password is secret
+            values["database_url"] = redact_url(self.database_url.get_secret_value())
         return values
 
     def secret_values(self) -> list[str]:
         """The plain secret strings that are set (for the log redactor); never log this list."""
         secrets = (getattr(self, key) for key in sorted(SECRET_KEYS))
-        return [s.get_secret_value() for s in secrets if s is not None and s.get_secret_value()]
+        values = [s.get_secret_value() for s in secrets if s is not None and s.get_secret_value()]
+        password = url_password(self.database_url.get_secret_value()) if self.database_url is not None else None
+        return [*values, password] if password else values
 
     def display(self) -> dict[str, str]:
         """Values as an operator reads them: durations as ``1h30m``, secrets as ``***``, unset as ``-``."""
@@ -355,9 +394,12 @@ def _read_toml(path: Path) -> dict[str, Any]:
     return {key: _relative_to(path, key, value) for key, value in data.items()}
 
 
+_PATH_KEYS = ("schedules_dir", "state_path", "database_password_file")
+
+
 def _relative_to(path: Path, key: str, value: Any) -> Any:
     # Paths in a config file are relative to that file, so a config directory can be moved as a whole.
-    if key in ("schedules_dir", "state_path") and isinstance(value, str) and not Path(value).is_absolute():
+    if key in _PATH_KEYS and isinstance(value, str) and not Path(value).is_absolute():
         return str(path.parent / value)
     return value
 
@@ -418,6 +460,10 @@ def _validate(values: dict[str, Any], sources: dict[str, str], path: Path | None
         raise SettingsError([_describe(error, sources) for error in e.errors()]) from None
     settings._sources = {key: sources.get(key, DEFAULT) for key in Settings.model_fields}
     settings._config_file = path
+    for key, fix in DEPRECATED_KEYS.items():
+        if key in values:
+            origin = sources.get(key, OVERRIDE)
+            warnings.warn(f"{key} (from {origin}) is deprecated: {fix}", FutureWarning, stacklevel=3)
     return settings
 
 

@@ -12,7 +12,7 @@ from relayd.ids import SegmentKey
 from relayd.jobs import Jobs
 from relayd.metrics import ApiObserver
 from relayd.reconcile import NextAction, next_action
-from relayd.store import SegmentRecord, SegmentState, Store
+from relayd.store import SegmentRecord, SegmentState, StateStore
 from relayd.web.views import ScheduleInfo
 
 
@@ -42,7 +42,7 @@ class StatusView:
         *,
         config: Configuration,
         engine: Engine,
-        store: Store,
+        store: StateStore,
         jobs: Jobs,
         observer: ApiObserver,
         clock: Callable[[], float],

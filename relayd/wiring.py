@@ -29,7 +29,8 @@ from relayd.platform.live import LivePlatform
 from relayd.queueing import ReconcileQueue
 from relayd.settings import Settings
 from relayd.statusview import StatusView
-from relayd.store import Store
+from relayd.store import SharedStore
+from relayd.store.opening import open_store
 from relayd.volc.client import LiveClient
 from relayd.web.app import WebServer, build_app, parse_listen
 from relayd.web.auth import ensure_token_file, token_file
@@ -47,7 +48,7 @@ STEADY_WORKERS = 8
 class Parts:
     settings: Settings
     metrics: Metrics
-    store: Store
+    store: SharedStore
     platform: Platform
     engine: Engine
     queue: ReconcileQueue
@@ -74,7 +75,7 @@ async def build_parts(
     clock: Callable[[], float] = time.time,
     is_ready: Callable[[], bool] = lambda: True,
 ) -> Parts:
-    store = await Store.open(settings.state_path, clock=clock, writer=settings.state_writer)
+    store = await open_store(settings, clock=clock)
     stack.push_async_callback(store.close)
     session = await stack.enter_async_context(aiohttp.ClientSession())
     observer = metrics.api_observer(clock)
@@ -150,7 +151,7 @@ def _api_token(settings: Settings) -> str:
     return ensure_token_file(token_file(settings.state_path))
 
 
-async def _callback_secret(settings: Settings, store: Store) -> bytes:
+async def _callback_secret(settings: Settings, store: SharedStore) -> bytes:
     if settings.callback_secret is not None:
         return settings.callback_secret.get_secret_value().encode()
     stored = store.meta("callback_secret")

@@ -10,8 +10,11 @@ answers by tens of milliseconds. A process has its own interpreter: the loop onl
 the replies from a pipe.
 
 A write is data, not code, so it can cross the pipe: ``(verb, args)`` where ``verb`` names one of ``VERBS``. A
-batch runs all its calls in one transaction: all commit, or the transaction is rolled back, every call fails with
-the same error, and the rows the batch touched are read back so the loop can put its cache back to what is on disk.
+batch runs all its calls in one transaction. When the disk refuses it (full, read-only, I/O error: an
+``OperationalError``), the transaction is rolled back, every call fails with the same error, and the rows the batch
+touched are read back so the loop can put its cache back to what is on disk. When one call fails for a reason of
+its own (a value SQLite cannot bind, a constraint), the batch is run again with a savepoint around each call, so
+only that call fails and its neighbours commit: one bad write must never cost the others.
 
 Wire format, both directions: a 4-byte big-endian length, then a pickle. The pipe is private to the daemon and its
 child, so pickle is safe here.
@@ -20,8 +23,9 @@ child, so pickle is safe here.
   ``(verb, args, touches)`` (a ``Call``). Only builtins and sqlite3 types cross the pipe: the child runs this file
   as ``__main__`` and cannot import relayd.
 * child -> daemon, on a pipe of its own (its fd is the third argument; stdout stays the daemon's): first
-  ``("ready", sqlite_version)`` or ``("fatal", exception)``; then one reply per transaction: ``("ok", n, results)``
-  or ``("err", n, exception, rows_on_disk)`` for the next ``n`` calls in order.
+  ``("ready", sqlite_version)`` or ``("fatal", exception)``; then one reply per transaction: ``("ok", n, results,
+  failures, rows_on_disk)`` (``failures``: call index -> exception for the calls that failed alone, and the rows
+  those touched) or ``("err", n, exception, rows_on_disk)`` for the next ``n`` calls in order.
 
 The child commits everything it has received and exits when its stdin closes (the daemon closed the store, or the
 daemon died — then the last frames it wrote still land). It ignores SIGINT and SIGTERM: a Ctrl-C in a terminal or
@@ -86,36 +90,92 @@ def _fetchall(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list
     return [tuple(row) for row in conn.execute(sql, params).fetchall()]
 
 
+def _hold(conn: sqlite3.Connection, fifo: str) -> None:
+    """A test seam: keep this transaction open until the writer of the FIFO ``fifo`` closes it.
+
+    Tests use it to decide exactly which writes share the next transaction. Opening a FIFO for reading blocks until
+    a writer opens it, so the test knows the transaction has started when its own open returns."""
+    with open(fifo, "rb") as pipe:
+        pipe.read()
+
+
+def _fail(conn: sqlite3.Connection, message: str) -> None:
+    """A test seam: fail the transaction the way the disk does (an OperationalError with ``message``)."""
+    raise sqlite3.OperationalError(message)
+
+
 VERBS: dict[str, Callable[..., Any]] = {
     "noop": _noop,
     "execute": _execute,
     "executemany": _executemany,
     "fetchall": _fetchall,
+    "hold": _hold,
+    "fail": _fail,
 }
 
 Reply = tuple[Any, ...]
-"""``("ok", results)`` or ``("err", exception, rows_on_disk)``; the process adds the call count."""
+"""``("ok", results, failures, rows_on_disk)`` or ``("err", exception, rows_on_disk)``; the process adds the call
+count."""
 
 
-def run_batch(
-    conn: sqlite3.Connection,
-    calls: Sequence[Call | Callable[[sqlite3.Connection], Any]],
-    reread: dict[str, str],
-) -> Reply:
-    """Run ``calls`` in one transaction. A plain callable (the thread writer's test hook) is called with ``conn``."""
+def environmental(exc: BaseException) -> bool:
+    """True when ``exc`` is about the database as a whole (disk full, read-only, I/O, corruption), not one call.
+
+    SQLite reports those as ``OperationalError`` (or a bare ``DatabaseError`` for a file that is not a database);
+    a value it cannot bind (a lone surrogate, an integer too large), a constraint or a malformed statement is
+    another type, and retrying the other calls of its batch without it will succeed."""
+    return isinstance(exc, (sqlite3.OperationalError, sqlite3.InternalError, OSError, MemoryError)) or (
+        type(exc) is sqlite3.DatabaseError
+    )
+
+
+def run_batch(conn: sqlite3.Connection, calls: Sequence[Call], reread: dict[str, str]) -> Reply:
+    """Run ``calls`` in one transaction; on a failure of one call's own, again with each call on its own."""
     try:
         conn.execute("BEGIN")  # deferred: relayd is the only writer (the lock), so nothing to wait for
-        results = [VERBS[c.verb](conn, *c.args) if isinstance(c, Call) else _plain(c(conn)) for c in calls]
+        results = [VERBS[c.verb](conn, *c.args) for c in calls]
         conn.execute("COMMIT")
     except Exception as exc:  # any failure fails the batch; the writer must survive it
         _rollback(conn)
-        return ("err", exc, read_back(conn, calls, reread))
-    return ("ok", results)
+        if environmental(exc):
+            return _failed(conn, exc, calls, reread)
+        return _one_by_one(conn, calls, reread)
+    return ("ok", results, {}, {})
 
 
-def _plain(result: Any) -> Any:
-    """Never let a cursor cross to the loop thread: freeing it there would race with the writer's use of conn."""
-    return None if isinstance(result, sqlite3.Cursor) else result
+def _one_by_one(conn: sqlite3.Connection, calls: Sequence[Call], reread: dict[str, str]) -> Reply:
+    """The batch again, each call inside a savepoint: a call that fails alone is rolled back alone."""
+    results: list[Any] = []
+    failures: dict[int, BaseException] = {}
+    try:
+        conn.execute("BEGIN")
+        for index, call in enumerate(calls):
+            results.append(_in_savepoint(conn, call, index, failures))
+        conn.execute("COMMIT")
+    except Exception as exc:  # an environmental error on the way: the whole batch fails as before
+        _rollback(conn)
+        return _failed(conn, exc, calls, reread)
+    on_disk = read_back(conn, [calls[i] for i in failures], reread)
+    return ("ok", results, failures, on_disk)
+
+
+def _in_savepoint(conn: sqlite3.Connection, call: Call, index: int, failures: dict[int, BaseException]) -> Any:
+    conn.execute("SAVEPOINT one_call")
+    try:
+        result = VERBS[call.verb](conn, *call.args)
+    except Exception as exc:
+        if environmental(exc):
+            raise
+        conn.execute("ROLLBACK TO one_call")
+        conn.execute("RELEASE one_call")
+        failures[index] = exc
+        return None
+    conn.execute("RELEASE one_call")
+    return result
+
+
+def _failed(conn: sqlite3.Connection, exc: BaseException, calls: Sequence[Call], reread: dict[str, str]) -> Reply:
+    return ("err", exc, read_back(conn, calls, reread))
 
 
 def _rollback(conn: sqlite3.Connection) -> None:
@@ -127,10 +187,10 @@ def _rollback(conn: sqlite3.Connection) -> None:
 
 
 def read_back(
-    conn: sqlite3.Connection, calls: Sequence[Call | Callable[[sqlite3.Connection], Any]], reread: dict[str, str]
+    conn: sqlite3.Connection, calls: Sequence[Call], reread: dict[str, str]
 ) -> dict[tuple[str, str], tuple[Any, ...] | None] | None:
     """The current row (None: no row) of every entry the calls touched; None if the disk cannot be read."""
-    return read_rows(conn, {key for c in calls if isinstance(c, Call) for key in c.touches}, reread)
+    return read_rows(conn, {key for c in calls for key in c.touches}, reread)
 
 
 def read_rows(
@@ -274,7 +334,8 @@ class _Child:
                 batch.extend(Call(*call) for call in self.pending.pop(0))
             reply = run_batch(self._conn, batch, self._hello.reread)
             if reply[0] == "ok":
-                self._reply(("ok", len(batch), reply[1]))
+                failures = {index: picklable(exc) for index, exc in reply[2].items()}
+                self._reply(("ok", len(batch), reply[1], failures, reply[3]))
                 self._checkpointer.committed()
             else:
                 self._reply(("err", len(batch), picklable(reply[1]), reply[2]))

@@ -49,3 +49,7 @@ def write_error(path: Path, exc: BaseException) -> StoreWriteError:
 def open_error(path: Path, exc: BaseException) -> StoreError:
     """The error ``Store.open`` raises when the file cannot be opened, locked or migrated."""
     return StoreError(f"cannot open relayd state file {path}: {explain(path, exc)}")
+
+
+class FencedError(StoreWriteError):
+    """A write carried an old leader's epoch: another instance holds a newer lease. Stop acting on the platform."""

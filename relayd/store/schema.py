@@ -159,29 +159,49 @@ def _statements(script: str) -> list[str]:
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_ASCII_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)
 
 
 def dumps(value: Any) -> str:
-    """Compact JSON; one shared encoder (``json.dumps`` with options builds a new one per call, 3x slower)."""
-    return _ENCODER.encode(value)
+    """Compact JSON that any database can store; one shared encoder (``json.dumps`` with options builds a new one
+    per call, 3x slower).
+
+    A lone UTF-16 surrogate (``"\\udcff"`` in a callback body is valid JSON) cannot be encoded as UTF-8, so no
+    database will bind it; such a value is written with ASCII escapes instead, which read back to the same value."""
+    text = _ENCODER.encode(value)
+    return text if _utf8(text) else _ASCII_ENCODER.encode(value)
+
+
+def storable(text: str | None) -> str | None:
+    """``text`` with lone surrogates written as ``\\udcff`` escapes and NUL as ``\\x00`` (PostgreSQL's text
+    refuses it), so that every backend can store it (None stays None)."""
+    if text is None or (_utf8(text) and "\x00" not in text):
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+
+
+def _utf8(text: str) -> bool:
+    if text.isascii():  # the common case, and cheap
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 SEGMENT_COLUMNS = (
     "key, schedule_id, idx, occurrence, start_ts, end_ts, title, grp, spec_hash, body, task_id, state, attempts, "
     "next_attempt_at, failure_seen_at, healthy_since, last_error, last_request_id, created_at, updated_at, deleted_at"
 )
-_SEGMENT_UPDATES = ", ".join(f"{c} = excluded.{c}" for c in SEGMENT_COLUMNS.split(", ")[1:])
-UPSERT_SEGMENT = (
-    f"INSERT INTO segments ({SEGMENT_COLUMNS}) VALUES ({', '.join('?' * 21)}) "  # noqa: S608 - constant columns
-    f"ON CONFLICT (key) DO UPDATE SET {_SEGMENT_UPDATES}"
-)
 
 
 def segment_row(r: SegmentRecord) -> tuple[Any, ...]:
+    s = storable
     return (
-        r.key, r.schedule_id, r.index, r.occurrence, r.start, r.end, r.title, r.group, r.spec_hash, dumps(r.body),
-        r.task_id, r.state.value, r.attempts, r.next_attempt_at, r.failure_seen_at, r.healthy_since, r.last_error,
-        r.last_request_id, r.created_at, r.updated_at, r.deleted_at,
+        r.key, r.schedule_id, r.index, r.occurrence, r.start, r.end, s(r.title), s(r.group), r.spec_hash,
+        dumps(r.body), s(r.task_id), r.state.value, r.attempts, r.next_attempt_at, r.failure_seen_at, r.healthy_since,
+        s(r.last_error), s(r.last_request_id), r.created_at, r.updated_at, r.deleted_at,
     )  # fmt: skip
 
 
@@ -199,14 +219,12 @@ _STATES = {state.value: state for state in SegmentState}
 
 
 EVENT_COLUMNS = "id, ts, kind, schedule_id, segment_key, task_id, dedupe_key, data, raw"
-INSERT_EVENT = (
-    "INSERT OR IGNORE INTO events (ts, kind, schedule_id, segment_key, task_id, dedupe_key, data, raw) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-)
 
 
 def event_row(e: Event) -> tuple[Any, ...]:
-    return (e.ts, e.kind, e.schedule_id, e.segment_key, e.task_id, e.dedupe_key, dumps(e.data), e.raw)
+    """The row of an event, every string made storable (a callback body is untrusted input)."""
+    s = storable
+    return (e.ts, s(e.kind), s(e.schedule_id), s(e.segment_key), s(e.task_id), s(e.dedupe_key), dumps(e.data), s(e.raw))
 
 
 def event_from_row(row: Sequence[Any]) -> Event:
@@ -219,18 +237,15 @@ def event_from_row(row: Sequence[Any]) -> Event:
     )  # fmt: skip
 
 
-UPSERT_APPLIED = "INSERT OR REPLACE INTO applied (schedule_id, digest, source_file, payload) VALUES (?, ?, ?, ?)"
+APPLIED_COLUMNS = "schedule_id, digest, source_file, payload"
 
 
 def applied_row(a: AppliedSchedule) -> tuple[Any, ...]:
-    return (a.schedule_id, a.digest, a.source_file, dumps(a.payload))
+    return (a.schedule_id, a.digest, storable(a.source_file), dumps(a.payload))
 
 
 def applied_from_row(row: Sequence[Any]) -> AppliedSchedule:
     return AppliedSchedule(ScheduleId(row[0]), row[1], row[2], json.loads(row[3]))
-
-
-UPSERT_META = "INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)"
 
 
 def load_segments(conn: sqlite3.Connection) -> list[SegmentRecord]:
@@ -238,20 +253,12 @@ def load_segments(conn: sqlite3.Connection) -> list[SegmentRecord]:
 
 
 def load_applied(conn: sqlite3.Connection) -> dict[str, AppliedSchedule]:
-    rows = conn.execute("SELECT schedule_id, digest, source_file, payload FROM applied")
+    rows = conn.execute(f"SELECT {APPLIED_COLUMNS} FROM applied")  # noqa: S608 - constant columns
     return {row[0]: applied_from_row(row) for row in rows}
 
 
 def load_meta(conn: sqlite3.Connection) -> dict[str, str]:
     return {row[0]: row[1] for row in conn.execute("SELECT name, value FROM meta")}
-
-
-REREAD = {
-    "segments": f"SELECT {SEGMENT_COLUMNS} FROM segments WHERE key = ?",  # noqa: S608 - constant columns
-    "applied": "SELECT schedule_id, digest, source_file, payload FROM applied WHERE schedule_id = ?",
-    "meta": "SELECT value FROM meta WHERE name = ?",
-}
-"""One cached entry's row by key, per table: how a failed batch learns what is on disk."""
 
 
 def entry_from_row(table: str, row: Sequence[Any] | None) -> Any:

@@ -7,8 +7,8 @@ Shape: ``submit`` appends an operation to an outbox; ``_flush`` pickles the outb
 stdin (a non-blocking pipe transport) — at the end of the current loop iteration when nothing is in flight, else
 as soon as the transaction in flight is confirmed, so writes that arrive during a commit share the next one (group
 commit). The child runs whatever frames are waiting as one transaction and replies with the results of the next
-``n`` operations, in order; a reader task pops those ``n`` from the in-flight queue and hands them to ``settle`` —
-the same ``Outcome`` the thread writer produces, so the Store cannot tell the two apart.
+``n`` operations, in order; a reader task pops those ``n`` from the in-flight queue and hands them to ``settle`` as
+an ``Outcome``.
 
 If the child dies (killed, out of memory), every operation in flight fails like a failed write (the store turns
 unhealthy, the cache goes back to what the read-only connection finds on disk), and a new child is started with
@@ -31,7 +31,7 @@ import structlog
 
 from relayd.backoff import Backoff
 from relayd.store import batch
-from relayd.store.batch import Call, Frames, Hello
+from relayd.store.batch import Frames, Hello
 from relayd.store.errors import StoreError, open_error
 from relayd.store.writer import Op, Outcome
 
@@ -88,8 +88,6 @@ class ProcessWriter:
         self._supervisor = asyncio.create_task(self._supervise(self._proc), name="relayd-store-writer")
 
     def submit(self, op: Op) -> None:
-        if not isinstance(op.call, Call):
-            raise TypeError("the writer process runs data operations only (batch.Call), not callables")
         self._outbox.append(op)
         if len(self._frames_inflight) < PIPELINE and not self._flush_scheduled:
             # A writer with room gets it at the end of this loop iteration, with whatever else the iteration
@@ -123,7 +121,7 @@ class ProcessWriter:
         for start in range(0, len(ops), self._batch_max):
             chunk = ops[start : start + self._batch_max]
             self._frames_inflight.append(len(chunk))
-            proc.stdin.write(batch.frame([(c.verb, c.args, c.touches) for c in _calls(chunk)]))
+            proc.stdin.write(batch.frame([(op.call.verb, op.call.args, op.call.touches) for op in chunk]))
 
     def _gone_reason(self) -> str:
         if self._stopping:
@@ -178,7 +176,7 @@ class ProcessWriter:
         if len(self._frames_inflight) < PIPELINE:  # group commit: what queued up meanwhile goes out together
             self._flush()
         if reply[0] == "ok":
-            self._settle(Outcome(ops, results=reply[2]))
+            self._settle(Outcome(ops, results=reply[2], failures=reply[3], on_disk=reply[4]))
         else:
             self._settle(Outcome(ops, error=reply[2], on_disk=reply[3]))
 
@@ -246,10 +244,6 @@ class _Replies(asyncio.Protocol):
             self.first.set_result(("exited",))
         if not self.closed.done():
             self.closed.set_result(None)
-
-
-def _calls(ops: list[Op]) -> list[Call]:
-    return [op.call for op in ops if isinstance(op.call, Call)]
 
 
 def _close_input(proc: asyncio.subprocess.Process) -> None:

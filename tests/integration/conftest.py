@@ -6,25 +6,35 @@
 * ``raw``: a factory ``raw(emulator, access_key=..., secret_key=...) -> RawClient`` that signs requests with
   :mod:`relayd.volc.signer` exactly like the SDK, for tests that bypass the relayd client.
 * ``sink``: a callback receiver on a free port (``.url``, ``.bodies``, ``await .wait_for(predicate)``).
+* ``postgres``: one real PostgreSQL server for the session (``.url``, ``.stop()``, ``.start()``); ``pg_schema``: a
+  fresh schema name per test, dropped afterwards.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import aiohttp
+import psycopg
+import psycopg.sql
 import pytest
 from aiohttp import web
 from yarl import URL
 
 from relayd.emulator import Emulator, EmulatorConfig
 from relayd.volc import signer
+from tests.integration.postgres import PostgresServer, bin_dir
 
 EmulatorFactory = Callable[..., Awaitable[Emulator]]
 
@@ -168,3 +178,37 @@ async def sink() -> AsyncIterator[Sink]:
     receiver.url = f"http://127.0.0.1:{runner.addresses[0][1]}/cb"
     yield receiver
     await runner.cleanup()
+
+
+# -- PostgreSQL --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One real PostgreSQL for the session (see ``tests/integration/postgres.py``); skipped where it is not
+    installed (``scripts/debian-packages.txt`` lists it, so CI has it). Its directory is not under pytest's
+    temporary root, which is private to root while the server may run as ``postgres``."""
+    bindir = bin_dir()
+    if bindir is None:
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    root = Path(tempfile.mkdtemp(prefix="relayd-pg-"))
+    try:
+        server = PostgresServer(root, bindir)
+        server.init()
+        yield server
+        with contextlib.suppress(RuntimeError):  # already stopped (a test of an outage that failed midway)
+            server.stop("immediate")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_schema(postgres: PostgresServer) -> Iterator[str]:
+    """A fresh schema name per test (each installation lives in its own schema); dropped afterwards."""
+    name = f"t{uuid.uuid4().hex[:12]}"
+    yield name
+    try:
+        with psycopg.connect(postgres.url, autocommit=True, connect_timeout=10) as conn:
+            conn.execute(psycopg.sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(psycopg.sql.Identifier(name)))
+    except psycopg.OperationalError:
+        pass  # a test that stopped the server restarts it; if it did not, the schema goes with the server

@@ -7,15 +7,14 @@ import dataclasses
 import os
 import sqlite3
 import stat
-import threading
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-import relayd.store.core
+import relayd.store.mirror
 from relayd.ids import GroupName, ScheduleId, SegmentKey, TaskId
 from relayd.store import (
     AppliedSchedule,
@@ -27,7 +26,7 @@ from relayd.store import (
     StoreLockedError,
     StoreWriteError,
 )
-from relayd.store.core import WriterKind
+from relayd.store.postgres import PostgresStore
 
 
 class Clock:
@@ -64,41 +63,59 @@ def clock() -> Clock:
     return Clock()
 
 
-@pytest.fixture(params=["process", "thread"])
-def writer(request: pytest.FixtureRequest) -> WriterKind:
-    kind: WriterKind = request.param
-    return kind
+Opener = Callable[[Clock], Awaitable[Any]]
+_openers: dict[str, Opener] = {}
+"""store.location -> how to open that store again (for ``reopen``)."""
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request: pytest.FixtureRequest, state_path: Path, clock: Clock) -> AsyncIterator[Any]:
+    """The store under test, on each backend: behaviour, not SQLite specifics, is tested through it."""
+    if request.param == "sqlite":
+        opener: Opener = lambda c: Store.open(state_path, clock=c)  # noqa: E731
+    else:
+        url, schema = request.getfixturevalue("postgres").url, request.getfixturevalue("pg_schema")
+        opener = lambda c: PostgresStore.open(url, schema=schema, namespace="test", clock=c)  # noqa: E731
+    s = await opener(clock)
+    _openers[s.location] = opener
+    yield s
+    await s.close()
+    _openers.pop(s.location, None)
 
 
 @pytest.fixture
-async def store(state_path: Path, clock: Clock, writer: WriterKind) -> AsyncIterator[Store]:
-    s = await Store.open(state_path, clock=clock, writer=writer)
+async def sqlite_store(state_path: Path, clock: Clock) -> AsyncIterator[Store]:
+    """For tests of SQLite specifics (PRAGMAs that simulate a read-only disk)."""
+    s = await Store.open(state_path, clock=clock)
     yield s
     await s.close()
 
 
-async def reopen(store: Store, clock: Clock | None = None) -> Store:
+async def reopen(store: Any, clock: Clock | None = None) -> Any:
     await store.close()
-    return await Store.open(store.path, clock=clock or Clock(), writer=store.writer_kind)
+    opener = _openers.get(store.location) or (lambda c: Store.open(store.path, clock=c))
+    return await opener(clock or Clock())
 
 
 class WriterGate:
-    """Holds the writer thread inside one op so the test decides exactly what lands in the next batches.
+    """Holds the writer inside one transaction (the "hold" seam, on a FIFO) so the test decides exactly what lands
+    in the next batches: the transaction has started when the test's open of the FIFO returns, and it goes on when
+    the test closes it."""
 
-    Thread writer only: batches run the same code (``batch.run_batch``) in the writer process."""
-
-    def __init__(self) -> None:
-        self.entered = threading.Event()
-        self.release = threading.Event()
-
-    def op(self, conn: sqlite3.Connection) -> None:
-        self.entered.set()
-        self.release.wait(10)
+    def __init__(self, directory: Path) -> None:
+        self.fifo = directory / "gate.fifo"
+        os.mkfifo(self.fifo)
+        self._fd: int | None = None
 
     async def close_on(self, store: Store) -> asyncio.Future[Any]:
-        future = asyncio.ensure_future(store._run_in_writer(self.op))
-        assert await asyncio.to_thread(self.entered.wait, 10)
+        future = store._run_call("hold", str(self.fifo))
+        async with asyncio.timeout(10):
+            self._fd = await asyncio.to_thread(os.open, self.fifo, os.O_WRONLY)
         return future
+
+    def release(self) -> None:
+        assert self._fd is not None
+        os.close(self._fd)
 
 
 async def started(store: Store, *writes: Coroutine[Any, Any, Any]) -> list[asyncio.Task[Any]]:
@@ -111,11 +128,9 @@ async def started(store: Store, *writes: Coroutine[Any, Any, Any]) -> list[async
     return tasks
 
 
-def failing(message: str) -> Callable[[sqlite3.Connection], None]:
-    def op(conn: sqlite3.Connection) -> None:
-        raise sqlite3.OperationalError(message)
-
-    return op
+async def fail(store: Store, message: str) -> None:
+    """A write that fails the way the disk does (the writer's "fail" seam), queued when the coroutine starts."""
+    await store._run_call("fail", message)
 
 
 # -- round trips ---------------------------------------------------------------------------------------------------
@@ -217,13 +232,13 @@ async def test_duplicate_events_are_recorded_exactly_once_under_concurrency(stor
 
 
 async def test_queued_writes_share_commits(state_path: Path) -> None:
-    store = await Store.open(state_path, batch_max=1000, writer="thread")
+    store = await Store.open(state_path, batch_max=1000)
     try:
-        gate = WriterGate()
+        gate = WriterGate(state_path.parent)
         held = await gate.close_on(store)
         before = store.commits
         writes = await started(store, *(store.put(seg(f"k{i}", start=i)) for i in range(2500)))
-        gate.release.set()
+        gate.release()
         await asyncio.gather(held, *writes)
         # The held op's batch, then everything queued behind it in batches of at most batch_max.
         assert store.commits - before == 1 + 3
@@ -254,13 +269,13 @@ async def test_flush_waits_for_unawaited_writes(store: Store) -> None:
 
 
 async def test_disk_full_fails_the_whole_batch_and_memory_matches_disk(state_path: Path) -> None:
-    store = await Store.open(state_path, clock=Clock(), writer="thread")
+    store = await Store.open(state_path, clock=Clock())
     original = seg("a")
     await store.put(original)
     pages = (await store._run_sql("PRAGMA page_count"))[0][0]
     await store._run_sql(f"PRAGMA max_page_count = {pages}")
 
-    gate = WriterGate()
+    gate = WriterGate(state_path.parent)
     held = await gate.close_on(store)
     writes = await started(
         store,
@@ -269,7 +284,7 @@ async def test_disk_full_fails_the_whole_batch_and_memory_matches_disk(state_pat
         store.add_event(Event(ts=1.0, kind="callback", raw="x" * 200_000)),
     )
     assert store.segment(SegmentKey("a")).state is SegmentState.RUNNING  # type: ignore[union-attr]
-    gate.release.set()
+    gate.release()
     await held
     results = await asyncio.gather(*writes, return_exceptions=True)
 
@@ -294,7 +309,8 @@ async def test_disk_full_fails_the_whole_batch_and_memory_matches_disk(state_pat
         await store.close()
 
 
-async def test_read_only_database_surfaces_and_recovers(store: Store) -> None:
+async def test_read_only_database_surfaces_and_recovers(sqlite_store: Store) -> None:
+    store = sqlite_store
     # Root ignores file permissions, so a chmod would not make the file read-only in CI; query_only makes SQLite
     # refuse writes with the same error a read-only file or mount gives.
     await store._run_sql("PRAGMA query_only = 1")
@@ -309,15 +325,15 @@ async def test_read_only_database_surfaces_and_recovers(store: Store) -> None:
 
 
 async def test_failed_batch_does_not_undo_a_later_write_of_the_same_key(state_path: Path) -> None:
-    store = await Store.open(state_path, batch_max=2, writer="thread")
+    store = await Store.open(state_path, batch_max=2)
     try:
         await store.put(seg("a"))
-        gate = WriterGate()
+        gate = WriterGate(state_path.parent)
         held = await gate.close_on(store)
         doomed = store.put(seg("a", state=SegmentState.RUNNING))  # batch 1 with the failure below
-        boom = store._run_in_writer(failing("disk I/O error"))
+        boom = fail(store, "disk I/O error")
         later = store.put(seg("a", state=SegmentState.FAILED))  # batch 2: commits
-        gate.release.set()
+        gate.release()
         results = await asyncio.gather(held, doomed, boom, later, return_exceptions=True)
         assert isinstance(results[1], StoreWriteError) and "check the disk" in str(results[1])
         assert results[3] is None
@@ -328,7 +344,8 @@ async def test_failed_batch_does_not_undo_a_later_write_of_the_same_key(state_pa
         await store.close()
 
 
-async def test_unawaited_event_failure_is_reported_on_its_future(store: Store) -> None:
+async def test_unawaited_event_failure_is_reported_on_its_future(sqlite_store: Store) -> None:
+    store = sqlite_store
     await store._run_sql("PRAGMA query_only = 1")
     future = store.add_event_nowait(Event(ts=1.0, kind="callback"))
     await store.flush()
@@ -369,7 +386,7 @@ async def test_prune_segments_drops_only_old_deleted_rows(store: Store) -> None:
 
 
 async def test_prune_events_in_chunks(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(relayd.store.core, "_PRUNE_CHUNK", 7)
+    monkeypatch.setattr(relayd.store.mirror, "PRUNE_CHUNK", 7)
     await asyncio.gather(*(store.add_event(Event(ts=float(i), kind="x", dedupe_key=str(i))) for i in range(40)))
     commits = store.commits
     assert await store.prune_events(30.0) == 30
@@ -381,7 +398,8 @@ async def test_prune_events_in_chunks(store: Store, monkeypatch: pytest.MonkeyPa
 # -- open: lock, migrations, files -----------------------------------------------------------------------------------
 
 
-async def test_second_open_in_the_same_process_is_locked(store: Store) -> None:
+async def test_second_open_in_the_same_process_is_locked(sqlite_store: Store) -> None:
+    store = sqlite_store
     with pytest.raises(StoreLockedError, match=rf"locked by another relayd \(pid {os.getpid()}"):
         await Store.open(store.path)
     await store.close()

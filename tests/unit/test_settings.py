@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from relayd.settings import Settings, SettingsError, load_settings, split_listen
+from relayd.settings import DEPRECATED_KEYS, Settings, SettingsError, load_settings, split_listen
 from relayd.volc.signer import Credentials
 
 SECRET = "sk-very-secret-value-123"
@@ -185,8 +185,9 @@ def test_cross_field_rules(overrides: dict[str, object], names: str) -> None:
     assert names in problems_of(**overrides)
 
 
-def test_state_writer_accepts_either_kind_in_any_case() -> None:
-    assert load_settings(state_writer="THREAD").state_writer == "thread"
+def test_state_writer_is_still_accepted_with_a_warning_naming_the_fix() -> None:
+    with pytest.warns(FutureWarning, match="state_writer .*deprecated: .*remove state_writer"):
+        assert load_settings(state_writer="THREAD").state_writer == "thread"
 
 
 def test_accepted_variants() -> None:
@@ -283,7 +284,8 @@ def test_example_config_documents_every_key_with_its_real_default(tmp_path: Path
         assert f"RELAYD_{key.upper()}" in text, key
     # Uncommented, the non-placeholder lines must reproduce the defaults exactly.
     placeholders = {"access_key", "secret_key", "session_token", "callback_secret", "callback_auth_key"}
-    placeholders |= {"api_token", "public_url"}
+    placeholders |= {"api_token", "public_url", "database_url", "database_password_file", "database_schema"}
+    placeholders |= set(DEPRECATED_KEYS)  # accepted with a warning, which pytest turns into an error
     body = "".join(f"{k} = {v}\n" for k, v in commented.items() if k not in placeholders)
     loaded = load_settings(write(tmp_path / "uncommented.toml", body))
     assert loaded.model_dump() == Settings().model_dump()

@@ -12,6 +12,7 @@ from relayd.ids import GroupName, ScheduleId, SegmentKey, TaskId
 from relayd.store import AppliedSchedule, Event, SegmentRecord, SegmentState, StoreError, batch, schema
 from relayd.store.cache import SegmentCache
 from relayd.store.errors import explain, write_error
+from relayd.store.sql import SQLITE
 from relayd.store.writer import ABSENT
 
 PATH = Path("/var/lib/relayd/state.db")
@@ -110,7 +111,7 @@ def test_segment_row_round_trip_keeps_every_field() -> None:
     record = full_record()
     conn = memory_db()
     schema.migrate(conn, PATH)
-    conn.execute(schema.UPSERT_SEGMENT, schema.segment_row(record))
+    conn.execute(SQLITE.upsert_segment, schema.segment_row(record))
     (loaded,) = schema.load_segments(conn)
     assert loaded == record
     assert isinstance(loaded.state, SegmentState)
@@ -119,9 +120,9 @@ def test_segment_row_round_trip_keeps_every_field() -> None:
 def test_segment_upsert_replaces_the_row() -> None:
     conn = memory_db()
     schema.migrate(conn, PATH)
-    conn.execute(schema.UPSERT_SEGMENT, schema.segment_row(full_record()))
+    conn.execute(SQLITE.upsert_segment, schema.segment_row(full_record()))
     changed = dataclasses.replace(full_record(), state=SegmentState.RUNNING, task_id=None, attempts=0)
-    conn.execute(schema.UPSERT_SEGMENT, schema.segment_row(changed))
+    conn.execute(SQLITE.upsert_segment, schema.segment_row(changed))
     assert schema.load_segments(conn) == [changed]
 
 
@@ -130,13 +131,13 @@ def test_event_and_applied_rows_round_trip() -> None:
     schema.migrate(conn, PATH)
     event = Event(ts=5.5, kind="callback", schedule_id=ScheduleId("s"), segment_key=SegmentKey("k"),
                   task_id=TaskId("t"), dedupe_key="d", data={"status": "生效中"}, raw='{"a": 1}')  # fmt: skip
-    conn.execute(schema.INSERT_EVENT, schema.event_row(event))
+    conn.execute(SQLITE.insert_event, schema.event_row(event))
     row = conn.execute(f"SELECT {schema.EVENT_COLUMNS} FROM events").fetchone()
     assert schema.event_from_row(row) == dataclasses.replace(event, id=1)
     item = AppliedSchedule(ScheduleId("s"), "digest", "schedules/s.toml", {"id": "s", "window": {"start": 1}})
-    conn.execute(schema.UPSERT_APPLIED, schema.applied_row(item))
+    conn.execute(SQLITE.upsert_applied, schema.applied_row(item))
     assert schema.load_applied(conn) == {"s": item}
-    reread = batch.read_rows(conn, [("applied", "s"), ("meta", "missing")], schema.REREAD)
+    reread = batch.read_rows(conn, [("applied", "s"), ("meta", "missing")], SQLITE.reread)
     assert reread is not None
     assert schema.entry_from_row("applied", reread[("applied", "s")]) == item
     assert schema.entry_from_row("meta", reread[("meta", "missing")]) is ABSENT

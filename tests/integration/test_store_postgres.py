@@ -1,0 +1,204 @@
+"""The PostgreSQL store on a real server: outages, leases and fencing between two instances, wake-ups, schemas.
+
+The behaviour both backends share is tested by ``test_store.py`` and ``test_store_poison.py`` (parametrised);
+this file tests what only a shared database has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from relayd.ids import ScheduleId, SegmentKey
+from relayd.store import Event, FencedError, Role, SegmentState, Store, StoreError, StoreWriteError
+from relayd.store.postgres import PostgresStore
+from tests.integration.postgres import PASSWORD, PostgresServer
+from tests.integration.records import seg
+
+Open = Callable[..., Awaitable[PostgresStore]]
+
+
+@pytest.fixture
+async def open_pg(postgres: PostgresServer, pg_schema: str) -> AsyncIterator[Open]:
+    """Open instances of one installation (same schema); all closed at teardown."""
+    opened: list[PostgresStore] = []
+
+    async def make(**overrides: Any) -> PostgresStore:
+        url = overrides.pop("url", postgres.url)
+        store = await PostgresStore.open(url, **{"schema": pg_schema, "namespace": "test", **overrides})
+        opened.append(store)
+        return store
+
+    yield make
+    for store in opened:
+        await store.close()
+
+
+async def eventually(attempt: Callable[[], Awaitable[Any]], timeout: float = 60.0) -> Any:
+    """Call ``attempt`` until it returns something truthy without raising; the last error if time runs out."""
+    async with asyncio.timeout(timeout):
+        while True:
+            try:
+                result = await attempt()
+            except StoreError:
+                result = None
+            if result:
+                return result
+            await asyncio.sleep(0.2)
+
+
+async def test_an_outage_fails_writes_like_a_disk_error_and_the_store_recovers(
+    open_pg: Open, postgres: PostgresServer
+) -> None:
+    store = await open_pg()
+    await store.put(seg("a"))
+    postgres.stop()
+    try:
+        with pytest.raises(StoreWriteError, match="check that PostgreSQL is running") as info:
+            await store.put(seg("a", state=SegmentState.RUNNING))
+        assert PASSWORD not in str(info.value)
+        assert store.location in str(info.value)
+        assert not store.healthy
+        assert store.segment(SegmentKey("a")).state is SegmentState.PENDING  # type: ignore[union-attr]
+        with pytest.raises(StoreError, match="cannot read relayd state"):
+            await store.events()
+    finally:
+        postgres.start()
+
+    async def write() -> bool:
+        await store.put(seg("b"))
+        return True
+
+    assert await eventually(write)
+    assert store.healthy
+    assert {r.key for r in store.segments()} == {"a", "b"}
+    again = await open_pg()
+    assert {r.key for r in again.segments()} == {"a", "b"}
+
+
+async def test_the_password_is_never_shown(open_pg: Open, postgres: PostgresServer) -> None:
+    store = await open_pg()
+    assert PASSWORD not in store.location and ":***@" in store.location
+    wrong = postgres.url.replace(PASSWORD, "not-" + PASSWORD)
+    with pytest.raises(StoreError, match="cannot open relayd state in postgresql://relayd:\\*\\*\\*@") as info:
+        await open_pg(url=wrong)
+    assert "not-" + PASSWORD not in str(info.value)
+
+
+async def test_password_from_a_file(open_pg: Open, postgres: PostgresServer, tmp_path: Path) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text(PASSWORD + "\n")
+    store = await open_pg(url=postgres.url.replace(":" + PASSWORD, ""), password_file=secret)
+    await store.set_meta("k", "v")
+    assert store.meta("k") == "v"
+
+
+async def test_installations_in_separate_schemas_do_not_see_each_other(open_pg: Open, pg_schema: str) -> None:
+    first = await open_pg()
+    other = await open_pg(schema=pg_schema + "b", namespace="other")
+    try:
+        await first.put(seg("a"))
+        assert other.segments() == []
+        assert (await open_pg()).segment(SegmentKey("a")) is not None
+    finally:
+        await other.close()
+        await first.flush()
+
+
+async def test_one_leader_at_a_time_with_rising_epochs(open_pg: Open) -> None:
+    a, b = await open_pg(), await open_pg()
+    lease_a = await a.try_acquire("a", ttl_s=30.0)
+    assert lease_a is not None and lease_a.epoch == 1 and a.epoch == 1
+    assert await b.try_acquire("b", ttl_s=30.0) is None
+    renewed = await a.renew(lease_a, ttl_s=60.0)
+    assert renewed is not None and renewed.epoch == 1 and renewed.expires_at > lease_a.expires_at
+
+    await a.release(renewed)
+    lease_b = await b.try_acquire("b", ttl_s=30.0)
+    assert lease_b is not None and lease_b.epoch == 2 and b.epoch == 2
+    assert await a.renew(renewed, ttl_s=30.0) is None
+
+
+async def test_a_lapsed_lease_is_taken_over_by_the_database_clock(open_pg: Open) -> None:
+    a, b = await open_pg(), await open_pg()
+    first = await a.try_acquire("a", ttl_s=1.0)
+    assert first is not None
+    second = await eventually(lambda: b.try_acquire("b", ttl_s=30.0))
+    assert second.epoch == first.epoch + 1
+    assert await a.renew(first, ttl_s=30.0) is None
+
+
+async def test_a_deposed_leaders_writes_are_fenced_but_its_events_are_recorded(open_pg: Open) -> None:
+    a, b = await open_pg(), await open_pg()
+    lease = await a.try_acquire("a", ttl_s=30.0)
+    assert lease is not None
+    await a.put(seg("x"))
+    await a.release(lease)
+    assert await b.try_acquire("b", ttl_s=30.0) is not None
+
+    with pytest.raises(FencedError, match="epoch 1 is not the newest"):
+        await a.put(seg("x", state=SegmentState.RUNNING))
+    with pytest.raises(FencedError):
+        await a.set_meta("owner", "a")
+    assert a.segment(SegmentKey("x")).state is SegmentState.PENDING  # type: ignore[union-attr]
+    assert await a.add_event(Event(ts=1.0, kind="callback", data={"from": "standby"}))
+    assert a.healthy  # refused writes are not a database failure
+
+    await b.refresh()
+    await b.put(seg("x", state=SegmentState.RUNNING))
+    assert [e.data for e in await b.events()] == [{"from": "standby"}]
+
+
+async def test_a_store_that_never_led_cannot_write_what_a_leader_owns(open_pg: Open) -> None:
+    a, b = await open_pg(), await open_pg()
+    await b.put(seg("before"))  # nobody leads yet: a single instance without election writes freely
+    assert await a.try_acquire("a", ttl_s=30.0) is not None
+    with pytest.raises(FencedError):
+        await b.put(seg("after"))
+
+
+async def test_instances_report_role_and_heartbeat(open_pg: Open) -> None:
+    a, b = await open_pg(), await open_pg()
+    lease = await a.try_acquire("a", ttl_s=30.0)
+    assert lease is not None
+    await a.heartbeat("a", Role.LEADER, lease.expires_at)
+    await b.heartbeat("b", Role.STANDBY, None)
+    seen = await b.instances()
+    assert [(i.instance_id, i.role, i.lease_expires_at) for i in seen] == [
+        ("a", Role.LEADER, lease.expires_at),
+        ("b", Role.STANDBY, None),
+    ]
+    assert all(i.heartbeat_at > 0 for i in seen)
+
+
+async def test_a_standby_wakes_the_leader(open_pg: Open) -> None:
+    leader, standby = await open_pg(), await open_pg()
+    wakes = leader.wakes()
+    received = asyncio.ensure_future(anext(wakes))
+    try:
+        async with asyncio.timeout(30):
+            while not received.done():  # the LISTEN may not be in place for the first NOTIFY
+                await standby.wake(ScheduleId("s7"))
+                await asyncio.wait([received], timeout=0.2)
+        assert received.result() == "s7"
+    finally:
+        received.cancel()
+        await wakes.aclose()
+
+
+async def test_sqlite_is_always_the_leader_with_epoch_one(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path / "relayd.db")
+    try:
+        lease = await store.try_acquire("only", ttl_s=5.0)
+        assert lease is not None and lease.epoch == 1 and store.epoch == 1
+        assert await store.renew(lease, ttl_s=5.0) == lease
+        await store.heartbeat("only", Role.LEADER, None)
+        assert [i.instance_id for i in await store.instances()] == ["only"]
+        await store.wake(ScheduleId("s1"))
+        assert await anext(store.wakes()) == "s1"
+    finally:
+        await store.close()
