@@ -1,7 +1,8 @@
 """``relayd run`` and ``relayd demo``: the daemon, and the daemon with the built-in emulator.
 
-Errors from below become one line on stderr and an exit code here: 2 for bad settings, 3 when another relayd
-holds the state file, 1 for anything else that stops the daemon.
+Errors from below become one line on stderr and an exit code here: 2 for bad settings (including a ``listen``
+address that cannot be bound), 3 when another relayd holds the state file, 1 for anything else that stops the
+daemon.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from relayd.emulator.config import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY
 from relayd.logs import configure_logging
 from relayd.settings import SettingsError, load_settings
 from relayd.store import StoreError, StoreLockedError
+from relayd.web.app import ListenError
 
 EXIT_SETTINGS = 2
 EXIT_LOCKED = 3
@@ -53,6 +55,8 @@ def run_command(config_file: Path | None, **flags: Any) -> None:
     configure_logging(settings.log_level, settings.log_format, secrets=settings.secret_values())
     try:
         asyncio.run(Daemon(settings).run())
+    except ListenError as error:
+        _fail(str(error), EXIT_SETTINGS)
     except StoreLockedError as error:
         _fail(str(error), EXIT_LOCKED)
     except (StoreError, DaemonError, OSError) as error:

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -194,14 +196,18 @@ class DaemonProcess:
         self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self, *, nofile: int | None = None) -> None:
+        """Start it; ``nofile`` lowers its open-file limit (RLIMIT_NOFILE, soft and hard) like systemd's LimitNOFILE."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("RELAYD_", "VOLC_"))}
         handle = self.log.open("ab")
+        rlimit = (nofile, nofile)
+        limit = None if nofile is None else functools.partial(resource.setrlimit, resource.RLIMIT_NOFILE, rlimit)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "relayd", "run", "--config", str(self.config)],
             stdout=handle,
             stderr=subprocess.STDOUT,
             env=env,
+            preexec_fn=limit,  # noqa: PLW1509 - only setrlimit, no locks involved
         )
         handle.close()
 
