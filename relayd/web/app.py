@@ -36,7 +36,7 @@ from relayd.web.connections import (
     nofile_soft_limit,
 )
 from relayd.web.errors import WebError
-from relayd.web.health import Health
+from relayd.web.health import Health, Started
 from relayd.web.views import DaemonView, ReconcileHint, StoreView
 
 log = structlog.get_logger("relayd.web")
@@ -107,8 +107,13 @@ def build_app(
     platform_window_s: float = 600.0,
     max_body: int = MAX_BODY_BYTES,
     limits: HttpLimits = DEFAULT_LIMITS,
+    started: Started | None = None,
 ) -> web.Application:
-    """The complete relayd HTTP application. Secrets are passed as plain values and never logged."""
+    """The complete relayd HTTP application. Secrets are passed as plain values and never logged.
+
+    ``started`` says whether the daemon has finished starting; ``/readyz`` answers 503 until it does. None means
+    the caller has no start-up phase to report (readiness then rests on the other checks alone).
+    """
     if not callback_secret:
         raise ValueError("callback_secret must not be empty")
     guard = ConnectionGuard(read_timeout_s=limits.read_timeout_s, max_connections=limits.max_connections)
@@ -126,8 +131,15 @@ def build_app(
     )
     app.router.add_post(CALLBACK_ROUTE, receiver.handle)
     app.router.add_routes(StatusApi(store=store, view=view).routes())
-    app.router.add_routes(Health(store=store, view=view, metrics=metrics, platform_window_s=platform_window_s).routes())
+    health = Health(
+        store=store, view=view, metrics=metrics, platform_window_s=platform_window_s, started=started or _always
+    )
+    app.router.add_routes(health.routes())
     return app
+
+
+def _always() -> bool:
+    return True
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
