@@ -20,7 +20,15 @@ import pytest
 
 from relayd.ids import SegmentKey
 from relayd.web.signing import callback_url
-from tests.e2e.harness import DaemonProcess, free_port, live_schedule, wait_for, write_env_config, write_schedules
+from tests.e2e.harness import (
+    DaemonProcess,
+    free_port,
+    live_schedule,
+    process_settings,
+    wait_for,
+    write_env_config,
+    write_schedules,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -66,20 +74,8 @@ async def test_slow_loris_with_256_open_files_cannot_lock_out_healthz_or_callbac
     write_schedules(tmp_path, live_schedule("news", now - 10, now + 600))
     port = free_port()
     config = tmp_path / "relayd.toml"
-    write_env_config(
-        config,
-        {
-            "endpoint": emu.url,
-            "access_key": emu.config.access_key,
-            "secret_key": emu.config.secret_key,
-            "schedules_dir": tmp_path / "schedules",
-            "state_path": tmp_path / "state" / "state.db",
-            "listen": f"127.0.0.1:{port}",
-            "callback_secret": SECRET,
-            "max_task_seconds": 120,
-            "log_format": "json",
-        },
-    )
+    settings = process_settings(emu, tmp_path, listen=f"127.0.0.1:{port}", callback_secret=SECRET, max_task_seconds=120)
+    write_env_config(config, settings)
     log = tmp_path / "relayd.log"
     proc = DaemonProcess(config, log)
     proc.start(nofile=NOFILE)
