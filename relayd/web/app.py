@@ -32,6 +32,7 @@ from relayd.web.connections import (
     ConnectionGuard,
     GuardedSite,
     HttpLimits,
+    busy_middleware,
     effective_max_connections,
     nofile_soft_limit,
 )
@@ -116,7 +117,7 @@ def build_app(
     """
     if not callback_secret:
         raise ValueError("callback_secret must not be empty")
-    guard = ConnectionGuard(read_timeout_s=limits.read_timeout_s, max_connections=limits.max_connections)
+    guard = ConnectionGuard.from_limits(limits)
     app = web.Application(middlewares=[http_middleware(api_token, guard)], client_max_size=max_body)
     app[GUARD] = guard
     auth = CallbackAuth(callback_secret, callback_auth_key or None, callback_max_age)
@@ -163,7 +164,7 @@ class WebServer:
         self._runner = web.AppRunner(
             app, access_log=None, handle_signals=False, shutdown_timeout=shutdown_timeout, handler_cancellation=True
         )
-        self._guard = app[GUARD]
+        self._guard = app.get(GUARD) or _install_guard(app)
         self._accepts: AcceptErrorLog | None = None
         self._site: GuardedSite | None = None
         self.port: int | None = None
@@ -217,6 +218,14 @@ class WebServer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.stop()
+
+
+def _install_guard(app: web.Application) -> ConnectionGuard:
+    """A guard with the default limits for an app not built by ``build_app`` (e.g. a benchmark's bare app)."""
+    guard = ConnectionGuard.from_limits(DEFAULT_LIMITS)
+    app.middlewares.append(busy_middleware(guard))
+    app[GUARD] = guard
+    return guard
 
 
 def listen_problem(host: str, port: int, error: OSError) -> str:

@@ -83,6 +83,10 @@ class ConnectionGuard:
     _idle: dict[_Conn, None] = field(default_factory=dict)  # insertion order = idle since, oldest first
     _last_log: float = float("-inf")
 
+    @classmethod
+    def from_limits(cls, limits: HttpLimits) -> ConnectionGuard:
+        return cls(read_timeout_s=limits.read_timeout_s, max_connections=limits.max_connections)
+
     @property
     def open(self) -> int:
         return len(self._conns)
@@ -162,6 +166,19 @@ class ConnectionGuard:
                 dropped={r.value: n for r, n in self.dropped.items()},
                 note="the oldest idle connections are being dropped; raise http_max_connections if this is genuine",
             )
+
+
+def busy_middleware(guard: ConnectionGuard) -> Any:
+    """A middleware that only marks connections busy, for apps other than relayd's own (which does it in its one
+    middleware)."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+        with guard.busy(request.transport):
+            response: web.StreamResponse = await handler(request)
+            return response
+
+    return middleware
 
 
 class GuardedProtocol(asyncio.Protocol):

@@ -10,7 +10,9 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
+from aiohttp import web
 from structlog.testing import capture_logs
 
 from relayd.ids import SegmentKey, TaskId
@@ -185,3 +187,21 @@ def test_the_connection_cap_stays_below_the_open_file_limit() -> None:
 def test_the_server_defaults_are_the_settings_defaults() -> None:
     defaults = Settings()
     assert HttpLimits() == HttpLimits(defaults.http_read_timeout, defaults.http_max_connections)
+
+
+async def test_an_app_not_built_by_build_app_is_guarded_too() -> None:
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(3 * READ_TIMEOUT)  # a handler longer than the read timeout: busy, so never dropped
+        return web.Response(text="done")
+
+    app = web.Application()
+    app.router.add_get("/slow", slow)
+    server = WebServer(app, shutdown_timeout=1.0)
+    server.guard.read_timeout_s = READ_TIMEOUT
+    port = await server.start("127.0.0.1", 0)
+    try:
+        async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/slow") as response:
+            assert (response.status, await response.text()) == (200, "done")
+        assert server.guard.dropped[DropReason.IDLE_TIMEOUT] <= 1  # at most the kept-alive client connection
+    finally:
+        await server.stop()
