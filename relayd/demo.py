@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import socket
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -130,6 +131,22 @@ def demo_settings(workdir: Path, emulator: Emulator, *, listen: str, cap: int) -
     )
 
 
+RESTART_ACTIONS = ("ContinuePullToPushTask", "RelaunchPullToPushTask", "RestartPullToPushTask")
+
+
+def restart_calls(stats: dict[str, Any]) -> int:
+    """Restarts the platform received (Continue, Relaunch or the legacy Restart), from the emulator's stats."""
+    requests = stats.get("requests", {})
+    return sum(int(requests.get(action, 0)) for action in RESTART_ACTIONS)
+
+
+def free_listen(host: str = "127.0.0.1") -> str:
+    """``host:port`` with a port that is free right now (the OS picks it), for the daemon to bind next."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return f"{host}:{probe.getsockname()[1]}"
+
+
 def build_report(history: list[dict[str, Any]], restarts: int) -> DemoReport:
     """Hand-off gaps and overlaps between consecutive tasks on each destination, from relaying intervals."""
     report = DemoReport(tasks_created=len(history), restarts=restarts)
@@ -174,28 +191,30 @@ class DemoRun:
     async def _drive(self, emulator: Emulator, daemon: Daemon, workdir: Path) -> DemoReport:
         runner = asyncio.create_task(daemon.run(), name="relayd-demo-daemon")
         script = asyncio.create_task(self._script(emulator, daemon, workdir), name="relayd-demo-script")
-        restarts = 0
         try:
+            # Ends on --duration, on a crash, or when the daemon stops by itself: Ctrl-C and SIGTERM reach the
+            # daemon's own signal handlers, which stop it gracefully (and close its store).
             done, _ = await asyncio.wait({runner, script}, timeout=self.duration, return_when=asyncio.FIRST_EXCEPTION)
             for task in done:
                 task.result()  # surface a crash
-            if daemon.ready.is_set():
-                restarts = await daemon.store.count_events(kind="restart")
         finally:
             script.cancel()
             daemon.request_stop()
             with contextlib.suppress(asyncio.CancelledError):
                 await script
             await runner
-        return build_report(emulator.history(), restarts)
+        # Read from the emulator, which outlives the daemon: the daemon's store is closed by now.
+        return build_report(emulator.history(), restart_calls(emulator.stats()))
 
     async def _script(self, emulator: Emulator, daemon: Daemon, workdir: Path) -> None:
         await daemon.ready.wait()
         token = (workdir / "state" / "api_token").resolve()
         log.info(
             "demo_ready",
+            url=f"http://{self.listen}",
             emulator=emulator.url,
             status_command=f"relayd status --url http://{self.listen} --token-file {token}",
+            stop="Ctrl-C",
         )
         await asyncio.sleep(FAIL_AFTER_S)  # the story's pacing, not synchronisation
         target = next((t for t in emulator.tasks() if t.get("Status") == "生效中"), None)
@@ -207,6 +226,9 @@ class DemoRun:
 
 
 async def run_demo(
-    *, duration: float | None, listen: str = "127.0.0.1:8080", cap: int = DEMO_CAP_S, workdir: Path | None = None
+    *, duration: float | None, listen: str | None = None, cap: int = DEMO_CAP_S, workdir: Path | None = None
 ) -> DemoReport:
-    return await DemoRun(duration=duration, listen=listen, cap=cap, workdir=workdir).run()
+    """Run the demo; without ``listen`` the daemon takes a free port on 127.0.0.1 (logged as ``demo_listening``)."""
+    address = listen or free_listen()
+    log.info("demo_listening", url=f"http://{address}")
+    return await DemoRun(duration=duration, listen=address, cap=cap, workdir=workdir).run()

@@ -133,10 +133,22 @@ class Settings(BaseSettings):
         None, description="HMAC key for callback URL MACs; unset = generated once and kept in the state store."
     )
     callback_auth_key: SecretStr | None = Field(
-        None, description="Platform callback auth key; if set, callbacks carrying sign/t must match md5(key + t)."
+        None, description="Platform callback auth key; if set, every callback must carry sign/t matching md5(key + t)."
     )
     callback_max_age: Duration = Field(
         900.0, gt=0, description="How far a callback's t may lie from now (seconds); >= 600 + clock skew."
+    )
+    http_read_timeout: Duration = Field(
+        10.0,
+        gt=0,
+        description="A connection must send a request's head (and a callback its body) within this; idle keep-alive "
+        "connections close after it too.",
+    )
+    http_max_connections: int = Field(
+        512,
+        ge=16,
+        description="Open HTTP connections at most; beyond it the longest-idle one is dropped. Kept 128 below the "
+        "open-file limit (LimitNOFILE).",
     )
     api_token: SecretStr | None = Field(
         None, description="Bearer token for the /v1 status API; unset = generated into <state dir>/api_token."

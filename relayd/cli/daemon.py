@@ -1,7 +1,8 @@
 """``relayd run`` and ``relayd demo``: the daemon, and the daemon with the built-in emulator.
 
-Errors from below become one line on stderr and an exit code here: 2 for bad settings, 3 when another relayd
-holds the state file, 1 for anything else that stops the daemon.
+Errors from below become one line on stderr and an exit code here: 2 for bad settings (including a ``listen``
+address that cannot be bound), 3 when another relayd holds the state file, 1 for anything else that stops the
+daemon.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from relayd.emulator.config import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY
 from relayd.logs import configure_logging
 from relayd.settings import SettingsError, load_settings
 from relayd.store import StoreError, StoreLockedError
+from relayd.web.app import ListenError
 
 EXIT_SETTINGS = 2
 EXIT_LOCKED = 3
@@ -53,6 +55,8 @@ def run_command(config_file: Path | None, **flags: Any) -> None:
     configure_logging(settings.log_level, settings.log_format, secrets=settings.secret_values())
     try:
         asyncio.run(Daemon(settings).run())
+    except ListenError as error:
+        _fail(str(error), EXIT_SETTINGS)
     except StoreLockedError as error:
         _fail(str(error), EXIT_LOCKED)
     except (StoreError, DaemonError, OSError) as error:
@@ -61,20 +65,23 @@ def run_command(config_file: Path | None, **flags: Any) -> None:
 
 @click.command("demo")
 @click.option("--duration", type=float, default=None, help="Stop by itself after this many seconds.")
-@click.option("--listen", default="127.0.0.1:8080", show_default=True, help="The daemon's HTTP address.")
+@click.option("--listen", default=None, help="The daemon's HTTP address (default: 127.0.0.1 on a free port).")
 @click.option("--cap", type=int, default=30, show_default=True, help="Task cap in seconds (the platform's is 7 days).")
 @click.option("--workdir", type=click.Path(path_type=Path), help="Keep state and schedules here (default: a temp dir).")
 @click.option("--check", is_flag=True, help="Exit 1 unless a hand-off, a restart and a cleanup were seen.")
 @click.option("--log-format", type=click.Choice(["auto", "json", "console"]), default="auto", show_default=True)
 def demo_command(
-    *, duration: float | None, listen: str, cap: int, workdir: Path | None, check: bool, log_format: str
+    *, duration: float | None, listen: str | None, cap: int, workdir: Path | None, check: bool, log_format: str
 ) -> None:
     """Run the built-in emulator and the daemon together: chaining, a restart and a cleanup in ~2 minutes."""
     # The emulator's keys are throwaway, but they are still keys: keep them out of the logs.
     configure_logging("info", log_format, secrets=[DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY])
     try:
         report = asyncio.run(run_demo(duration=duration, listen=listen, cap=cap, workdir=workdir))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C before the daemon took over the signal (it then stops gracefully instead)
+        return
+    except ListenError as error:
+        _fail(str(error), EXIT_SETTINGS)
         return
     click.echo("\nrelayd demo summary (from the emulator's history):")
     for line in report.lines():

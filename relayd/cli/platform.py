@@ -26,6 +26,7 @@ import click
 import structlog
 
 from relayd.ids import GroupName, TaskId
+from relayd.schedules.titles import is_relayd_title
 from relayd.settings import SettingsError, load_settings
 from relayd.volc.client import (
     CONTINUE_TASK,
@@ -302,6 +303,32 @@ def task_update(conn: dict[str, Any], task_id: str, file: str | None, **flags: A
     run(conn, action)
 
 
+UNDONE_BY_RELAYD = frozenset({STOP_TASK, DELETE_TASK})
+"""Actions relayd reverses on its own tasks (it continues a stopped one and re-creates a deleted one)."""
+
+
+def ownership_warning(action_name: str, task_id: str, title: str) -> str | None:
+    """The warning for stopping or deleting by hand a task whose Title is a relayd tag, else None."""
+    if action_name not in UNDONE_BY_RELAYD or not is_relayd_title(title):
+        return None
+    return (
+        f"warning: relayd owns task {task_id} (Title {title}) and will undo this within seconds. "
+        "To stop a relay, set `enabled = false` in its schedule and reload relayd (systemctl reload relayd)."
+    )
+
+
+async def _warn_if_owned(client: LiveClient, action_name: str, task_id: str) -> None:
+    if action_name not in UNDONE_BY_RELAYD:
+        return
+    try:
+        item = await find_task(client, task_id)
+    except UsageError:  # not listed: the platform's own answer to the action will say so
+        return
+    warning = ownership_warning(action_name, task_id, item.title)
+    if warning is not None:
+        click.echo(warning, err=True)
+
+
 def _ref_command(name: str, action_name: str, summary: str) -> click.Command:
     @task_group.command(name, help=summary)
     @click.argument("task_id")
@@ -309,6 +336,7 @@ def _ref_command(name: str, action_name: str, summary: str) -> click.Command:
     @platform_options
     def command(conn: dict[str, Any], task_id: str, group: str | None) -> None:
         async def action(client: LiveClient) -> Any:
+            await _warn_if_owned(client, action_name, task_id)
             body = {"TaskId": TaskId(task_id), **({"GroupName": group} if group else {})}
             await client.call(action_name, body=body)
             return {"Action": action_name, "TaskId": task_id, "ok": True}

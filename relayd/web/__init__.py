@@ -10,6 +10,7 @@ Public API (the daemon builds and runs the app; nothing else in relayd imports t
 - ``notices.CallbackNotice`` / ``notices.CallbackEvent`` — what a callback said, as handed to the reconcile hint.
 - ``auth.token_file`` / ``auth.read_token_file`` / ``auth.ensure_token_file`` — the operator API token file.
 
-Module map: ``callbacks`` (the receiver), ``api`` (status JSON), ``health`` (healthz/readyz/metrics),
-``auth`` (bearer token), ``errors`` (typed HTTP errors mapped in ``app``'s middleware).
+Module map: ``callbacks`` (the receiver), ``jsonbody`` (strict decoding of untrusted JSON), ``api`` (status JSON),
+``health`` (healthz/readyz/metrics), ``auth`` (bearer token), ``errors`` (typed HTTP errors mapped in ``app``'s
+middleware), ``connections`` (read timeout and connection cap), ``accepts`` (rate-limited accept-error log).
 """

@@ -2,9 +2,10 @@
 
 The platform waits about 4 s for a 200 and retries otherwise, so the handler does no platform I/O: it checks the
 path mac (constant time; a forged URL gets 403 before its body is read), reads at most ``max_body`` bytes (413
-beyond, whether or not a Content-Length was sent), decodes a JSON object (400 otherwise), checks the body's
-``sign``/``t`` when it carries one and an auth key is configured (403), then writes an ``Event(kind="callback")``
-with the raw body through the store's group commit and, only if the event was new, calls the reconcile hint.
+beyond, whether or not a Content-Length was sent), decodes a JSON object strictly (400 otherwise), checks the
+body's ``sign``/``t`` when an auth key is configured (403, also when they are missing), then writes an
+``Event(kind="callback")`` with the raw body through the store's group commit and, only if the event was new,
+calls the reconcile hint.
 
 Outcomes, all counted in ``relayd_callbacks_total{result=...}``:
 
@@ -14,7 +15,9 @@ Outcomes, all counted in ``relayd_callbacks_total{result=...}``:
   (the reconciler compares with the platform's list anyway), logged ``callback_unknown_task``.
 * ``unknown_segment`` — the mac is valid but the segment is gone from the store (e.g. pruned). 200, logged
   ``callback_unknown_segment`` and recorded as ``kind="callback_unknown"`` so an operator can see it; no hint.
-* ``forbidden``, ``bad_sign``, ``expired``, ``bad_json``, ``too_large`` — 4xx, nothing recorded.
+* ``forbidden``, ``unsigned``, ``bad_sign``, ``expired``, ``bad_json``, ``too_large``, ``body_timeout`` — 4xx,
+  nothing recorded.
+  ``bad_json`` includes bodies ``jsonbody`` refuses as unstorable (lone surrogates, huge numbers, deep nesting).
 
 Out-of-order deliveries are harmless by construction: a notice is only a hint, and the reconciler acts on the
 platform's current task list, never on the notice's claimed status.
@@ -22,6 +25,7 @@ platform's current task list, never on the notice's claimed status.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -34,7 +38,8 @@ from relayd.ids import ScheduleId, SegmentKey, TaskId
 from relayd.logs import debug_enabled
 from relayd.metrics import Metrics
 from relayd.store import Event, SegmentRecord
-from relayd.web.errors import BadRequest, Forbidden, PayloadTooLarge, WebError
+from relayd.web.errors import BadRequest, Forbidden, PayloadTooLarge, RequestTimeout, WebError
+from relayd.web.jsonbody import BodyError, decode_object
 from relayd.web.notices import CallbackNotice, dedupe_key, parse_notice, sign_fields
 from relayd.web.signing import verify_mac, verify_sign
 from relayd.web.views import ReconcileHint, StoreView
@@ -70,6 +75,7 @@ class CallbackReceiver:
         hint: ReconcileHint,
         clock: Callable[[], float],
         max_body: int = MAX_BODY_BYTES,
+        read_timeout_s: float = 10.0,
     ) -> None:
         self._store = store
         self._auth = auth
@@ -77,6 +83,7 @@ class CallbackReceiver:
         self._hint = hint
         self._clock = clock
         self._max_body = max_body
+        self._read_timeout_s = read_timeout_s
 
     async def handle(self, request: web.Request) -> web.Response:
         try:
@@ -91,10 +98,17 @@ class CallbackReceiver:
         key = SegmentKey(request.match_info["key"])
         if not verify_mac(self._auth.secret, key, request.match_info["mac"]):
             raise Forbidden("bad callback mac", code="forbidden")
-        raw = await read_limited(request, self._max_body)
-        body = decode_object(raw)
+        raw = await read_limited(request, self._max_body, self._read_timeout_s)
+        try:
+            body = decode_object(raw)
+        except BodyError as e:
+            raise BadRequest(str(e), code="bad_json") from e
         self._check_sign(body)
         notice = parse_notice(body)
+        # Shielded: once verified and decoded, a callback is recorded and hinted even if its sender hangs up now.
+        return await asyncio.shield(self._record_any(key, notice, raw))
+
+    async def _record_any(self, key: SegmentKey, notice: CallbackNotice, raw: bytes) -> str:
         segment = self._store.segment(key)
         if segment is None:
             await self._record_unknown(key, notice, raw)
@@ -105,8 +119,11 @@ class CallbackReceiver:
         if not self._auth.auth_key:
             return
         carried = sign_fields(body)
-        if carried is None:
-            return
+        if carried is None or carried[1] in (None, ""):
+            # With a key configured, a body without its signature is refused: otherwise dropping ``sign`` would
+            # skip the check (and its freshness window) altogether.
+            log.warning("callback_sign_rejected", reason="unsigned")
+            raise Forbidden("callback is not signed; callback_auth_key is set", code="unsigned")
         sign, t = carried
         check = verify_sign(self._auth.auth_key, sign, t, now=self._clock(), max_age=self._auth.max_age)
         if check.ok:
@@ -156,10 +173,19 @@ def notice_data(notice: CallbackNotice) -> dict[str, Any]:
     return {"event": notice.event.value, "status": notice.status, "time": notice.time, "event_id": notice.event_id}
 
 
-async def read_limited(request: web.Request, limit: int) -> bytes:
-    """The request body, or PayloadTooLarge past ``limit`` bytes — by Content-Length or while streaming."""
+async def read_limited(request: web.Request, limit: int, timeout_s: float) -> bytes:
+    """The request body, or PayloadTooLarge past ``limit`` bytes (by Content-Length or while streaming), or
+    RequestTimeout when it does not arrive within ``timeout_s`` (a slow sender holds a handler, not just a socket)."""
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"body exceeds {limit} bytes", code="too_large")
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await _read_body(request, limit)
+    except TimeoutError:
+        raise RequestTimeout(f"body not received within {timeout_s:g} s", code="body_timeout") from None
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while chunk := await request.content.readany():
@@ -168,14 +194,3 @@ async def read_limited(request: web.Request, limit: int) -> bytes:
             raise PayloadTooLarge(f"body exceeds {limit} bytes", code="too_large")
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def decode_object(raw: bytes) -> dict[str, Any]:
-    """A JSON object from the body, or BadRequest."""
-    try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as e:
-        raise BadRequest("body is not JSON", code="bad_json") from e
-    if not isinstance(body, dict):
-        raise BadRequest("body is not a JSON object", code="bad_json")
-    return body

@@ -41,6 +41,11 @@ class NotFound(WebError):
     code = "not_found"
 
 
+class RequestTimeout(WebError):
+    status = 408
+    code = "request_timeout"
+
+
 class PayloadTooLarge(WebError):
     status = 413
     code = "payload_too_large"

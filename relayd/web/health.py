@@ -1,21 +1,31 @@
 """``GET /healthz`` (the process answers), ``GET /readyz`` (it can do its job) and ``GET /metrics``.
 
-Readiness is a pure function of three facts (``readiness``): the store is open and healthy, the config directory
-has been loaded, and the platform answered successfully within ``platform_window_s`` (the daemon passes e.g.
+Readiness is a pure function of four facts (``readiness``): the daemon has finished starting (its first reconcile
+pass — the same moment it tells systemd ``READY=1``; an explicit input, ``Started``, because nothing else the web
+layer sees tells "first pass running" from "steady"), the store is open and healthy, the config directory has been
+loaded, and the platform answered successfully within ``platform_window_s`` (the daemon passes e.g.
 ``max(2 × resync interval, 10 min)``, so one missed resync does not flap readiness). 503 lists every failing
 reason, so an operator sees all of them at once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aiohttp import web
 
 from relayd.metrics import CONTENT_TYPE, Metrics
 from relayd.web.views import DaemonView, StoreView
 
+STARTING = "starting: first reconcile pass"
+
+Started = Callable[[], bool]
+"""True once the daemon has finished its first reconcile pass (``Daemon.ready`` is set)."""
+
 
 def readiness(
     *,
+    started: bool = True,
     store_healthy: bool,
     config_loaded: bool,
     last_platform_success: float | None,
@@ -25,6 +35,8 @@ def readiness(
 ) -> list[str]:
     """The reasons relayd is not ready; empty when ready."""
     reasons: list[str] = []
+    if not started:
+        reasons.append(STARTING)
     if not store_healthy:
         reasons.append("store is not open or not healthy")
     if not config_loaded:
@@ -42,7 +54,10 @@ def _suffix(error: str | None) -> str:
 
 
 class Health:
-    def __init__(self, *, store: StoreView, view: DaemonView, metrics: Metrics, platform_window_s: float) -> None:
+    def __init__(
+        self, *, store: StoreView, view: DaemonView, metrics: Metrics, platform_window_s: float, started: Started
+    ) -> None:
+        self._started = started
         self._store = store
         self._view = view
         self._metrics = metrics
@@ -61,6 +76,7 @@ class Health:
     async def readyz(self, request: web.Request) -> web.Response:
         view = self._view
         reasons = readiness(
+            started=self._started(),
             store_healthy=self._store.healthy,
             config_loaded=view.config_loaded(),
             last_platform_success=view.last_platform_success(),

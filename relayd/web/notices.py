@@ -20,6 +20,7 @@ from __future__ import annotations
 import enum
 import functools
 import hashlib
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -159,7 +160,12 @@ def parse_time(value: Any) -> float | None:
         except ValueError:
             return _rfc3339(stripped)
     if isinstance(value, int | float):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an integer beyond float range is no time either
+            return None
+        if not math.isfinite(seconds):
+            return None
         return seconds / 1000.0 if seconds > _MS_THRESHOLD else seconds
     return None
 

@@ -7,7 +7,8 @@ Two independent checks guard ``POST /v1/callbacks/{segment key}/{mac}``:
    lower-case base32 without padding (32 characters, URL-safe, no ``%``-escaping needed). Only a holder of the
    secret can produce a valid URL for a key, and verification is a constant-time compare.
 
-2. **The platform's ``sign``/``t``** (only when the body carries them and ``callback_auth_key`` is set). Volcengine
+2. **The platform's ``sign``/``t``** (whenever ``callback_auth_key`` is set; a body without them is refused, so
+   dropping them cannot skip the check). Volcengine
    documents ``sign = md5(AuthKey + t)`` for its domain callbacks, where ``t`` is a unix *expiry* time (default
    send time + 10 min); BytePlus describes ``t`` as the *send* time. Whether relay callbacks carry it at all is
    unknown (reference Q11). One rule fits both readings: accept ``t`` within ``max_age`` seconds either side of

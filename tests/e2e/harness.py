@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -65,14 +67,21 @@ def live_schedule(sid: str, start: float, end: float | None, *, dst: str | None 
     return "\n".join(lines) + ("\n" + extra if extra else "") + "\n\n"
 
 
-def settings_for(emulator: Emulator, workdir: Path, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
+def emulator_settings(emulator: Emulator, workdir: Path) -> dict[str, Any]:
+    """What every test daemon needs: the emulator's endpoint and keys, paths under ``workdir``, a free port."""
+    return {
         "endpoint": emulator.url,
         "access_key": emulator.config.access_key,
         "secret_key": emulator.config.secret_key,
         "schedules_dir": workdir / "schedules",
         "state_path": workdir / "state" / "state.db",
         "listen": f"127.0.0.1:{free_port()}",
+    }
+
+
+def settings_for(emulator: Emulator, workdir: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        **emulator_settings(emulator, workdir),
         "max_task_seconds": emulator.config.max_task_seconds,
         "prepare_ahead": 8,
         "retention": 3,
@@ -186,6 +195,11 @@ def write_env_config(path: Path, settings: dict[str, Any]) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+def process_settings(emulator: Emulator, workdir: Path, **overrides: Any) -> dict[str, Any]:
+    """Settings for ``relayd run`` in a child process against ``emulator`` (write them with ``write_env_config``)."""
+    return {**emulator_settings(emulator, workdir), "log_format": "json", **overrides}
+
+
 class DaemonProcess:
     """``relayd run --config FILE`` in a child process."""
 
@@ -194,14 +208,18 @@ class DaemonProcess:
         self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self, *, nofile: int | None = None) -> None:
+        """Start it; ``nofile`` lowers its open-file limit (RLIMIT_NOFILE, soft and hard) like systemd's LimitNOFILE."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("RELAYD_", "VOLC_"))}
         handle = self.log.open("ab")
+        rlimit = (nofile, nofile)
+        limit = None if nofile is None else functools.partial(resource.setrlimit, resource.RLIMIT_NOFILE, rlimit)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "relayd", "run", "--config", str(self.config)],
             stdout=handle,
             stderr=subprocess.STDOUT,
             env=env,
+            preexec_fn=limit,  # noqa: PLW1509 - only setrlimit, no locks involved
         )
         handle.close()
 

@@ -157,7 +157,8 @@ async def test_fuzzed_callback_bodies_get_a_4xx_or_200_and_never_crash_the_daemo
     emu = await emulator(max_task_seconds=120)
     now = int(time.time())
     write_schedules(tmp_path, live_schedule("fuzz", now - 30, now + 60))
-    async with running_daemon(settings_for(emu, tmp_path, max_task_seconds=120, callback_auth_key=AUTH_KEY)) as daemon:
+    # No callback_auth_key: with one, every fuzzed body is refused as unsigned before it reaches the parser.
+    async with running_daemon(settings_for(emu, tmp_path, max_task_seconds=120)) as daemon:
         url = _url(daemon, "fuzz.0")
         statuses = [await asyncio.to_thread(_post_sync, url, raw) for raw in bodies]
         odd = [(status, raw) for status, raw in zip(statuses, bodies, strict=True) if status not in (200, 400, 403)]

@@ -27,9 +27,9 @@ from tests.e2e import invariants as inv
 from tests.e2e.conftest import Monitor, timing_of
 from tests.e2e.harness import (
     DaemonProcess,
-    free_port,
     live_schedule,
     owned_tasks,
+    process_settings,
     running_daemon,
     settings_for,
     wait_for,
@@ -81,21 +81,7 @@ async def test_sigkill_at_random_moments_never_duplicates_nor_loses_a_task(emula
     write_schedules(tmp_path, "".join(live_schedule(f"k{n}", now - 10, now + 170) for n in range(6)))
     timing = {"max_task_seconds": 5, "prepare_ahead": 6, "retention": 1, "resync_interval": 5, "horizon": 300}
     config = tmp_path / "relayd.toml"
-    write_env_config(
-        config,
-        {
-            "endpoint": emu.url,
-            "access_key": emu.config.access_key,
-            "secret_key": emu.config.secret_key,
-            "schedules_dir": tmp_path / "schedules",
-            "state_path": tmp_path / "state" / "state.db",
-            "listen": f"127.0.0.1:{free_port()}",
-            "log_format": "json",
-            "restart_backoff_base": 0.5,
-            "restart_backoff_cap": 2,
-            **timing,
-        },
-    )
+    write_env_config(config, process_settings(emu, tmp_path, restart_backoff_base=0.5, restart_backoff_cap=2, **timing))
     proc = DaemonProcess(config, tmp_path / "relayd.log")
     rng = random.Random(20240901)  # a reproducible fault schedule
     kinds = {"random": 0, "mid-create": 0, "mid-delete": 0}

@@ -19,6 +19,8 @@ from click.testing import CliRunner, Result
 
 from relayd.cli import cli
 from relayd.emulator import Emulator
+from relayd.ids import SegmentKey
+from relayd.schedules.titles import title_for
 
 EmulatorFactory = Callable[..., Awaitable[Emulator]]
 Invoke = Callable[..., Awaitable[Result]]
@@ -201,3 +203,22 @@ async def test_endpoint_flag_wins_over_env(invoke: Invoke, emulator: EmulatorFac
     listed = out(await invoke("task", "list", "--endpoint", other.url))
     assert listed["List"] == []
     assert other.stats()["requests"].get("ListPullToPushTask") == 1
+
+
+async def _create(invoke: Invoke, title: str) -> str:
+    args = ["--src", "rtmp://s.example.com/live/o", "--dst", f"rtmp://d.example.com/live/{title}"]
+    created = out(await invoke("task", "create", *args, "--start", "now", "--end", "now+3600", "--title", title))
+    return str(created["TaskId"])
+
+
+@pytest.mark.parametrize("action", ["stop", "delete"])
+async def test_stopping_a_relayd_task_by_hand_warns_that_relayd_will_undo_it(invoke: Invoke, action: str) -> None:
+    owned = await _create(invoke, title_for(SegmentKey("news.0"), "relayd"))
+    result = await invoke("task", action, owned)
+    assert out(result)["ok"] is True  # the operator's command still runs …
+    warning = result.stderr
+    assert "relayd owns" in warning and owned in warning  # … but is told it will not last
+    assert "enabled = false" in warning
+    foreign = await _create(invoke, "mine1")
+    result = await invoke("task", action, foreign)
+    assert out(result)["ok"] is True and result.stderr == ""

@@ -155,6 +155,16 @@ async def test_readiness_flips_with_platform_and_config(h: Harness, monkeypatch:
     assert len((await get(h, "/readyz", headers=None))[1]["reasons"]) == 3
 
 
+async def test_readiness_waits_for_the_first_reconcile_pass(h: Harness) -> None:
+    # Everything else is fine (store, config, a platform call): only the start-up phase is not over.
+    h.view.started = False
+    status, body = await get(h, "/readyz", headers=None)
+    assert (status, body) == (503, {"ready": False, "reasons": ["starting: first reconcile pass"]})
+    assert (await get(h, "/healthz", headers=None))[0] == 200  # alive all along
+    h.view.started = True
+    assert await get(h, "/readyz", headers=None) == (200, {"ready": True})
+
+
 async def test_readiness_follows_the_api_observer(tmp_path: Path) -> None:
     clock = [NOW]
     metrics = Metrics()

@@ -41,8 +41,13 @@ async def post(h: Harness, url: str, data: bytes | str | Any, headers: dict[str,
         return r.status, await r.json(content_type=None)
 
 
+SIGNED_T = int(NOW) + 600  # Volcengine: t is an expiry, send time + 10 min
+
+
 def body(event: str = "start", **extra: Any) -> dict[str, Any]:
-    return {"TaskId": TASK, "Status": "生效中", "EventType": event, "Time": int(NOW), **extra}
+    """A callback body signed with the harness's auth key (override ``sign``/``t`` to test the check)."""
+    signed = {"t": SIGNED_T, "sign": sign_for(AUTH_KEY, SIGNED_T)}
+    return {"TaskId": TASK, "Status": "生效中", "EventType": event, "Time": int(NOW), **signed, **extra}
 
 
 async def recorded(h: Harness, kind: str = "callback") -> list[Any]:
@@ -118,9 +123,72 @@ async def test_sign_inside_byteplus_wrapper_is_checked(h: Harness) -> None:
     assert (status, answer["error"]) == (403, "bad_sign")
 
 
-async def test_empty_sign_counts_as_unsigned(h: Harness) -> None:
-    status, answer = await post(h, cb_url(h), body(sign="", t=0))
+def unsigned(event: str = "start", **extra: Any) -> dict[str, Any]:
+    return {k: v for k, v in body(event, **extra).items() if k not in ("sign", "t")}
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        unsigned(),  # no sign, no t
+        unsigned(sign=""),  # empty sign
+        unsigned(sign="", t=0),  # BytePlus's "auth off" marker
+        unsigned(sign=sign_for(AUTH_KEY, SIGNED_T)),  # sign without t
+        unsigned(t=SIGNED_T),  # t without sign
+        {"code": 0, "message": "ok", "data": unsigned()},  # wrapped, unsigned
+    ],
+    ids=["absent", "empty", "byteplus-off", "no-t", "t-only", "wrapped"],
+)
+async def test_with_an_auth_key_an_unsigned_body_is_refused(h: Harness, sent: dict[str, Any]) -> None:
+    status, answer = await post(h, cb_url(h), sent)
+    assert (status, answer["error"]) == (403, "unsigned")
+    assert await recorded(h) == [] and h.hints == []
+
+
+async def test_without_an_auth_key_the_mac_alone_decides(tmp_path: Path) -> None:
+    store = await open_store(tmp_path)
+    await put_segment(store, segment("s1", 0, NOW - 100, NOW + 1000, task_id=TASK))
+    harness = await start_harness(store)
+    try:
+        plain = await post(harness, cb_url(harness), unsigned())
+        junk_sign = await post(harness, cb_url(harness), unsigned("end", sign="0" * 32, t=1))
+        forged = await post(harness, cb_url(harness, mac="0" * 32), unsigned("fail"))
+    finally:
+        await harness.close()
+    assert (plain[0], plain[1]["result"]) == (200, "accepted")
+    assert (junk_sign[0], junk_sign[1]["result"]) == (200, "accepted")
+    assert (forged[0], forged[1]["error"]) == (403, "forbidden")
+
+
+# Bodies that once reached a 500 (an exception escaping the parser): each must be a 400 that records nothing.
+POISON = {
+    "deep": b'{"TaskId": ' + b"[" * 20_000 + b"]" * 20_000 + b"}",
+    "deep-objects": b'{"":' * 10_000 + b"1" + b"}" * 10_000,  # under the 64 KiB limit
+    "huge-int-time": b'{"TaskId": "t", "Time": 1' + b"0" * 4000 + b"}",
+    "huge-float-time": b'{"TaskId": "t", "Time": 1e400}',
+    "nan-time": b'{"TaskId": "t", "Time": NaN}',
+    "lone-surrogate": b'{"TaskId": "\\udcff"}',
+    "surrogate-key": b'{"\\ud800": 1, "TaskId": "t"}',
+    "surrogate-nested": b'{"TaskId": "t", "data": {"code": 0, "x": ["ok", "\\udfff"]}}',
+}
+
+
+@pytest.mark.parametrize("raw", list(POISON.values()), ids=list(POISON))
+async def test_poison_bodies_are_400_and_change_nothing(h: Harness, raw: bytes) -> None:
+    status, answer = await post(h, cb_url(h), raw)
+    assert (status, answer["error"]) == (400, "bad_json")
+    assert await recorded(h) == [] and h.hints == []
+    # The store is still writable for the next, valid callback.
+    status, answer = await post(h, cb_url(h), body())
     assert (status, answer["result"]) == (200, "accepted")
+
+
+async def test_valid_surrogate_pair_and_big_but_sane_numbers_are_accepted(h: Harness) -> None:
+    raw = json.dumps(body(Note="\U0001f600 ok", Time=int(NOW) * 1000, Seq=2**63)).encode()  # ensure_ascii: a pair
+    assert b"\\ud83d\\ude00" in raw
+    status, answer = await post(h, cb_url(h), raw)
+    assert (status, answer["result"]) == (200, "accepted")
+    assert h.hints[0][2].time == NOW
 
 
 @pytest.mark.parametrize("raw", [b"not json", b"{", b"[1, 2]", b'"text"', b"\xff\xfe", b""])

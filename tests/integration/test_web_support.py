@@ -36,6 +36,11 @@ class FakeView:
     last_ok: float | None = NOW
     error: str | None = None
     fail_with: Exception | None = None
+    started: bool = True
+
+    def ready(self) -> bool:
+        """Whether the daemon finished starting (its first reconcile pass); passed to the app as ``started``."""
+        return self.started
 
     def schedules(self) -> Sequence[ScheduleInfo]:
         if self.fail_with is not None:
@@ -110,7 +115,7 @@ async def start_harness(store: Store, *, view: FakeView | None = None, **app_kwa
     view = view or FakeView()
     metrics = Metrics()
     hints: list[tuple[ScheduleId, SegmentKey, CallbackNotice]] = []
-    kwargs: dict[str, Any] = {"callback_secret": SECRET, "api_token": TOKEN, **app_kwargs}
+    kwargs: dict[str, Any] = {"callback_secret": SECRET, "api_token": TOKEN, "started": view.ready, **app_kwargs}
     app = build_app(store=store, view=view, metrics=metrics, hint=lambda *a: hints.append(a), **kwargs)
     server = WebServer(app, shutdown_timeout=1.0)
     port = await server.start("127.0.0.1", 0)

@@ -11,6 +11,7 @@ import pytest
 
 from relayd.durations import parse_duration
 from relayd.settings import Settings
+from relayd.web.connections import effective_max_connections
 
 UNIT = Path(__file__).resolve().parents[2] / "systemd" / "relayd.service"
 
@@ -69,6 +70,13 @@ def test_timers(service: configparser.SectionProxy) -> None:
     assert parse_duration(service["RestartSec"]) == 5
     # systemd must wait longer than the daemon's own graceful-shutdown budget before SIGKILL.
     assert parse_duration(service["TimeoutStopSec"]) > Settings().shutdown_timeout
+
+
+def test_open_file_limit_leaves_room_for_the_http_connection_cap(service: configparser.SectionProxy) -> None:
+    # The default soft limit (1024) is what a slow-loris flood exhausted; the cap must fit below the unit's limit.
+    nofile = int(service["LimitNOFILE"])
+    assert nofile >= 65536
+    assert effective_max_connections(Settings().http_max_connections, nofile) == Settings().http_max_connections
 
 
 def test_state_path_is_inside_the_state_directory(service: configparser.SectionProxy) -> None:

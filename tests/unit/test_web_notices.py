@@ -93,3 +93,10 @@ def test_any_json_object_parses_without_raising(body: dict[str, Any]) -> None:
     notice = parse_notice(body)
     assert isinstance(notice.event, CallbackEvent)
     sign_fields(body)
+
+
+def test_parse_time_of_huge_or_non_finite_numbers_is_none() -> None:
+    assert parse_time(10**4000) is None
+    assert parse_time("1" + "0" * 4000) is None
+    assert parse_time(float("inf")) is None
+    assert parse_time(float("nan")) is None

@@ -65,6 +65,7 @@ def test_readiness_reasons() -> None:
     )  # type: ignore[arg-type]
     assert never == ["no successful platform call yet (last error: SignatureDoesNotMatch)"]
     assert len(readiness(**{**ok, "store_healthy": False, "config_loaded": False}, platform_window_s=600)) == 2  # type: ignore[arg-type]
+    assert readiness(**ok, started=False, platform_window_s=600) == ["starting: first reconcile pass"]  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
