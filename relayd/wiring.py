@@ -34,6 +34,7 @@ from relayd.store.opening import open_store
 from relayd.volc.client import LiveClient
 from relayd.web.app import WebServer, build_app, parse_listen
 from relayd.web.auth import ensure_token_file, token_file
+from relayd.web.connections import HttpLimits
 from relayd.web.signing import callback_url
 
 log = structlog.get_logger("relayd.wiring")
@@ -136,6 +137,8 @@ async def start_web(parts: Parts, stack: AsyncExitStack) -> int:
         callback_max_age=settings.callback_max_age,
         api_token=_api_token(settings),
         platform_window_s=max(2 * settings.resync_interval, 600.0),
+        limits=HttpLimits(read_timeout_s=settings.http_read_timeout, max_connections=settings.http_max_connections),
+        started=parts.view.ready,
     )
     server = WebServer(app, shutdown_timeout=min(5.0, settings.shutdown_timeout))
     host, port = parse_listen(settings.listen)
