@@ -29,7 +29,7 @@ def _banner(emulator: Emulator) -> str:
         f"  playback: {emulator.url}/play/HOST/APP/STREAM.m3u8 (.master.m3u8, .flv)",
     ]
     if config.admin:
-        lines.append(f"  admin API: {emulator.url}/__emulator/ (history, stats, tasks, faults, callbacks)")
+        lines.append(f"  admin API: {emulator.url}/__emulator/ (history, stats, tasks, faults, quirks, requests)")
     region = emulator.state.quirks.region.value
     lines += [
         "Point relayd at it with:",

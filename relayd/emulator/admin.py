@@ -1,5 +1,8 @@
 """The admin API under ``/__emulator/`` (only when the emulator runs with ``admin=True``; otherwise 404).
 
+History, stats, live tasks; request and callback faults; task failures (including silent ones), random silent
+failures and playback jitter; the quirks in force (switchable at run time); the write journal per caller instance.
+
 Thin handlers over the emulator's in-process methods; plain JSON in and out, no platform envelope, no signature
 and no QPS accounting. Refusals are ``{"error": message}`` with 400 (bad input), 404 (unknown task) or 409 (the
 task's status does not allow it).
