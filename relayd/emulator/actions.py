@@ -162,11 +162,10 @@ def _check_destination(state: State, params: Mapping[str, Any], now: float, curr
     if mode is Destination.SHARED:
         return
     window = (int(params["StartTime"]), int(params["EndTime"]))
-    key = destination_key(dst_addr(params))
-    for other in state.tasks.live.values():
-        if other is current or other.phase is Status.ENDED or other.end <= now:
+    for other in state.tasks.on_destination(destination_key(dst_addr(params))):
+        if other is current or other.deleted_at is not None or other.phase is Status.ENDED or other.end <= now:
             continue
-        if destination_key(dst_addr(other.fields)) == key and _collide(window, other, mode):
+        if _collide(window, other, mode):
             raise ApiError(
                 "InvalidParam",
                 f"DstAddr: the destination is already used by task {other.task_id} "

@@ -219,10 +219,10 @@ def in_order(bodies: list[dict[str, Any]], key: str = "EventId") -> list[dict[st
     return sorted(bodies, key=lambda b: int(str(b[key]).rpartition("-")[2]))
 
 
-async def _failing_task(emu: Emulator, sink_url: str) -> TaskId:
+async def _failing_task(emu: Emulator, sink_url: str, dst: str = DST) -> TaskId:
     now = int(time.time())
     async with client_for(emu) as client:
-        return await client.create_task(task(now - 5, now + 3600, callback_url=sink_url))
+        return await client.create_task(task(now - 5, now + 3600, dst=dst, callback_url=sink_url))
 
 
 @pytest.mark.parametrize(
@@ -263,23 +263,17 @@ async def test_callback_schema_tencent(emulator: EmulatorFactory, sink: Any) -> 
     emu = await emulator(quirks={"callback_schema": "tencent"})
     task_id = await _failing_task(emu, sink.url)
     emu.fail_task(task_id, mode="stay")
-    emu.fail_task(_other := await _failing_task_on(emu, sink.url, "t2"), mode="disable")
+    other = await _failing_task(emu, sink.url, "rtmp://dst.example.com/live/t2")
+    emu.fail_task(other, mode="disable")
     await sink.wait_for(lambda bodies: len(bodies) >= 4)
     events = {(b["task_id"], b["callback_event"], b.get("alarm_type")) for b in sink.bodies}
     assert events == {
         (task_id, "TaskStart", None),
         (task_id, "TaskAlarm", "PushStreamFailed"),
-        (_other, "TaskStart", None),
-        (_other, "TaskExit", None),
+        (other, "TaskStart", None),
+        (other, "TaskExit", None),
     }
     assert {b["event_type"] for b in sink.bodies} == {314}
-
-
-async def _failing_task_on(emu: Emulator, sink_url: str, stream: str) -> TaskId:
-    now = int(time.time())
-    async with client_for(emu) as client:
-        dst = f"rtmp://dst.example.com/live/{stream}"
-        return await client.create_task(task(now - 5, now + 3600, dst=dst, callback_url=sink_url))
 
 
 async def test_callback_schema_none(emulator: EmulatorFactory, sink: Any) -> None:
