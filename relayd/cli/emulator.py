@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from relayd.emulator import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, Emulator, EmulatorConfig
+from relayd.emulator.quirks import Profile, QuirkError, Quirks, parse_assignment, resolve
 
 
 def _banner(emulator: Emulator) -> str:
@@ -24,14 +25,30 @@ def _banner(emulator: Emulator) -> str:
         f"  access key: {config.access_key}",
         f"  secret key: {config.secret_key}",
         f"  task window cap: {config.max_task_seconds} s; QPS write {config.write_qps}, list {config.list_qps}",
+        f"  profile {config.profile}; quirks: {_quirk_line(emulator.state.quirks)}",
+        f"  playback: {emulator.url}/play/HOST/APP/STREAM.m3u8 (.master.m3u8, .flv)",
     ]
     if config.admin:
-        lines.append(f"  admin API: {emulator.url}/__emulator/ (history, stats, tasks, faults, callbacks)")
+        lines.append(f"  admin API: {emulator.url}/__emulator/ (history, stats, tasks, faults, quirks, requests)")
+    region = emulator.state.quirks.region.value
     lines += [
         "Point relayd at it with:",
-        f"  RELAYD_ENDPOINT={emulator.url} RELAYD_ACCESS_KEY={config.access_key} RELAYD_SECRET_KEY={config.secret_key}",
+        f"  RELAYD_ENDPOINT={emulator.url} RELAYD_ACCESS_KEY={config.access_key} RELAYD_SECRET_KEY={config.secret_key}"
+        + ("" if region == "cn-north-1" else f" RELAYD_REGION={region}"),
     ]
     return "\n".join(lines)
+
+
+def _quirk_line(quirks: Quirks) -> str:
+    return ", ".join(f"{name}={value}" for name, value in quirks.as_json().items())
+
+
+def _quirks(profile: str, assignments: tuple[str, ...]) -> Quirks:
+    """The profile with ``--quirk NAME=VALUE`` overrides; a typo is a usage error listing the valid choices."""
+    try:
+        return resolve(profile, dict(parse_assignment(a) for a in assignments))
+    except QuirkError as e:
+        raise click.BadParameter(str(e), param_hint="--quirk") from e
 
 
 async def _serve(config: EmulatorConfig, host: str, port: int) -> None:
@@ -91,9 +108,26 @@ def _on_signal(stop: asyncio.Event) -> None:
     help="Enable the /__emulator/ admin API (history, stats, fault injection).",
 )
 @click.option("--no-verify-signatures", is_flag=True, help="Accept unsigned requests.")
-def emulator_command(host: str, port: int, no_verify_signatures: bool, **options: Any) -> None:
+@click.option(
+    "--profile",
+    type=click.Choice([p.value for p in Profile]),
+    default=Profile.LENIENT.value,
+    show_default=True,
+    help="Platform behaviour for the open questions (docs/emulator.md, 'Quirks and profiles').",
+)
+@click.option(
+    "--quirk",
+    "quirk_flags",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Override one quirk of the profile (repeatable), e.g. --quirk destination=exclusive.",
+)
+def emulator_command(
+    host: str, port: int, no_verify_signatures: bool, profile: str, quirk_flags: tuple[str, ...], **options: Any
+) -> None:
     """Run the Volcengine Live pull-to-push emulator until SIGINT/SIGTERM."""
-    config = EmulatorConfig(verify_signatures=not no_verify_signatures, **options)
+    quirks = _quirks(profile, quirk_flags)
+    config = EmulatorConfig(verify_signatures=not no_verify_signatures, profile=profile, quirks=quirks, **options)
     try:
         asyncio.run(_serve(config, host, port))
     except OSError as error:

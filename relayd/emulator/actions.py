@@ -7,6 +7,11 @@ caused). Handlers do no I/O and read no clock, so they are unit-testable with pl
 Binding comes first, like the platform's Go gateway binding JSON into typed structs: a value of the wrong JSON
 type answers ``InvalidParam.BindError``. Then :mod:`relayd.volc.rules` (the same checks the client runs) with the
 emulator's own window cap and clock; every broken rule is named in one ``InvalidParam`` message.
+
+The quirks that change what an action accepts (:mod:`relayd.emulator.quirks`) are read here, each in one helper:
+``_check_title`` (title_limit), ``_check_past_start`` (past_start), ``_check_destination`` (destination),
+``_check_update_running`` (update_running), ``_find`` (not_found), ``_RELAUNCH_FROM`` (relaunch_from) and
+``task_item`` (list_time).
 """
 
 from __future__ import annotations
@@ -19,9 +24,11 @@ from itertools import islice
 from typing import Any
 
 from relayd.emulator import envelope
+from relayd.emulator.destinations import destination_key, dst_addr
 from relayd.emulator.errors import ApiError
 from relayd.emulator.groups import DEFAULT_GROUP, Groups
-from relayd.emulator.tasks import Event, Task, Tasks, WrongState
+from relayd.emulator.quirks import Destination, ListTime, NotFound, PastStart, Quirks, RelaunchFrom, UpdateRunning
+from relayd.emulator.tasks import Event, Status, Task, Tasks, WrongState
 from relayd.volc import rules
 
 WRITE, LIST = "write", "list"
@@ -30,11 +37,12 @@ WRITE, LIST = "write", "list"
 class State:
     """Everything the actions act on."""
 
-    def __init__(self, *, max_task_seconds: int, rng: random.Random) -> None:
+    def __init__(self, *, max_task_seconds: int, rng: random.Random, quirks: Quirks | None = None) -> None:
         self.tasks = Tasks()
         self.groups = Groups()
         self.max_task_seconds = max_task_seconds
         self.rng = rng
+        self.quirks = quirks or Quirks()
 
 
 @dataclass
@@ -52,6 +60,11 @@ class Action:
     methods: frozenset[str]
     kind: str
     handler: Handler
+
+    @property
+    def mutates(self) -> bool:
+        """A write request (journalled): every action but the lists."""
+        return not self.name.startswith("List")
 
 
 # --- binding ------------------------------------------------------------------------------------------------
@@ -117,20 +130,80 @@ def _check(problems: list[rules.Problem]) -> None:
 # --- tasks --------------------------------------------------------------------------------------------------
 
 
-def dst_addr(fields: Mapping[str, Any]) -> str:
-    """DstAddr, or ``rtmp://Domain/App/Stream`` synthesised when only those are given."""
-    if fields.get("DstAddr"):
-        return str(fields["DstAddr"])
-    return f"rtmp://{fields.get('Domain')}/{fields.get('App')}/{fields.get('Stream')}"
-
-
 def _task_fields(params: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if k not in ("TaskId", "GroupName") and v is not None}
+
+
+# --- quirk rules ---------------------------------------------------------------------------------------------
+
+
+def _check_title(state: State, params: Mapping[str, Any]) -> None:
+    """title_limit: BytePlus MediaLive documents Titles of at most 10 characters."""
+    limit = state.quirks.title_limit.chars
+    title = str(params.get("Title") or "")
+    if len(title) > limit:
+        raise ApiError("InvalidParam", f"Title: at most {limit} characters (got {len(title)})")
+
+
+def _check_past_start(state: State, params: Mapping[str, Any], now: float, current: Task | None = None) -> None:
+    """past_start: refuse a StartTime older than the tolerance (on Update only when StartTime changes)."""
+    if state.quirks.past_start is PastStart.ACCEPTED:
+        return
+    start = int(params["StartTime"])
+    if current is not None and start == current.start:
+        return
+    if start < now - state.quirks.past_start_tolerance_s:
+        raise ApiError("InvalidParam", f"StartTime: {start} is in the past (now {int(now)}); it must not be earlier")
+
+
+def _check_destination(state: State, params: Mapping[str, Any], now: float, current: Task | None = None) -> None:
+    """destination: refuse a window that overlaps (or touches) another non-ended task on the same DstAddr."""
+    mode = state.quirks.destination
+    if mode is Destination.SHARED:
+        return
+    window = (int(params["StartTime"]), int(params["EndTime"]))
+    for other in state.tasks.on_destination(destination_key(dst_addr(params))):
+        if other is current or other.deleted_at is not None or other.phase is Status.ENDED or other.end <= now:
+            continue
+        if _collide(window, other, mode):
+            raise ApiError(
+                "InvalidParam",
+                f"DstAddr: the destination is already used by task {other.task_id} "
+                f"from {other.start} to {other.end}; tasks pushing one destination may not overlap",
+            )
+
+
+def _collide(window: tuple[int, int], other: Task, mode: Destination) -> bool:
+    """Half-open windows overlap; under EXCLUSIVE, windows that merely touch (end == start) collide too."""
+    start, end = window
+    if start < other.end and other.start < end:
+        return True
+    return mode is Destination.EXCLUSIVE and (start == other.end or end == other.start)
+
+
+def _check_update_running(state: State, task: Task) -> None:
+    """update_running: refuse UpdatePullToPushTask while the task is 生效中."""
+    if state.quirks.update_running is UpdateRunning.REFUSED and task.phase is Status.ACTIVE:
+        raise ApiError("InvalidParam", f"TaskId: task {task.task_id} is 生效中 (running) and cannot be updated")
+
+
+_NOT_FOUND_STATUS = {NotFound.RESOURCE_NOT_FOUND: 404, NotFound.TASK_NOT_EXIST: 400, NotFound.INVALID_PARAM: 400}
+_RELAUNCH_FROM = {
+    RelaunchFrom.ACTIVE: (Status.ACTIVE,),
+    RelaunchFrom.DISABLED: (Status.DISABLED,),
+    RelaunchFrom.ANY: (Status.ACTIVE, Status.DISABLED),
+}
+
+
+# --- task actions -------------------------------------------------------------------------------------------
 
 
 def create_task(state: State, params: dict[str, Any], now: float) -> Outcome:
     bind(params, _TASK_TYPES)
     _check(rules.check_task(params, now=int(now), max_task_seconds=state.max_task_seconds))
+    _check_title(state, params)
+    _check_past_start(state, params, now)
+    _check_destination(state, params, now)
     group = params.get("GroupName") or DEFAULT_GROUP
     state.groups.require(group)
     new_id = envelope.task_id(state.rng)
@@ -143,7 +216,9 @@ def _find(state: State, params: Mapping[str, Any]) -> Task:
     _check(rules.check_task_ref(params))
     task = state.tasks.get(str(params["TaskId"]))
     if task is None:
-        raise ApiError("ResourceNotFound", f"TaskId: task {params['TaskId']} does not exist")
+        code = state.quirks.not_found
+        message = f"TaskId: task {params['TaskId']} does not exist"
+        raise ApiError(code.value, message, http_status=_NOT_FOUND_STATUS[code])
     group = params.get("GroupName")
     if group and group != task.group:
         raise ApiError("InvalidParam", f"GroupName: task {task.task_id} is in group {task.group!r}, not {group!r}")
@@ -153,7 +228,11 @@ def _find(state: State, params: Mapping[str, Any]) -> Task:
 def update_task(state: State, params: dict[str, Any], now: float) -> Outcome:
     bind(params, _TASK_TYPES)
     _check(rules.check_task(params, now=int(now), max_task_seconds=state.max_task_seconds, update=True))
+    _check_title(state, params)
     task = _find(state, params)
+    _check_update_running(state, task)
+    _check_past_start(state, params, now, task)
+    _check_destination(state, params, now, task)
     return Outcome(None, _state_change(lambda: state.tasks.update(task, _task_fields(params), now)))
 
 
@@ -176,7 +255,8 @@ def continue_task(state: State, params: dict[str, Any], now: float) -> Outcome:
 
 def relaunch_task(state: State, params: dict[str, Any], now: float) -> Outcome:
     task = _find(state, params)
-    return Outcome(None, _state_change(lambda: state.tasks.relaunch(task, now)))
+    allowed = _RELAUNCH_FROM[state.quirks.relaunch_from]
+    return Outcome(None, _state_change(lambda: state.tasks.relaunch(task, now, allowed)))
 
 
 def delete_task(state: State, params: dict[str, Any], now: float) -> Outcome:
@@ -187,15 +267,16 @@ def delete_task(state: State, params: dict[str, Any], now: float) -> Outcome:
 # --- task lists ---------------------------------------------------------------------------------------------
 
 
-def task_item(task: Task) -> dict[str, Any]:
+def task_item(task: Task, list_time: ListTime = ListTime.CST) -> dict[str, Any]:
     """One list entry: the stored fields with zero values for absent ones, RFC3339 times, both status forms."""
     f = task.fields
     third_party = bool(f.get("DstAddr"))
+    utc = list_time is ListTime.UTC
     return {
         "TaskId": task.task_id,
         "Title": task.title,
-        "StartTime": envelope.rfc3339(task.start),
-        "EndTime": envelope.rfc3339(task.end),
+        "StartTime": envelope.rfc3339(task.start, utc=utc),
+        "EndTime": envelope.rfc3339(task.end, utc=utc),
         "CallbackURL": f.get("CallbackURL", ""),
         "Type": f.get("Type", 0),
         "CycleMode": f.get("CycleMode", 0),
@@ -227,7 +308,8 @@ def _listing(state: State, params: Mapping[str, Any], groups: list[str], now: fl
     else:
         total, chosen = len(live), list(islice(live, (page - 1) * size, page * size))
     pagination = {"PageCur": page, "PageSize": size, "PageTotal": math.ceil(total / size), "TotalCount": total}
-    return Outcome({"List": [task_item(t) for t in chosen], "Pagination": pagination})
+    items = [task_item(t, state.quirks.list_time) for t in chosen]
+    return Outcome({"List": items, "Pagination": pagination})
 
 
 def list_tasks(state: State, params: dict[str, Any], now: float) -> Outcome:

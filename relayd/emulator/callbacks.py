@@ -1,10 +1,17 @@
 """Status callbacks: the payload (pure) and a sender that delivers each event as its own tracked task.
 
-The platform's relay-callback payload is undocumented (reference Q11); this is the emulator's assumption,
-documented in docs/emulator.md and built in one place (:func:`payload`) so it can be corrected later::
+The platform's relay-callback payload is undocumented (reference Q11), so its schema is a quirk
+(``callback_schema``), built in one place (:func:`payload`); docs/emulator.md shows each:
 
-    {"TaskId", "Title", "GroupName", "Status" (Chinese), "TaskStatus" (0-3), "EventType", "Time" (unix s),
-     "EventId", and with an auth key: "t" (unix expiry, now + 600) and "sign" = md5(key + str(t))}
+* ``relayd`` (the emulator's guess): {"TaskId", "Title", "GroupName", "Status" (Chinese), "TaskStatus" (0-3),
+  "EventType", "Time" (unix s), "EventId"};
+* ``alibaba``: {"TaskId", "TaskName", "TaskStatus" (0 not started / 1 normal / 2 abnormal, recovering /
+  3 stopped / -1 exited), "Reason" (PullStreamFailed on a failure), "Time", "EventId"};
+* ``tencent``: {"event_type": 314, "task_id", "callback_event" (TaskStart / TaskExit / TaskAlarm),
+  "alarm_type" (TaskAlarm only), "event_time", "event_id"};
+* ``none``: no callback is sent.
+
+With an auth key every schema also carries "t" (unix expiry, now + 600) and "sign" = md5(key + str(t)).
 
 Delivery follows the generic Live callback rule: POST ``application/json``, success is HTTP 200 within the
 timeout, otherwise up to ``retries`` further attempts ``retry_delay_s`` apart, then give up. Deliveries never
@@ -24,15 +31,28 @@ import aiohttp
 import structlog
 
 from relayd.emulator.faults import CallbackFaults
+from relayd.emulator.quirks import CallbackSchema
 from relayd.emulator.stats import Stats
-from relayd.emulator.tasks import Event
+from relayd.emulator.tasks import Event, Status
 
 SIGN_TTL_S = 600
 log = structlog.get_logger(__name__)
 
 
-def payload(event: Event, *, auth_key: str | None, now: float) -> dict[str, Any]:
-    body: dict[str, Any] = {
+def payload(
+    event: Event, *, auth_key: str | None, now: float, schema: CallbackSchema = CallbackSchema.RELAYD
+) -> dict[str, Any] | None:
+    """The body for ``event`` in ``schema``, or None when that schema sends nothing for it."""
+    body = _BUILDERS[schema](event)
+    if body is not None and auth_key:
+        expiry = int(now) + SIGN_TTL_S
+        body["t"] = expiry
+        body["sign"] = hashlib.md5((auth_key + str(expiry)).encode(), usedforsecurity=False).hexdigest()
+    return body
+
+
+def _relayd(event: Event) -> dict[str, Any] | None:
+    return {
         "TaskId": event.task_id,
         "Title": event.title,
         "GroupName": event.group,
@@ -42,11 +62,63 @@ def payload(event: Event, *, auth_key: str | None, now: float) -> dict[str, Any]
         "Time": int(event.time),
         "EventId": event.event_id,
     }
-    if auth_key:
-        expiry = int(now) + SIGN_TTL_S
-        body["t"] = expiry
-        body["sign"] = hashlib.md5((auth_key + str(expiry)).encode(), usedforsecurity=False).hexdigest()
-    return body
+
+
+ALIBABA_PENDING, ALIBABA_NORMAL, ALIBABA_RECOVERING, ALIBABA_STOPPED, ALIBABA_EXITED = 0, 1, 2, 3, -1
+_ALIBABA_BY_EVENT = {"stop": ALIBABA_STOPPED, "end": ALIBABA_STOPPED, "delete": ALIBABA_EXITED}
+
+
+def _alibaba(event: Event) -> dict[str, Any] | None:
+    """A failure that leaves the task 生效中 is 2 (abnormal, recovering); one that disables it is -1 (exited)."""
+    reason = ""
+    if event.event_type == "fail":
+        reason = "PullStreamFailed"
+        status = ALIBABA_EXITED if event.status is Status.DISABLED else ALIBABA_RECOVERING
+    elif event.event_type in _ALIBABA_BY_EVENT:
+        status = _ALIBABA_BY_EVENT[event.event_type]
+    else:
+        status = ALIBABA_NORMAL if event.status is Status.ACTIVE else ALIBABA_PENDING
+    body: dict[str, Any] = {"TaskId": event.task_id, "TaskName": event.title, "TaskStatus": status}
+    if reason:
+        body["Reason"] = reason
+    return body | {"Time": int(event.time), "EventId": event.event_id}
+
+
+TENCENT_EVENT_TYPE = 314
+_TENCENT_BY_EVENT = {
+    "start": "TaskStart",
+    "continue": "TaskStart",
+    "relaunch": "TaskStart",
+    "recover": "TaskStart",
+    "stop": "TaskExit",
+    "end": "TaskExit",
+    "delete": "TaskExit",
+}
+
+
+def _tencent(event: Event) -> dict[str, Any] | None:
+    """A failure that leaves the task 生效中 is a TaskAlarm (PushStreamFailed); one that disables it a TaskExit."""
+    name = _TENCENT_BY_EVENT.get(event.event_type)
+    if event.event_type == "fail":
+        name = "TaskExit" if event.status is Status.DISABLED else "TaskAlarm"
+    if name is None:
+        return None
+    body: dict[str, Any] = {"event_type": TENCENT_EVENT_TYPE, "task_id": event.task_id, "callback_event": name}
+    if name == "TaskAlarm":
+        body["alarm_type"] = "PushStreamFailed"
+    return body | {"event_time": int(event.time), "event_id": event.event_id}
+
+
+def _none(event: Event) -> dict[str, Any] | None:
+    return None
+
+
+_BUILDERS: dict[CallbackSchema, Callable[[Event], dict[str, Any] | None]] = {
+    CallbackSchema.RELAYD: _relayd,
+    CallbackSchema.ALIBABA: _alibaba,
+    CallbackSchema.TENCENT: _tencent,
+    CallbackSchema.NONE: _none,
+}
 
 
 class Sender:
@@ -55,6 +127,7 @@ class Sender:
         *,
         stats: Stats,
         faults: Callable[[], CallbackFaults],
+        schema: Callable[[], CallbackSchema],
         rng: random.Random,
         auth_key: str | None,
         retries: int,
@@ -64,6 +137,7 @@ class Sender:
     ) -> None:
         self._stats = stats
         self._faults = faults
+        self._schema = schema
         self._rng = rng
         self._auth_key = auth_key
         self._retries = retries
@@ -97,6 +171,9 @@ class Sender:
                 self._dispatch_one(event)
 
     def _dispatch_one(self, event: Event) -> None:
+        body = payload(event, auth_key=self._auth_key, now=self._clock(), schema=self._schema())
+        if body is None:
+            return
         self._stats.callbacks["events"] += 1
         faults = self._faults()
         if faults.drop_rate and self._rng.random() < faults.drop_rate:
@@ -107,13 +184,13 @@ class Sender:
         if faults.reorder and self._sequence % 2 == 1:
             delay = faults.delay_ms / 1000
             self._stats.callbacks["held"] += 1
-        body = json.dumps(payload(event, auth_key=self._auth_key, now=self._clock()), ensure_ascii=False).encode()
+        data = json.dumps(body, ensure_ascii=False).encode()
         copies = 1
         if faults.duplicate_rate and self._rng.random() < faults.duplicate_rate:
             copies = 2
             self._stats.callbacks["duplicated"] += 1
         for _ in range(copies):
-            self._spawn(event, body, delay)
+            self._spawn(event, data, delay)
 
     def _spawn(self, event: Event, body: bytes, delay: float) -> None:
         task = asyncio.create_task(self._deliver(event, body, delay), name=f"emulator-callback-{event.event_id}")

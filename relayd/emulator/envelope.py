@@ -4,8 +4,8 @@ Success: ``{"ResponseMetadata": {...}, "Result": {...}}`` (Result omitted when t
 ``{"ResponseMetadata": {..., "Error": {"Code", "CodeN", "Message"}}}`` with CodeN only where the shared code table
 knows one (the platform says CodeN is "only provided by some APIs").
 
-List times are RFC3339 in China Standard Time (``+08:00``), as in the Volcengine doc sample; BytePlus samples use
-``Z``, so clients must accept both.
+List times are RFC3339, in China Standard Time (``+08:00``, the Volcengine doc sample) or in UTC with ``Z`` (the
+BytePlus samples), as the ``list_time`` quirk says; clients must accept both.
 """
 
 from __future__ import annotations
@@ -32,7 +32,10 @@ def task_id(rng: random.Random) -> str:
     return f"{rng.getrandbits(128):032x}"
 
 
-def rfc3339(unix: float) -> str:
+def rfc3339(unix: float, *, utc: bool = False) -> str:
+    """``2025-01-01T08:00:00+08:00``, or ``2025-01-01T00:00:00Z`` with ``utc``."""
+    if utc:
+        return datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return datetime.fromtimestamp(unix, CST).isoformat()
 
 

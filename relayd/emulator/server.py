@@ -7,12 +7,18 @@ in :meth:`Emulator._handle`, the one place that maps errors to HTTP.
 
 One ticker task sleeps until the next status transition instant (or until woken by an action through an
 ``asyncio.Event``), applies it and hands the events to the callback sender. Nothing polls.
+
+Also served: ``/play/...`` (each destination's playback, :mod:`relayd.emulator.player`) and, with ``admin``,
+``/__emulator/...``. Platform answers that the reference leaves open follow ``state.quirks``
+(:mod:`relayd.emulator.quirks`), switchable at run time with :meth:`Emulator.set_quirks`. Every write request is
+journalled with the caller's instance id (:mod:`relayd.emulator.journal`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import random
 from types import TracebackType
@@ -22,19 +28,30 @@ from urllib.parse import parse_qsl
 import structlog
 from aiohttp import web
 
-from relayd.emulator import actions, envelope
+from relayd.emulator import actions, envelope, quirks
 from relayd.emulator.auth import Gate, SignedRequest, verify
 from relayd.emulator.callbacks import Sender
 from relayd.emulator.config import EmulatorConfig
+from relayd.emulator.destinations import dst_addr
 from relayd.emulator.errors import AdminError, ApiError
 from relayd.emulator.faults import CallbackFaults, Fault, FaultBook
+from relayd.emulator.journal import Entry, Journal, identify
+from relayd.emulator.playback import Jitter, Kind, playback_url
+from relayd.emulator.player import Player
+from relayd.emulator.quirks import CreateUpdateQps, Failure, Quirks
 from relayd.emulator.stats import Stats
-from relayd.emulator.tasks import Event, FailPlan, Task, WrongState
+from relayd.emulator.tasks import Event, FailMode, FailPlan, Task, WrongState
 from relayd.emulator.throttling import Limiter
 
 log = structlog.get_logger(__name__)
 MAX_BODY_BYTES = 8 * 1024 * 1024  # a 2 MB watermark is ~2.7 MB of base64
 MAX_HANG_S = 3600.0
+_PER_ACTION_LIMITED = ("CreatePullToPushTask", "UpdatePullToPushTask")
+_FAIL_MODES = {
+    Failure.DISABLE: FailMode.DISABLE,
+    Failure.STAY_CALLBACK: FailMode.STAY,
+    Failure.STAY_SILENT: FailMode.SILENT,
+}
 
 
 class Emulator:
@@ -46,18 +63,22 @@ class Emulator:
         # Seeded for reproducible ids and fault draws; nothing here is a secret.
         self._ids_rng = random.Random(seed)  # noqa: S311
         self._fault_rng = random.Random(None if seed is None else seed + 1)  # noqa: S311
-        self.state = actions.State(max_task_seconds=self.config.max_task_seconds, rng=self._ids_rng)
-        self.state.tasks.set_event_prefix(f"{self._ids_rng.getrandbits(32):08x}")
-        self._gate = Gate(
-            {self.config.access_key: self.config.secret_key}, self.config.region, self.config.x_date_tolerance_s
+        self.state = actions.State(
+            max_task_seconds=self.config.max_task_seconds, rng=self._ids_rng, quirks=self.config.resolved_quirks()
         )
-        self._limiter = Limiter({actions.WRITE: self.config.write_qps, actions.LIST: self.config.list_qps})
+        self.state.tasks.set_event_prefix(f"{self._ids_rng.getrandbits(32):08x}")
+        self._limiter = Limiter({})
+        self._gate = self._apply_quirks()
         self._stats = Stats()
+        self._journal = Journal()
         self._faults = FaultBook(self._fault_rng)
         self._callback_faults = CallbackFaults()
+        self._silent_fraction = 0.0
+        self._silent_task: asyncio.Task[None] | None = None
         self._sender = Sender(
             stats=self._stats,
             faults=lambda: self._callback_faults,
+            schema=lambda: self.state.quirks.callback_schema,
             rng=self._fault_rng,
             auth_key=self.config.callback_auth_key,
             retries=self.config.callback_retries,
@@ -67,6 +88,15 @@ class Emulator:
         )
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._player = Player(
+            tasks=self.state.tasks,
+            tick=self.tick,
+            clock=self.config.clock,
+            stopping=self._stopping,
+            segment_s=self.config.playback_segment_s,
+            window=self.config.playback_window,
+            seed=self._fault_rng.getrandbits(32),
+        )
         self._runner: web.AppRunner | None = None
         self._ticker: asyncio.Task[None] | None = None
         self.url = ""
@@ -75,6 +105,7 @@ class Emulator:
     def _build_app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY_BYTES)
         app.router.add_route("*", "/", self._handle)
+        app.router.add_get("/play/{tail:.+}", self._player.handle)
         if self.config.admin:
             from relayd.emulator.admin import add_routes  # noqa: PLC0415 - admin routes only when enabled
 
@@ -96,6 +127,7 @@ class Emulator:
 
     async def stop(self) -> None:
         self._stopping.set()
+        await self._stop_silent_failures()
         if self._ticker is not None:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -143,7 +175,7 @@ class Emulator:
         name = request.query.get("Action", "")
         version = request.query.get("Version", "")
         rid = envelope.request_id(self.config.wall_clock(), self._fault_rng)
-        meta = envelope.metadata(rid, name, version or envelope.VERSION, self.config.region)
+        meta = envelope.metadata(rid, name, version or envelope.VERSION, self.state.quirks.region.value)
         self._stats.requests[name] += 1
         try:
             result = await self._serve(request, name, version)
@@ -151,6 +183,7 @@ class Emulator:
         except ApiError as e:
             status, body, code = e.http_status, envelope.failure(meta, e), e.code
         self._stats.responses[code] += 1
+        self._journal_write(request, name, code, status)
         return web.Response(
             body=json.dumps(body, ensure_ascii=False).encode(), status=status, content_type="application/json"
         )
@@ -159,9 +192,10 @@ class Emulator:
         action = self._route(request.method, name, version)
         raw = await request.read()
         access_key = self._authenticate(request, raw)
-        if not self._limiter.admit(access_key, action.kind, self.config.monotonic()):
-            self._stats.throttled[action.kind] += 1
-            raise ApiError("FlowLimitExceeded", f"the {action.kind} QPS limit of this account is exceeded")
+        rate_class = self._rate_class(action)
+        if not self._limiter.admit(access_key, rate_class, self.config.monotonic()):
+            self._stats.throttled[rate_class] += 1
+            raise ApiError("FlowLimitExceeded", f"the {rate_class} QPS limit of this account is exceeded")
         await self._apply_fault(name)
         params = self._params(request, raw)
         now = self.config.clock()
@@ -170,6 +204,19 @@ class Emulator:
         self._emit(outcome.events)
         self._wake.set()
         return outcome.result
+
+    def _rate_class(self, action: actions.Action) -> str:
+        """create_update_qps: BytePlus limits Create and Update to 1 QPS each, apart from the write class."""
+        if self.state.quirks.create_update_qps is CreateUpdateQps.ONE and action.name in _PER_ACTION_LIMITED:
+            return action.name
+        return action.kind
+
+    def _journal_write(self, request: web.Request, name: str, code: str, status: int) -> None:
+        action = actions.ACTIONS.get(name)
+        if action is None or not action.mutates:
+            return
+        ua = request.headers.get("User-Agent", "")
+        self._journal.record(Entry(self.config.wall_clock(), name, identify(request.headers), ua, code, status))
 
     @staticmethod
     def _route(method: str, name: str, version: str) -> actions.Action:
@@ -223,6 +270,73 @@ class Emulator:
 
     # --- in-process accessors (mirrored by the admin API) --------------------------------------------------
 
+    def _apply_quirks(self) -> Gate:
+        """Make the gateway and the QPS limits follow ``state.quirks`` (region, create_update_qps)."""
+        limits = {actions.WRITE: self.config.write_qps, actions.LIST: self.config.list_qps}
+        if self.state.quirks.create_update_qps is CreateUpdateQps.ONE:
+            limits |= dict.fromkeys(_PER_ACTION_LIMITED, 1)
+        self._limiter.limits = limits
+        keys = {self.config.access_key: self.config.secret_key}
+        return Gate(keys, self.state.quirks.region.value, self.config.x_date_tolerance_s)
+
+    def set_quirks(self, profile: str | None = None, **overrides: Any) -> Quirks:
+        """Switch quirks at run time: ``profile`` (else the current quirks) with ``overrides``; see docs/emulator.md.
+
+        Raises :class:`~relayd.emulator.quirks.QuirkError` naming the valid profiles, quirks or values.
+        """
+        base = quirks.resolve(profile) if profile is not None else self.state.quirks
+        self.state.quirks = quirks.replace(base, overrides)
+        self._gate = self._apply_quirks()
+        log.info("emulator_quirks", **self.state.quirks.as_json())
+        return self.state.quirks
+
+    def requests(self, instance: str | None = None, since: float | None = None) -> list[dict[str, Any]]:
+        """The journalled write requests (time, action, instance, user_agent, code, http_status), oldest first."""
+        return self._journal.listing(instance, since)
+
+    def write_counts(self, *, ok_only: bool = False) -> dict[str, int]:
+        """Write requests per caller instance id ("" = callers that named none)."""
+        return self._journal.counts(ok_only=ok_only)
+
+    def playback_url(self, dst: str, kind: Kind | str = Kind.MEDIA) -> str:
+        """Where this emulator plays destination ``dst`` (``media``, ``master`` or ``flv``)."""
+        return playback_url(self.url, dst, kind)
+
+    def set_jitter(
+        self, rate: float = 0.0, *, period_s: float = 10.0, lag_min_s: float = 2.0, lag_max_s: float = 3.0
+    ) -> None:
+        """Playback jitter: a ``rate`` of the ``period_s`` buckets lag ``lag_min_s``..``lag_max_s`` s."""
+        try:
+            self._player.jitter = Jitter(rate, period_s, lag_min_s, lag_max_s)
+        except ValueError as e:
+            raise AdminError(400, str(e)) from e
+
+    async def set_silent_failures(self, fraction: float, interval_s: float = 10.0) -> None:
+        """Every ``interval_s``, each relaying task fails silently with probability ``fraction`` (0 = off)."""
+        if not 0 <= fraction <= 1 or interval_s <= 0:
+            raise AdminError(400, "fraction must be in [0, 1] and interval_s > 0")
+        await self._stop_silent_failures()
+        self._silent_fraction = fraction
+        if fraction > 0:
+            self._silent_task = asyncio.create_task(self._silent_loop(interval_s), name="emulator-silent-failures")
+
+    async def _stop_silent_failures(self) -> None:
+        task, self._silent_task, self._silent_fraction = self._silent_task, None, 0.0
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _silent_loop(self, interval_s: float) -> None:
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval_s):
+                    await self._stopping.wait()
+            self.tick()
+            for task in [t for t in self.state.tasks.live.values() if t.relaying]:
+                if self._fault_rng.random() < self._silent_fraction:
+                    self._fail(task, FailPlan(FailMode.SILENT, repeat=0))
+
     def history(self) -> list[dict[str, Any]]:
         """Every task ever created, with the ``[from, to]`` intervals during which it was relaying."""
         self.tick()
@@ -236,7 +350,8 @@ class Emulator:
     def tasks(self) -> list[dict[str, Any]]:
         """The live tasks as the list API shows them, plus the emulator-only ``Failed`` flag."""
         self.tick()
-        return [{**actions.task_item(t), "Failed": t.failed} for t in self.state.tasks.live.values()]
+        list_time = self.state.quirks.list_time
+        return [{**actions.task_item(t, list_time), "Failed": t.failed} for t in self.state.tasks.live.values()]
 
     def set_fault(
         self,
@@ -263,21 +378,35 @@ class Emulator:
         self._callback_faults = CallbackFaults()
 
     def fault_listing(self) -> dict[str, Any]:
-        return {"faults": self._faults.listing(), "callbacks": vars(self._callback_faults).copy()}
+        return {
+            "faults": self._faults.listing(),
+            "callbacks": vars(self._callback_faults).copy(),
+            "jitter": dataclasses.asdict(self._player.jitter),
+            "silent_failures": {"fraction": self._silent_fraction},
+        }
 
     def fail_task(
-        self, task_id: str, mode: str = "disable", repeat: int | None = None, recover_after_s: float | None = None
+        self,
+        task_id: str,
+        mode: str | None = None,
+        repeat: int | None = None,
+        recover_after_s: float | None = None,
     ) -> None:
-        """A stream failure: failure callback, then the task is disabled (``disable``) or stays failing (``stay``).
+        """A stream failure of a 生效中 task: ``disable`` (停用 + callback), ``stay`` (生效中, not relaying, callback)
+        or ``silent`` (the same, no callback); None = as the ``failure`` quirk says.
 
         ``repeat``: how many more times it fails again right after each Relaunch/Continue (None = every time).
-        ``recover_after_s`` (``stay`` only): the platform heals it on its own after that long (a ``recover`` event).
+        ``recover_after_s`` (not ``disable``): the platform heals it on its own after that long (a ``recover`` event).
         """
-        if mode not in ("disable", "stay"):
-            raise AdminError(400, "mode must be 'disable' or 'stay'")
-        task = self._task(task_id)
+        try:
+            chosen = _FAIL_MODES[self.state.quirks.failure] if mode is None else FailMode(mode)
+        except ValueError:
+            raise AdminError(400, f"mode must be one of {', '.join(FailMode)} (or absent)") from None
+        self._fail(self._task(task_id), FailPlan(chosen, repeat, recover_after_s))
+
+    def _fail(self, task: Task, plan: FailPlan) -> None:
         self.tick()
-        self._change(lambda: self.state.tasks.fail(task, FailPlan(mode, repeat, recover_after_s), self.config.clock()))
+        self._change(lambda: self.state.tasks.fail(task, plan, self.config.clock()))
 
     def delete_task_behind_back(self, task_id: str) -> None:
         """Delete a task as if someone else did it: no rate counting and no callback."""
@@ -311,7 +440,7 @@ def _history_item(task: Task) -> dict[str, Any]:
     return {
         "TaskId": task.task_id,
         "Title": task.title,
-        "DstAddr": actions.dst_addr(task.fields),
+        "DstAddr": dst_addr(task.fields),
         "GroupName": task.group,
         "CreatedAt": task.created_at,
         "DeletedAt": task.deleted_at,

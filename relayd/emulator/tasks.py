@@ -14,16 +14,20 @@ The state machine (reference section 4; the inferred parts are documented in doc
 * a task is 停用 while ``disabled``; otherwise its status is the clock's: 未开始 / 生效中 / 已结束;
 * it is *relaying* when 生效中 and not ``failed``; each relaying stretch is one ``[from, to]`` interval;
 * a stream failure either disables the task (mode ``disable``) or leaves it 生效中 but not relaying
-  (mode ``stay``), until Relaunch (or an optional automatic recovery).
+  (mode ``stay``, or ``silent``: the same without a callback), until Relaunch (or an optional automatic recovery);
+* Relaunch is accepted from the statuses the caller passes (the ``relaunch_from`` quirk).
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+from collections.abc import Collection
 from dataclasses import dataclass, field
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 from typing import Any
+
+from relayd.emulator.destinations import destination_key, dst_addr
 
 
 class Status(IntEnum):
@@ -56,13 +60,24 @@ class Event:
     time: float
 
 
+class FailMode(StrEnum):
+    """How an injected stream failure shows: 停用 with a callback, 生效中 with one, or 生效中 with none."""
+
+    DISABLE = "disable"
+    STAY = "stay"
+    SILENT = "silent"
+
+
 @dataclass
 class FailPlan:
     """An injected stream failure: how it shows, how often it repeats after a restart, when it heals itself."""
 
-    mode: str = "disable"
+    mode: FailMode = FailMode.DISABLE
     repeat: int | None = None
     recover_after_s: float | None = None
+
+    def __post_init__(self) -> None:
+        self.mode = FailMode(self.mode)
 
 
 @dataclass
@@ -91,6 +106,11 @@ class Task:
     @property
     def title(self) -> str:
         return str(self.fields.get("Title") or "")
+
+    @property
+    def destination(self) -> str:
+        """The destination key (:func:`~relayd.emulator.destinations.destination_key`) this task pushes."""
+        return destination_key(dst_addr(self.fields))
 
     @property
     def relaying(self) -> bool:
@@ -122,6 +142,7 @@ class Tasks:
     def __init__(self) -> None:
         self.live: dict[str, Task] = {}
         self.all: list[Task] = []
+        self._by_destination: dict[str, list[Task]] = {}
         self._heap: list[tuple[float, int, str]] = []
         self._events = itertools.count(1)
         self._prefix = ""
@@ -199,11 +220,25 @@ class Tasks:
     def get(self, task_id: str) -> Task | None:
         return self.live.get(task_id)
 
+    def on_destination(self, key: str) -> list[Task]:
+        """Every task (deleted ones too) that ever pushed the destination ``key``, in creation order."""
+        return self._by_destination.get(key, [])
+
+    def _index(self, task: Task, old_key: str | None = None) -> None:
+        """File ``task`` under its destination; on an Update that changed it, move it from ``old_key``."""
+        key = task.destination
+        if old_key == key:
+            return
+        if old_key is not None:
+            self._by_destination[old_key] = [t for t in self._by_destination[old_key] if t is not task]
+        self._by_destination.setdefault(key, []).append(task)
+
     def create(self, task_id: str, fields: dict[str, Any], group: str, now: float) -> list[Event]:
         task = Task(task_id=task_id, fields=fields, group=group, created_at=now, phase=Status.PENDING)
         task.phase = task.clock_status(now)
         self.live[task_id] = task
         self.all.append(task)
+        self._index(task)
         self._touch(task)
         if task.phase is Status.ACTIVE:
             self._open(task, now)
@@ -216,7 +251,8 @@ class Tasks:
             raise WrongState(f"task {task.task_id} is {task.phase.label} (ended) and cannot be updated")
         if not fields.get("Title"):
             fields["Title"] = task.title
-        task.fields = fields
+        old_key, task.fields = task.destination, fields
+        self._index(task, old_key)
         events: list[Event] = []
         if not task.disabled:
             events = self._settle(task, now)
@@ -256,13 +292,20 @@ class Tasks:
         self._touch(task)
         return events
 
-    def relaunch(self, task: Task, now: float) -> list[Event]:
-        """Restart a 生效中 task from the beginning; clears a failure (then it is a ``recover``)."""
-        if task.phase is not Status.ACTIVE:
-            raise WrongState(f"task {task.task_id} is {task.phase.label}; only 生效中 tasks can be relaunched")
+    def relaunch(self, task: Task, now: float, allowed: Collection[Status] = (Status.ACTIVE,)) -> list[Event]:
+        """Restart a task from the beginning; clears a failure (then it is a ``recover``) or a 停用.
+
+        ``allowed``: the statuses Relaunch accepts. From 停用 the task is enabled and follows the clock again.
+        """
+        if task.phase not in allowed:
+            names = " or ".join(s.label for s in sorted(allowed))
+            raise WrongState(f"task {task.task_id} is {task.phase.label}; only {names} tasks can be relaunched")
         kind = "recover" if task.failed else "relaunch"
-        task.failed, task.recover_at = False, None
-        events = [self._event(task, kind, now), *self._begin_after_restart(task, now)]
+        task.failed, task.recover_at, task.disabled = False, None, False
+        task.phase = task.clock_status(now)
+        events = [self._event(task, kind, now)]
+        if task.phase is Status.ACTIVE:
+            events += self._begin_after_restart(task, now)
         self._touch(task)
         return events
 
@@ -299,10 +342,10 @@ class Tasks:
 
     def _fail_now(self, task: Task, plan: FailPlan, now: float) -> list[Event]:
         self._close(task, now)
-        if plan.mode == "disable":
+        if plan.mode is FailMode.DISABLE:
             task.disabled, task.phase = True, Status.DISABLED
         else:
             task.failed = True
             if plan.recover_after_s is not None:
                 task.recover_at = now + plan.recover_after_s
-        return [self._event(task, "fail", now)]
+        return [] if plan.mode is FailMode.SILENT else [self._event(task, "fail", now)]

@@ -57,3 +57,43 @@ async def test_cli_serves_until_sigterm(raw) -> None:
         async with asyncio.timeout(20):
             code = await proc.wait()
     assert code == 0
+
+
+async def run_to_end(*args: str) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", LAUNCH, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=ROOT
+    )
+    async with asyncio.timeout(20):
+        out, _ = await proc.communicate()
+    return proc.returncode or 0, out.decode()
+
+
+async def test_cli_quirk_typos_list_the_valid_choices() -> None:
+    code, out = await run_to_end("--port", "0", "--quirk", "destination=exclusiv")
+    assert code == 2 and "valid values: shared, exclusive, exclusive-touching-ok" in out
+    code, out = await run_to_end("--port", "0", "--quirk", "destinaton=exclusive")
+    assert code == 2 and "unknown quirk 'destinaton'" in out and "relaunch_from" in out
+    code, out = await run_to_end("--port", "0", "--quirk", "destination")
+    assert code == 2 and "expected NAME=VALUE" in out
+    code, out = await run_to_end("--port", "0", "--profile", "paranoid")
+    assert code == 2 and "lenient" in out and "byteplus" in out
+
+
+async def test_cli_profile_and_quirks(raw) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", LAUNCH, "--port", "0", "--profile", "byteplus", "--quirk", "destination=exclusive",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        text = "\n".join(await read_until(proc.stdout, r"RELAYD_ENDPOINT="))
+        assert "profile byteplus" in text and "destination=exclusive" in text and "title_limit=10" in text
+        assert "RELAYD_REGION=ap-singapore-1" in text
+        handle = Emulator(EmulatorConfig())
+        handle.url = re.search(r"listening on (http://\S+)", text)[1]
+        reply = await raw(handle, region="ap-singapore-1").call("ListPullToPushTaskV2", {})
+        assert reply.status == 200 and reply.body["ResponseMetadata"]["Region"] == "ap-singapore-1"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(20):
+            assert await proc.wait() == 0

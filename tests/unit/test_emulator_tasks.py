@@ -154,3 +154,35 @@ def test_advance_with_many_tasks_is_heap_driven() -> None:
     events = tasks.advance(T0 + 10 + 999.5)
     assert len(events) == 1000
     assert [e.time for e in events] == sorted(e.time for e in events)
+
+
+def test_relaunch_from_the_statuses_allowed() -> None:
+    tasks = Tasks()
+    task = make(tasks, T0 - 10, T0 + 100)
+    tasks.stop(task, T0 + 1)
+    with pytest.raises(WrongState, match="only 生效中 tasks can be relaunched"):
+        tasks.relaunch(task, T0 + 2)
+    events = tasks.relaunch(task, T0 + 3, allowed=(Status.DISABLED,))
+    assert kinds(events) == ["relaunch"] and task.phase is Status.ACTIVE and not task.disabled
+    assert task.intervals == [[T0, T0 + 1], [T0 + 3, None]]
+    with pytest.raises(WrongState, match="only 停用 tasks can be relaunched"):
+        tasks.relaunch(task, T0 + 4, allowed=(Status.DISABLED,))
+
+
+def test_silent_failure_closes_the_interval_without_an_event() -> None:
+    tasks = Tasks()
+    task = make(tasks, T0 - 10, T0 + 100)
+    assert tasks.fail(task, FailPlan("silent", repeat=0), T0 + 5) == []
+    assert (task.phase, task.failed, task.relaying) == (Status.ACTIVE, True, False)
+    assert kinds(tasks.relaunch(task, T0 + 6)) == ["recover"] and task.relaying
+
+
+def test_tasks_are_indexed_by_destination_across_updates() -> None:
+    tasks = Tasks()
+    task = make(tasks, T0 + 10, T0 + 100)
+    tasks.create("t2", fields(T0 + 10, T0 + 100, DstAddr="rtmp://H/live/b?x=1"), "default", T0)
+    assert [t.task_id for t in tasks.on_destination("h/live/b")] == ["t2"]
+    assert tasks.on_destination("none/None/None") == [task]  # no DstAddr: rtmp://Domain/App/Stream, all absent
+    tasks.update(task, fields(T0 + 10, T0 + 100, DstAddr="rtmps://h/live/b"), T0 + 1)
+    assert [t.task_id for t in tasks.on_destination("h/live/b")] == ["t2", "t1"]
+    assert tasks.on_destination("none/None/None") == []
