@@ -117,6 +117,10 @@ class AlertManager:
     def next_check(self) -> float | None:
         return self._next_check
 
+    def owed(self) -> int:
+        """Notifications not yet sent (or given up) by every target that takes them."""
+        return len(self._outbox)
+
     # -- running ---------------------------------------------------------------------------------------------
 
     async def run(
