@@ -160,13 +160,10 @@ class AlertManager:
             if self._dirty.is_set():
                 await self._save()
 
-    async def send_test(self, message: str = TEST_MESSAGE, now: float | None = None) -> list[str]:
+    async def send_test(self, now: float | None = None) -> list[str]:
         """Send a test notification to every target now; the failures, each naming its (redacted) target."""
         at = time.time() if now is None else now
-        condition = Condition(AlertKind.CONFIG_PROBLEM, "test", Severity.INFO, message)
-        notification = Notification(Transition.TEST, Alert(condition, at), at)
-        text: Message = group([notification], installation=self._delivery_policy.installation)
-        return await self._delivery.send_now(text)
+        return await self._delivery.send_now(test_message(self._delivery_policy.installation, at))
 
     # -- the outbox ------------------------------------------------------------------------------------------
 
@@ -212,6 +209,12 @@ class AlertManager:
     def _publish(self) -> None:
         counts = Counter((a.kind.value, a.severity.value) for a in self.open_alerts())
         self._metrics.set_alerts_open(counts)
+
+
+def test_message(installation: str, at: float) -> Message:
+    """The message ``relayd alerts test`` sends: it names the installation and says nothing is wrong."""
+    condition = Condition(AlertKind.CONFIG_PROBLEM, "test", Severity.INFO, TEST_MESSAGE)
+    return group([Notification(Transition.TEST, Alert(condition, at), at)], installation=installation)
 
 
 def delivery_policy(settings: Settings) -> DeliveryPolicy:

@@ -19,6 +19,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from relayd.metrics import Metrics
+from relayd.web.alerts import AlertsApi, AlertsProvider, no_alerts
 from relayd.web.api import StatusApi
 from relayd.web.auth import Handler, check_token, needs_token
 from relayd.web.callbacks import MAX_BODY_BYTES, CallbackAuth, CallbackReceiver
@@ -81,6 +82,7 @@ def build_app(
     api_token: str | None = None,
     platform_window_s: float = 600.0,
     max_body: int = MAX_BODY_BYTES,
+    alerts: AlertsProvider = no_alerts,
 ) -> web.Application:
     """The complete relayd HTTP application. Secrets are passed as plain values and never logged."""
     if not callback_secret:
@@ -90,6 +92,7 @@ def build_app(
     receiver = CallbackReceiver(store=store, auth=auth, metrics=metrics, hint=hint, clock=view.now, max_body=max_body)
     app.router.add_post(CALLBACK_ROUTE, receiver.handle)
     app.router.add_routes(StatusApi(store=store, view=view).routes())
+    app.router.add_routes(AlertsApi(alerts, clock=view.now).routes())
     app.router.add_routes(Health(store=store, view=view, metrics=metrics, platform_window_s=platform_window_s).routes())
     return app
 
