@@ -15,13 +15,17 @@ from typing import Any
 
 import click
 
-from relayd.cli.status import StatusError, fetch, human_duration, resolve_target, table
+from relayd.cli.status import (
+    CONFIG_OPTION,
+    StatusError,
+    daemon_api_options,
+    fetch,
+    human_duration,
+    resolve_target,
+    table,
+)
 
 ALERT_HEADERS = ("SEVERITY", "KIND", "SUBJECT", "OPEN FOR", "MESSAGE")
-_CONFIG_OPTION = click.option(
-    "--config", "config_file", type=click.Path(path_type=Path, dir_okay=False), envvar="RELAYD_CONFIG",
-    help="relayd settings file (TOML) to take the defaults from.",
-)  # fmt: skip
 
 
 def render_alerts(body: dict[str, Any]) -> str:
@@ -42,11 +46,7 @@ def _first_sentence(message: str, limit: int = 100) -> str:
 
 @click.group("alerts", invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the API's JSON instead of a table.")
-@click.option("--url", help="Base URL of the daemon's HTTP server (default: from the listen setting).")
-@click.option("--token", envvar="RELAYD_API_TOKEN", help="API bearer token (default: settings / token file).")
-@click.option("--token-file", type=click.Path(path_type=Path, dir_okay=False), help="File holding the API token.")
-@_CONFIG_OPTION
-@click.option("--timeout", "timeout_s", type=float, default=5.0, show_default=True, help="Request timeout in seconds.")
+@daemon_api_options
 @click.pass_context
 def alerts(
     ctx: click.Context,
@@ -68,7 +68,7 @@ def alerts(
 
 @alerts.command("test")
 @click.option("--url", "alert_url", help="Send to this Apprise URL instead of the configured alert_urls.")
-@_CONFIG_OPTION
+@CONFIG_OPTION
 def test(*, alert_url: str | None, config_file: Path | None) -> None:
     """Send a test notification through every configured target (or --url); exit 1 naming each failure."""
     from relayd.alerts.delivery import AlertConfigError  # noqa: PLC0415 - keeps Apprise out of other commands

@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 from relayd.alerts.model import AlertKind, Severity
 from relayd.settings import SettingsError, load_settings
+from tests.unit.test_settings import clean_env  # noqa: F401 - autouse: no RELAYD_*/VOLC_* from the shell
 
 TOKEN = "tok-7f3a9c1e55d04b2b"
 PASSWORD = "pw-hunter2-hunter2"
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in list(os.environ):
-        if name.upper().startswith(("RELAYD_", "VOLC_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("HOME", str(tmp_path))
 
 
 def config(tmp_path: Path, text: str) -> Path:
