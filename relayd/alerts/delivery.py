@@ -63,7 +63,7 @@ class DeliveryPolicy:
 
 def scrub(text: str, target: AlertTarget) -> str:
     """``text`` with every secret piece of the target's URL replaced by ``***``."""
-    for secret in url_secrets(target.url):
+    for secret in url_secrets(target.url, every_part=True):
         if len(secret) >= 3:
             text = text.replace(secret, MASK)
     return text

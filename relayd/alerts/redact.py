@@ -4,8 +4,8 @@ Apprise URLs carry credentials in every part: ``mailto://user:password@host``, `
 ``feishu://<token>``, ``json://host/hooks/<token>?secret=...``. :func:`redact_url` keeps what identifies the target
 to an operator — the scheme, and the host when it is a real host name or address — and replaces everything else
 by ``***``: user and password, a host that is a token, every path segment, the whole query. :func:`url_secrets`
-lists the secret pieces themselves, so the log redactor can mask them in text that quotes a URL (a library's
-error message, a traceback).
+lists the secret pieces themselves (token-like ones only, in the path and query), so the log redactor can mask them
+in text that quotes a URL (a library's error message, a traceback).
 
 Pure and dependency-free, so settings can use it without loading Apprise.
 """
@@ -93,14 +93,26 @@ def redact_url(url: str) -> str:
     return f"{parts.scheme}://{userinfo}{host}{port}{path}{query}"
 
 
-def url_secrets(url: str) -> list[str]:
-    """The secret pieces of ``url`` (raw and percent-decoded), for the log redactor. Never log this list."""
+def url_secrets(url: str, *, every_part: bool = False) -> list[str]:
+    """The secret pieces of ``url`` (raw and percent-decoded), for the log redactor. Never log this list.
+
+    User, password and a host that is not a host name are always secret. Path segments and query values are
+    secret when they look like tokens (see :func:`_token_like`): the log redactor masks these strings in *every*
+    line, so a path word such as ``relayd`` or ``alerts`` must not be among them. ``every_part`` includes every
+    path segment and query value, for scrubbing text that is about this one URL (a send's error message).
+    """
     parts = _split(url)
     if parts is None:
         return [url.strip()] if url.strip() else []
-    pieces = [parts.user, parts.password, *parts.path.split("/")]
+    pieces = [parts.user, parts.password]
     if not _is_hostname(parts.host):
         pieces.append(parts.host)
-    pieces.extend(value for _, value in parse_qsl(parts.query, keep_blank_values=False))
+    tail = [*parts.path.split("/"), *(value for _, value in parse_qsl(parts.query, keep_blank_values=False))]
+    pieces.extend(piece for piece in tail if every_part or _token_like(piece))
     found = {p for piece in pieces if piece for p in (piece, unquote(piece))}
     return sorted(found, key=lambda s: (-len(s), s))
+
+
+def _token_like(piece: str) -> bool:
+    """A token, key or password rather than a word: 8+ characters with a digit, or 16+ characters."""
+    return len(piece) >= 16 or (len(piece) >= 8 and any(ch.isdigit() for ch in piece))

@@ -79,9 +79,9 @@ def test_redaction_keeps_scheme_and_real_hosts_only(url: str, shown: str) -> Non
     assert redact_url(url) == shown
 
 
-# Tokens are URL-safe and never look like a dotted host name (a host like "hooks.example.com" is shown on purpose).
+# Tokens are URL-safe, 16+ characters, and never look like a dotted host name (a real host is shown on purpose).
 TOKENS = st.text(
-    alphabet=st.characters(min_codepoint=33, max_codepoint=126, exclude_characters="/?#@:[]&=+%."), min_size=6
+    alphabet=st.characters(min_codepoint=33, max_codepoint=126, exclude_characters="/?#@:[]&=+%."), min_size=16
 )
 
 
@@ -91,6 +91,12 @@ def test_a_token_anywhere_in_a_url_never_survives_redaction(token: str) -> None:
                 f"json://example.com/x?key={token}", f"slack://{token}/b/c"):  # fmt: skip
         assert token not in redact_url(url)
         assert token in url_secrets(url)
+
+
+def test_path_words_are_not_secrets_for_the_log_redactor_but_tokens_are() -> None:
+    pieces = url_secrets("json://hooks.example.com/relayd/alerts/a1b2c3d4e5?channel=ops&key=k9k9k9k9")
+    assert sorted(pieces) == ["a1b2c3d4e5", "k9k9k9k9"]
+    assert sorted(url_secrets("mailto://ops:pw@smtp.example.com")) == ["ops", "pw"]
 
 
 # -- targets ----------------------------------------------------------------------------------------------------
