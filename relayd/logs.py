@@ -20,7 +20,8 @@ b. any occurrence of a configured secret string inside any string field (an erro
 Cost: one compiled regex for (b), built once at configuration; a key check per field. Loggers are not cached on
 first use so that reconfiguring (tests, ``relayd demo``) always takes effect; binding is cheap.
 
-APScheduler logs every job run at INFO; its loggers are held at WARNING unless the level is ``debug``.
+APScheduler logs every job run at INFO, Apprise every send: their loggers are held at WARNING unless the level is
+``debug``.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ MIN_SECRET_LENGTH = 4
 SECRET_KEYS = frozenset({"access_key", "accesskey", "ak", "sk", "sign", "authorization", "auth_key"})
 SECRET_KEY_PARTS = ("secret", "token", "password", "passwd", "credential", "signature")
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
-_QUIET_LOGGERS = ("apscheduler",)
+_QUIET_LOGGERS = ("apscheduler", "apprise")
 
 _handler: logging.Handler | None = None
 _debug = False

@@ -112,6 +112,7 @@ class Metrics:
         self._build_task_metrics()
         self._build_api_metrics()
         self._build_engine_metrics()
+        self._build_alert_metrics()
 
     def _build_task_metrics(self) -> None:
         r = self.registry
@@ -160,6 +161,24 @@ class Metrics:
             "relayd_config_problems", "Problems in the currently loaded config directory.", registry=r
         )
 
+    def _build_alert_metrics(self) -> None:
+        r = self.registry
+        self.alerts_open = Gauge(
+            "relayd_alerts_open", "Open alerts by kind and severity.", ["kind", "severity"], registry=r
+        )
+        self.alert_deliveries = Counter(
+            "relayd_alert_deliveries_total",
+            "Alert messages by target (redacted) and result: sent, error (will retry), gave_up.",
+            ["target", "result"],
+            registry=r,
+        )
+        self.alert_dropped = Counter(
+            "relayd_alert_notifications_dropped_total",
+            "Notifications dropped because a target's queue was full (oldest first).",
+            ["target"],
+            registry=r,
+        )
+
     # -- sources read at scrape time ---------------------------------------------------------------------------
 
     def set_sources(
@@ -202,6 +221,19 @@ class Metrics:
             self.config_errors.inc(count)
         if current_problems is not None:
             self.config_problems.set(current_problems)
+
+    def set_alerts_open(self, counts: Mapping[tuple[str, str], int]) -> None:
+        """Replace the open-alerts gauge with counts by (kind, severity)."""
+        self.alerts_open.clear()
+        for (kind, severity), count in counts.items():
+            self.alerts_open.labels(kind=kind, severity=severity).set(count)
+
+    def alert_delivery(self, target: str, result: str) -> None:
+        """Count one alert message for ``target`` (a redacted label): sent, error or gave_up."""
+        self.alert_deliveries.labels(target=target, result=result).inc()
+
+    def alert_dropped_notifications(self, target: str, count: int) -> None:
+        self.alert_dropped.labels(target=target).inc(count)
 
     def observe_loop_lag(self, seconds: float) -> None:
         self.loop_lag.set(seconds)

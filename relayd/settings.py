@@ -38,8 +38,10 @@ from urllib.parse import urlsplit
 from pydantic import BeforeValidator, Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from relayd.alerts.redact import redact_url, url_secrets
+from relayd.alerts.targets import AlertTarget, parse_alert_urls, unusable_targets
 from relayd.durations import format_duration, parse_duration
-from relayd.store.dsn import redact_url, url_password
+from relayd.store.dsn import redact_dsn, url_password
 from relayd.volc.signer import Credentials
 
 ENV_PREFIX = "RELAYD_"
@@ -185,6 +187,24 @@ class Settings(BaseSettings):
         "auto", description="auto = console on a TTY, JSON lines otherwise."
     )
     shutdown_timeout: Duration = Field(20.0, gt=0, description="Graceful shutdown budget (< TimeoutStopSec).")
+    alert_urls: Annotated[list[AlertTarget], BeforeValidator(parse_alert_urls)] = Field(
+        default_factory=list,
+        description="Apprise URLs alerts go to; each a string or {url, min_severity, kinds} (secret: shown redacted).",
+    )
+    alert_open_after: Duration = Field(30.0, ge=0, description="A condition must hold this long before it alerts.")
+    alert_resolve_after: Duration = Field(
+        60.0, ge=0, description="An alert resolves after its condition is clear this long."
+    )
+    alert_platform_unreachable_after: Duration = Field(
+        600.0, gt=0, description="No successful platform call for this long opens platform_unreachable."
+    )
+    alert_send_timeout: Duration = Field(10.0, gt=0, description="Timeout of one alert send to one target.")
+    alert_send_attempts: int = Field(5, ge=1, description="Attempts per alert message and target before giving up.")
+    alert_retry_base: Duration = Field(2.0, gt=0, description="First delay between alert send attempts.")
+    alert_retry_cap: Duration = Field(300.0, gt=0, description="Longest delay between alert send attempts.")
+    alert_queue_max: int = Field(
+        1000, ge=1, description="Notifications queued per target; the oldest are dropped past it."
+    )
 
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
     _config_file: Path | None = PrivateAttr(default=None)
@@ -243,6 +263,14 @@ class Settings(BaseSettings):
             raise ValueError("must be 1-8 ASCII letters or digits (it is part of task titles, max 20 characters)")
         return value
 
+    @field_validator("alert_urls")
+    @classmethod
+    def _check_alert_urls(cls, value: list[AlertTarget]) -> list[AlertTarget]:
+        unknown = unusable_targets(value)
+        if unknown:
+            raise ValueError(f"Apprise does not know the scheme of {', '.join(unknown)}: check the URL form")
+        return value
+
     @model_validator(mode="after")
     def _check_pairs(self) -> Settings:
         if self.restart_backoff_cap < self.restart_backoff_base:
@@ -278,15 +306,17 @@ class Settings(BaseSettings):
         for key in SECRET_KEYS:
             values[key] = None if values[key] is None else "***"
         if self.database_url is not None:  # the URL is worth seeing; only its password is secret
-            values["database_url"] = redact_url(self.database_url.get_secret_value())
+            values["database_url"] = redact_dsn(self.database_url.get_secret_value())
+        values["alert_urls"] = [target.describe() for target in self.alert_urls]
         return values
 
     def secret_values(self) -> list[str]:
         """The plain secret strings that are set (for the log redactor); never log this list."""
         secrets = (getattr(self, key) for key in sorted(SECRET_KEYS))
-        values = [s.get_secret_value() for s in secrets if s is not None and s.get_secret_value()]
+        plain = [s.get_secret_value() for s in secrets if s is not None and s.get_secret_value()]
         password = url_password(self.database_url.get_secret_value()) if self.database_url is not None else None
-        return [*values, password] if password else values
+        plain += [password] if password else []
+        return plain + [piece for target in self.alert_urls for piece in url_secrets(target.url)]
 
     def display(self) -> dict[str, str]:
         """Values as an operator reads them: durations as ``1h30m``, secrets as ``***``, unset as ``-``."""
@@ -295,9 +325,33 @@ class Settings(BaseSettings):
         for name, value in values.items():
             if _is_duration(name):
                 shown[name] = format_duration(float(value))
+            elif name == "alert_urls":
+                shown[name] = ", ".join(_target_text(t) for t in value) or "-"
             else:
                 shown[name] = "-" if value is None else str(value)
         return shown
+
+
+def _target_text(target: dict[str, Any]) -> str:
+    filters = [f"min_severity={target['min_severity']}"] if target["min_severity"] != "info" else []
+    filters += [f"kinds={','.join(target['kinds'])}"] if target["kinds"] is not None else []
+    return str(target["url"]) + (f" ({' '.join(filters)})" if filters else "")
+
+
+def _redact_input(loc: tuple[Any, ...], value: Any) -> Any:
+    """An invalid value as it may be shown: alert URLs (anywhere inside it) without their secrets.
+
+    Inside ``alert_urls`` only a filter value (``kinds``, ``min_severity``) is shown as written.
+    """
+    if loc[0] != "alert_urls" or any(part in ("kinds", "min_severity") for part in loc):
+        return value
+    if isinstance(value, str):
+        return redact_url(value)
+    if isinstance(value, list | tuple):
+        return [_redact_input(loc, item) for item in value]
+    if isinstance(value, dict):
+        return {k: (_redact_input(loc, v) if k == "url" else v) for k, v in value.items()}
+    return value
 
 
 def _is_duration(name: str) -> bool:
@@ -485,9 +539,12 @@ def _describe(error: Any, sources: Mapping[str, str]) -> str:
     if not loc:
         return f"{message}: fix the values in the config file, env or flags"
     key = str(loc[0])
-    shown = "***" if key in SECRET_KEYS else repr(error.get("input"))
+    shown = "***" if key in SECRET_KEYS else repr(_redact_input(loc, error.get("input")))
+    where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc[1:])
+    message = f"{where.lstrip('.')}: {message}" if where else message
     source = sources.get(key, DEFAULT)
-    default = Settings.model_fields[key].default if key in Settings.model_fields else None
+    info = Settings.model_fields.get(key)
+    default = None if info is None or info.is_required() else info.get_default(call_default_factory=True)
     fix = f"fix it in {source}" if source != DEFAULT else "set a valid value"
     if default is not None and key not in SECRET_KEYS:
         shown_default = format_duration(default) if _is_duration(key) else str(default)

@@ -18,7 +18,7 @@ import click
 from relayd.cli.config import _config_option, _load
 from relayd.settings import Settings
 from relayd.store import Lease, SharedStore, Store, StoreError
-from relayd.store.dsn import is_postgres, redact_url
+from relayd.store.dsn import is_postgres, redact_dsn
 from relayd.store.migration import Copied, copy_state
 from relayd.store.opening import open_store
 from relayd.store.postgres import PostgresStore
@@ -45,7 +45,7 @@ def migrate_command(config_file: Path | None, target: str, schema: str | None) -
     except StoreError as error:  # StoreLockedError too: the daemon runs on the source
         click.echo(f"error: {error}", err=True)
         sys.exit(EXIT_FAILED)
-    shown = redact_url(target) if is_postgres(target) else target
+    shown = redact_dsn(target) if is_postgres(target) else target
     click.echo(
         f"copied {copied.segments} segments, {copied.applied} applied schedules, {copied.meta} meta values and "
         f"{copied.events} events to {shown}; point relayd at it (database_url or state_path) and start it"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -248,18 +248,34 @@ def render_detail(body: dict[str, Any]) -> str:
 
 # -- the command ------------------------------------------------------------------------------------------------
 
+CONFIG_OPTION = click.option(
+    "--config", "config_file", type=click.Path(path_type=Path, dir_okay=False), envvar="RELAYD_CONFIG",
+    help="relayd settings file (TOML) to take the defaults from.",
+)  # fmt: skip
+
+
+def daemon_api_options(command: Callable[..., None]) -> Callable[..., None]:
+    """The options of every command that reads the daemon's API: --url, --token, --token-file, --config, --timeout."""
+    options = [
+        click.option("--url", help="Base URL of the daemon's HTTP server (default: from the listen setting)."),
+        click.option("--token", envvar="RELAYD_API_TOKEN", help="API bearer token (default: settings / token file)."),
+        click.option(
+            "--token-file", type=click.Path(path_type=Path, dir_okay=False), help="File holding the API token."
+        ),
+        CONFIG_OPTION,
+        click.option(
+            "--timeout", "timeout_s", type=float, default=5.0, show_default=True, help="Request timeout in seconds."
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
 
 @click.command("status")
 @click.argument("schedule_id", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the API's JSON instead of a table.")
-@click.option("--url", help="Base URL of the daemon's HTTP server (default: from the listen setting).")
-@click.option("--token", envvar="RELAYD_API_TOKEN", help="API bearer token (default: settings / token file).")
-@click.option("--token-file", type=click.Path(path_type=Path, dir_okay=False), help="File holding the API token.")
-@click.option(
-    "--config", "config_file", type=click.Path(path_type=Path, dir_okay=False), envvar="RELAYD_CONFIG",
-    help="relayd settings file (TOML) to take the defaults from.",
-)  # fmt: skip
-@click.option("--timeout", "timeout_s", type=float, default=5.0, show_default=True, help="Request timeout in seconds.")
+@daemon_api_options
 def status(
     *,
     schedule_id: str | None,

@@ -21,7 +21,7 @@ def is_postgres(url: str) -> bool:
     return urlsplit(url).scheme in POSTGRES_SCHEMES
 
 
-def redact_url(url: str) -> str:
+def redact_dsn(url: str) -> str:
     """``url`` with its password (if any) replaced by ``***``: safe to log and show."""
     parts = urlsplit(url)
     if parts.password is None:

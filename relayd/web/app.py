@@ -25,6 +25,7 @@ from aiohttp.typedefs import Middleware
 
 from relayd.metrics import Metrics
 from relayd.web.accepts import AcceptErrorLog
+from relayd.web.alerts import AlertsApi, AlertsProvider, no_alerts
 from relayd.web.api import StatusApi
 from relayd.web.auth import Handler, check_token, needs_token
 from relayd.web.callbacks import MAX_BODY_BYTES, CallbackAuth, CallbackReceiver
@@ -109,6 +110,7 @@ def build_app(
     max_body: int = MAX_BODY_BYTES,
     limits: HttpLimits = DEFAULT_LIMITS,
     started: Started | None = None,
+    alerts: AlertsProvider = no_alerts,
 ) -> web.Application:
     """The complete relayd HTTP application. Secrets are passed as plain values and never logged.
 
@@ -135,6 +137,7 @@ def build_app(
     health = Health(
         store=store, view=view, metrics=metrics, platform_window_s=platform_window_s, started=started or _always
     )
+    app.router.add_routes(AlertsApi(alerts, clock=view.now).routes())
     app.router.add_routes(health.routes())
     return app
 

@@ -8,14 +8,14 @@ import pytest
 
 from relayd.settings import load_settings
 from relayd.store import StoreError
-from relayd.store.dsn import redact_url, with_password
+from relayd.store.dsn import redact_dsn, with_password
 
 
 def test_redact_keeps_everything_but_the_password() -> None:
-    assert redact_url("postgresql://relayd:s3cr%40t@db.example:5433/relayd?sslmode=require") == (
+    assert redact_dsn("postgresql://relayd:s3cr%40t@db.example:5433/relayd?sslmode=require") == (
         "postgresql://relayd:***@db.example:5433/relayd?sslmode=require"
     )
-    assert redact_url("postgresql://relayd@db/relayd") == "postgresql://relayd@db/relayd"
+    assert redact_dsn("postgresql://relayd@db/relayd") == "postgresql://relayd@db/relayd"
 
 
 def test_password_comes_from_the_url_then_pgpassword_then_the_file(tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from relayd.backoff import Backoff
 from relayd.ids import ScheduleId
-from relayd.store.dsn import redact_url, url_password, with_password
+from relayd.store.dsn import redact_dsn, url_password, with_password
 from relayd.store.errors import StoreError, StoreWriteError
 from relayd.store.leases import InstanceInfo, Lease, Role, claim, extend, give_up
 from relayd.store.mirror import MirroredStore
@@ -90,7 +90,7 @@ class PostgresStore(MirroredStore):
     ) -> PostgresStore:
         """Connect, migrate ``schema`` and load the mirror; StoreError naming the server (never the password)."""
         conninfo = with_password(url, password_file)
-        location = f"{redact_url(url)} (schema {schema})"
+        location = f"{redact_dsn(url)} (schema {schema})"
         pool = _pool(conninfo, schema, pool_max)
         try:
             await pool.open(wait=True, timeout=CONNECT_TIMEOUT_S * 2)
