@@ -4,6 +4,9 @@ Shaping is pure (``segment_json``, ``summarise``: records + ``now`` in, JSON-abl
 thin reads of the store's in-memory segments, the daemon view and the event history. Every time is given twice:
 RFC3339 UTC (``start``) and unix seconds (``start_unix``). A schedule that the config no longer declares but that
 still has segments in the store (its tasks are being removed) is listed with ``"declared": false``.
+
+``GET /v1/schedules?segments=1`` adds every schedule's segments (the console's timeline draws them all from this
+one answer), each with ``warnings`` (``gap_before``, ``overlap``: see ``console.chains``).
 """
 
 from __future__ import annotations
@@ -18,12 +21,14 @@ from aiohttp import web
 
 from relayd.ids import ScheduleId, SegmentKey
 from relayd.store import Event, SegmentRecord, SegmentState
+from relayd.web.console.chains import ChainWarning, warnings
 from relayd.web.errors import BadRequest, NotFound
 from relayd.web.views import DaemonView, NextAction, ScheduleInfo, StoreView
 
 MAX_EVENTS = 1000
 DEFAULT_EVENTS = 100
 _INACTIVE = frozenset({SegmentState.DELETED, SegmentState.REMOVING})
+_YES = ("1", "true", "yes")
 
 
 def rfc3339(ts: float | None) -> str | None:
@@ -194,14 +199,27 @@ class StatusApi:
         grouped = group_by_schedule(self._store.segments())
         ids = sorted(set(infos) | set(grouped))
         schedules = [summarise(sid, infos.get(sid), grouped.get(sid, []), self._view, now) for sid in ids]
+        if request.query.get("segments", "") in _YES:
+            self._attach_segments(schedules, grouped, now)
         body = {**times("now", now), "schedules": schedules, "config_problems": list(self._view.config_problems())}
         return web.json_response(body)
+
+    def _attach_segments(
+        self, schedules: list[dict[str, Any]], grouped: Mapping[ScheduleId, list[SegmentRecord]], now: float
+    ) -> None:
+        flags = warnings(seg for segs in grouped.values() for seg in segs)
+        for item in schedules:
+            segs = sorted(grouped.get(item["id"], []), key=lambda s: (s.start, s.index))
+            item["segments"] = [self._segment_with_flags(s, flags.get(s.key, []), now) for s in segs]
+
+    def _segment_with_flags(self, seg: SegmentRecord, flags: list[ChainWarning], now: float) -> dict[str, Any]:
+        return {**segment_json(seg, self._view.next_action(seg.key), now), "warnings": [f.value for f in flags]}
 
     async def get_schedule(self, request: web.Request) -> web.Response:
         now = self._view.now()
         sid = ScheduleId(request.match_info["id"])
         info = next((i for i in self._view.schedules() if i.id == sid), None)
-        include_deleted = request.query.get("all", "") in ("1", "true", "yes")
+        include_deleted = request.query.get("all", "") in _YES
         segments = sorted(self._store.segments(sid, include_deleted=include_deleted), key=lambda s: (s.start, s.index))
         if info is None and not segments:
             raise NotFound(f"no schedule {sid!r}")

@@ -1,9 +1,10 @@
 """The aiohttp application and its server lifecycle.
 
-``build_app`` wires the routes (callbacks, status API, health, metrics) and one middleware that does two things:
-the bearer token on ``/v1/*`` (callbacks excepted: their URL carries a mac instead), and the error mapping — the
-one place where exceptions become HTTP statuses, with JSON bodies and no tracebacks. ``WebServer`` starts it on the
-daemon's event loop and stops it gracefully; the daemon enters it into its ``AsyncExitStack``.
+``build_app`` wires the routes (callbacks, status API, health, metrics, the web console) and one middleware that does
+two things: the ``/v1/*`` gate (bearer token, or a console session; callbacks excepted: their URL carries a mac
+instead), and the error mapping — the one place where exceptions become HTTP statuses, with JSON bodies and no
+tracebacks. ``WebServer`` starts it on the daemon's event loop and stops it gracefully; the daemon enters it into its
+``AsyncExitStack``.
 
 Nothing here logs request paths: a callback path contains its mac, which is a credential. aiohttp's access log is
 therefore off; the handlers log stable events with the segment key instead.
@@ -12,6 +13,7 @@ therefore off; the handlers log stable events with the segment key instead.
 from __future__ import annotations
 
 import asyncio
+import time
 from types import TracebackType
 
 import structlog
@@ -20,11 +22,12 @@ from aiohttp.typedefs import Middleware
 
 from relayd.metrics import Metrics
 from relayd.web.api import StatusApi
-from relayd.web.auth import Handler, check_token, needs_token
+from relayd.web.auth import Handler, authorize, needs_token
 from relayd.web.callbacks import MAX_BODY_BYTES, CallbackAuth, CallbackReceiver
+from relayd.web.console.routes import setup_console
 from relayd.web.errors import WebError
 from relayd.web.health import Health
-from relayd.web.views import DaemonView, ReconcileHint, StoreView
+from relayd.web.views import ConsoleActions, DaemonView, ReconcileHint, StoreView
 
 log = structlog.get_logger("relayd.web")
 
@@ -52,7 +55,7 @@ def http_middleware(api_token: str | None) -> Middleware:
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
             if needs_token(request.path):
-                check_token(api_token, request.headers.get("Authorization"))
+                authorize(request, api_token, time.time())
             return await handler(request)
         except WebError as e:
             return error_body(e.status, e.code, e.message)
@@ -81,6 +84,7 @@ def build_app(
     api_token: str | None = None,
     platform_window_s: float = 600.0,
     max_body: int = MAX_BODY_BYTES,
+    actions: ConsoleActions | None = None,
 ) -> web.Application:
     """The complete relayd HTTP application. Secrets are passed as plain values and never logged."""
     if not callback_secret:
@@ -91,6 +95,7 @@ def build_app(
     app.router.add_post(CALLBACK_ROUTE, receiver.handle)
     app.router.add_routes(StatusApi(store=store, view=view).routes())
     app.router.add_routes(Health(store=store, view=view, metrics=metrics, platform_window_s=platform_window_s).routes())
+    setup_console(app, store=store, api_token=api_token, actions=actions)
     return app
 
 
