@@ -91,14 +91,15 @@ class Sessions:
 def same_origin(headers: Mapping[str, str], host: str) -> bool:
     """True when a state-changing request comes from this origin.
 
-    ``Sec-Fetch-Site`` (sent by every current browser) must be ``same-origin`` when present; ``Origin`` must be
-    present and name this host (scheme aside: behind a TLS proxy the daemon sees http while the browser says
-    https). A request with neither header is refused: browsers send ``Origin`` on every POST.
+    ``Sec-Fetch-Site`` (set by every current browser, never by page script) must be ``same-origin`` when present.
+    ``Origin`` must name this host (scheme aside: behind a TLS proxy the daemon sees http while the browser says
+    https) — except that with ``Referrer-Policy: no-referrer`` a browser sends ``Origin: null`` on form posts, which
+    ``Sec-Fetch-Site: same-origin`` then vouches for. A request with neither header is refused.
     """
     site = headers.get("Sec-Fetch-Site")
     if site is not None and site != "same-origin":
         return False
     origin = headers.get("Origin")
     if not origin or origin == "null":
-        return False
+        return site == "same-origin"
     return urlsplit(origin).netloc.lower() == host.lower()

@@ -22,18 +22,19 @@ const Console = (() => {
   }
 
   const formats = new Map();
-  function formatter(tz, withDate) {
-    const key = tz + "|" + withDate;
+  function formatter(tz, withDate, withSeconds) {
+    const key = tz + "|" + withDate + "|" + withSeconds;
     if (!formats.has(key)) {
       const opts = { timeZone: tz, hour: "2-digit", minute: "2-digit", hourCycle: "h23" };
       if (withDate) Object.assign(opts, { month: "2-digit", day: "2-digit" });
+      if (withSeconds) opts.second = "2-digit";
       formats.set(key, new Intl.DateTimeFormat(config.lang === "zh" ? "zh-CN" : "en-GB", opts));
     }
     return formats.get(key);
   }
 
-  function fmt(unix, tz, withDate = true) {
-    return unix == null ? "—" : formatter(tz || zone(), withDate).format(new Date(unix * 1000));
+  function fmt(unix, tz, withDate = true, withSeconds = false) {
+    return unix == null ? "—" : formatter(tz || zone(), withDate, withSeconds).format(new Date(unix * 1000));
   }
 
   function utc(unix) {

@@ -31,9 +31,10 @@
     fact(list, "field.title", s.title);
     fact(list, "field.state", s.state);
     fact(list, "field.group", s.group || C.t("none"));
-    fact(list, "field.source", s.source);
     fact(list, "field.enabled", String(s.enabled));
-    const where = s.source_file ? s.source_file + (s.line ? ":" + s.line : "") : null;
+    // The status API's "source" is the schedule file the daemon loaded it from; a line number when it has one.
+    const file = s.source_file || s.source;
+    const where = file ? file + (s.line ? ":" + s.line : "") : null;
     fact(list, "schedule.file", where);
     fact(list, "field.problems", (s.problems || []).join("; ") || C.t("none"));
   }
@@ -62,8 +63,8 @@
       const next = seg.next_action ? seg.next_action.action + " " + C.fmt(seg.next_action.at_unix) : "";
       const row = cells(C.el("tr"), [
         "#" + seg.index,
-        C.fmt(seg.window.start_unix) + " – " + C.fmt(seg.window.end_unix),
-        seg.task_id, badge, seg.platform_status || seg.state, seg.attempts, next,
+        C.fmt(seg.window.start_unix, null, true, true) + " – " + C.fmt(seg.window.end_unix, null, true, true),
+        seg.task_id, badge, seg.platform_status || "", seg.attempts, next,
         seg.last_error ? seg.last_error.message : "", seg.last_error ? seg.last_error.request_id : "",
         retryButton(seg),
       ]);
@@ -82,14 +83,14 @@
   function events(list) {
     const body = document.querySelector("#events tbody");
     body.replaceChildren(...list.map((e) => {
-      const row = cells(C.el("tr"), [C.fmt(e.ts_unix), e.kind, e.segment_key, e.task_id, detail(e)]);
+      const row = cells(C.el("tr"), [C.fmt(e.ts_unix, null, true, true), e.kind, e.segment_key, e.task_id, detail(e)]);
       row.title = C.utc(e.ts_unix) + " UTC";
       row.dataset.kind = e.kind;
       return row;
     }));
     const restarts = document.querySelector("#restarts tbody");
     restarts.replaceChildren(...list.filter((e) => e.kind === "restart").map((e) =>
-      cells(C.el("tr"), [C.fmt(e.ts_unix), e.segment_key, e.task_id, detail(e)])));
+      cells(C.el("tr"), [C.fmt(e.ts_unix, null, true, true), e.segment_key, e.task_id, detail(e)])));
   }
 
   function plan(s) {

@@ -54,7 +54,7 @@
   }
 
   function tickStep(span) {
-    const steps = [900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 2 * 86400, 7 * 86400, 30 * 86400];
+    const steps = [10, 30, 60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 2 * 86400, 7 * 86400, 30 * 86400];
     return steps.find((step) => span / step <= 12) || steps[steps.length - 1];
   }
 
@@ -65,7 +65,7 @@
     const row = C.el("div", "axis");
     row.style.width = LABEL + width + "px";
     for (let tick = Math.ceil((t0 + off) / step) * step - off; tick < t1; tick += step) {
-      const mark = C.el("span", "tick", C.fmt(tick, tz, step >= 3 * 3600 || t1 - t0 > 86400));
+      const mark = C.el("span", "tick", C.fmt(tick, tz, step >= 3 * 3600 || t1 - t0 > 86400, step < 60));
       mark.style.left = LABEL + x(tick) + "px";
       mark.title = C.utc(tick) + " UTC";
       row.appendChild(mark);
@@ -245,7 +245,9 @@
       const [t0, t1] = range();
       view.span = Number(zoom);
       localStorage.setItem(ZOOM_KEY, zoom);
-      view.start = (t0 + t1) / 2 - view.span / 2;
+      // Zoom about "now" when it is in view (it stays where it was on screen), else about the middle.
+      const anchor = data.now_unix > t0 && data.now_unix < t1 ? data.now_unix : (t0 + t1) / 2;
+      view.start = anchor - ((anchor - t0) / (t1 - t0)) * view.span;
     }
     render();
   });
