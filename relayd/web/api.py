@@ -185,6 +185,7 @@ class StatusApi:
     def __init__(self, *, store: StoreView, view: DaemonView) -> None:
         self._store = store
         self._view = view
+        self._rendered: tuple[tuple[int, int, str], bytes] | None = None
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -194,6 +195,17 @@ class StatusApi:
         ]
 
     async def list_schedules(self, request: web.Request) -> web.Response:
+        if request.query.get("segments", "") not in _YES:
+            return self._list_schedules(request)
+        # Open consoles re-read this on the same "changed" tick: one rendering per store version and second.
+        key = (self._store.commits, int(self._view.now()), request.query_string)
+        if self._rendered is None or self._rendered[0] != key:
+            body = self._list_schedules(request).body
+            assert isinstance(body, bytes)
+            self._rendered = (key, body)
+        return web.Response(body=self._rendered[1], content_type="application/json")
+
+    def _list_schedules(self, request: web.Request) -> web.Response:
         now = self._view.now()
         infos = {info.id: info for info in self._view.schedules()}
         grouped = group_by_schedule(self._store.segments())

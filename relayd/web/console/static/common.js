@@ -84,10 +84,13 @@ const Console = (() => {
   function live(onChange) {
     const badge = document.getElementById("live");
     const banner = document.getElementById("banner");
+    // Coalesce: one re-read at most every second, however often the store moves (2 s is the promise).
     let pending = null;
+    let last = 0;
     const refresh = () => {
       if (pending) return;
-      pending = setTimeout(() => { pending = null; onChange(); }, 200);
+      const wait = Math.max(200 + Math.random() * 300, last + 1000 - Date.now()); // jitter spreads consoles
+      pending = setTimeout(() => { pending = null; last = Date.now(); onChange(); }, wait);
     };
     const source = new EventSource("/v1/stream");
     source.addEventListener("hello", () => {
