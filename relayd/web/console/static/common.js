@@ -5,6 +5,11 @@
 const Console = (() => {
   const config = JSON.parse(document.getElementById("console-config").textContent);
   const TZ_KEY = "relayd_tz";
+  // Store states as the console names and colours them (one definition for every page).
+  const DISPLAY = {
+    pending: "planned", creating: "created", scheduled: "created", running: "relaying",
+    retrying: "failing", failed: "failed", ended: "ended", removing: "deleted", deleted: "deleted",
+  };
 
   function t(key, vars) {
     let text = config.messages[key] || key;
@@ -117,5 +122,5 @@ const Console = (() => {
     window.location.reload();
   });
 
-  return { config, t, zone, setZone, fmt, utc, getJSON, post, confirmAction, el, live };
+  return { DISPLAY, config, t, zone, setZone, fmt, utc, getJSON, post, confirmAction, el, live };
 })();

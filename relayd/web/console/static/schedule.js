@@ -5,10 +5,7 @@
 (() => {
   const C = Console;
   const id = C.config.schedule;
-  const DISPLAY = {
-    pending: "planned", creating: "created", scheduled: "created", running: "relaying",
-    retrying: "failing", failed: "failed", ended: "ended", removing: "deleted", deleted: "deleted",
-  };
+  const DISPLAY = C.DISPLAY;
   const RETRYABLE = new Set(["retrying", "failed"]);
 
   function cells(row, values) {

@@ -6,10 +6,7 @@
   const LABEL = 180; // px, the sticky name column
   const MIN_TRACK = 720; // px: below this the timeline scrolls sideways (phones)
   const STATES = ["planned", "created", "relaying", "failing", "failed", "ended", "deleted"];
-  const DISPLAY = {
-    pending: "planned", creating: "created", scheduled: "created", running: "relaying",
-    retrying: "failing", failed: "failed", ended: "ended", removing: "deleted", deleted: "deleted",
-  };
+  const DISPLAY = C.DISPLAY;
   const ZOOM_KEY = "relayd_zoom";
   const view = { span: Number(localStorage.getItem(ZOOM_KEY)) || 86400, start: null, all: false };
   let data = null;
