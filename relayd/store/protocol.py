@@ -34,6 +34,8 @@ class StateStore(Protocol):
 
     last_error: str | None
     location: str
+    commits: int
+    """Write transactions committed since the store opened (the console's change signal reads it)."""
     """Where the state lives, safe to show: a path, or a database URL without its password."""
 
     def segment(self, key: SegmentKey) -> SegmentRecord | None: ...

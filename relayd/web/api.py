@@ -4,6 +4,9 @@ Shaping is pure (``segment_json``, ``summarise``: records + ``now`` in, JSON-abl
 thin reads of the store's in-memory segments, the daemon view and the event history. Every time is given twice:
 RFC3339 UTC (``start``) and unix seconds (``start_unix``). A schedule that the config no longer declares but that
 still has segments in the store (its tasks are being removed) is listed with ``"declared": false``.
+
+``GET /v1/schedules?segments=1`` adds every schedule's segments (the console's timeline draws them all from this
+one answer), each with ``warnings`` (``gap_before``, ``overlap``: see ``console.chains``).
 """
 
 from __future__ import annotations
@@ -18,12 +21,14 @@ from aiohttp import web
 
 from relayd.ids import ScheduleId, SegmentKey
 from relayd.store import Event, SegmentRecord, SegmentState
+from relayd.web.console.chains import ChainWarning, warnings
 from relayd.web.errors import BadRequest, NotFound
 from relayd.web.views import DaemonView, NextAction, ScheduleInfo, StoreView
 
 MAX_EVENTS = 1000
 DEFAULT_EVENTS = 100
 _INACTIVE = frozenset({SegmentState.DELETED, SegmentState.REMOVING})
+_YES = ("1", "true", "yes")
 
 
 def rfc3339(ts: float | None) -> str | None:
@@ -180,6 +185,7 @@ class StatusApi:
     def __init__(self, *, store: StoreView, view: DaemonView) -> None:
         self._store = store
         self._view = view
+        self._rendered: tuple[tuple[int, int, str], bytes] | None = None
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -189,19 +195,43 @@ class StatusApi:
         ]
 
     async def list_schedules(self, request: web.Request) -> web.Response:
+        if request.query.get("segments", "") not in _YES:
+            return self._list_schedules(request)
+        # Open consoles re-read this on the same "changed" tick: one rendering per store version and second.
+        key = (self._store.commits, int(self._view.now()), request.query_string)
+        if self._rendered is None or self._rendered[0] != key:
+            body = self._list_schedules(request).body
+            assert isinstance(body, bytes)
+            self._rendered = (key, body)
+        return web.Response(body=self._rendered[1], content_type="application/json")
+
+    def _list_schedules(self, request: web.Request) -> web.Response:
         now = self._view.now()
         infos = {info.id: info for info in self._view.schedules()}
         grouped = group_by_schedule(self._store.segments())
         ids = sorted(set(infos) | set(grouped))
         schedules = [summarise(sid, infos.get(sid), grouped.get(sid, []), self._view, now) for sid in ids]
+        if request.query.get("segments", "") in _YES:
+            self._attach_segments(schedules, grouped, now)
         body = {**times("now", now), "schedules": schedules, "config_problems": list(self._view.config_problems())}
         return web.json_response(body)
+
+    def _attach_segments(
+        self, schedules: list[dict[str, Any]], grouped: Mapping[ScheduleId, list[SegmentRecord]], now: float
+    ) -> None:
+        flags = warnings(seg for segs in grouped.values() for seg in segs)
+        for item in schedules:
+            segs = sorted(grouped.get(item["id"], []), key=lambda s: (s.start, s.index))
+            item["segments"] = [self._segment_with_flags(s, flags.get(s.key, []), now) for s in segs]
+
+    def _segment_with_flags(self, seg: SegmentRecord, flags: list[ChainWarning], now: float) -> dict[str, Any]:
+        return {**segment_json(seg, self._view.next_action(seg.key), now), "warnings": [f.value for f in flags]}
 
     async def get_schedule(self, request: web.Request) -> web.Response:
         now = self._view.now()
         sid = ScheduleId(request.match_info["id"])
         info = next((i for i in self._view.schedules() if i.id == sid), None)
-        include_deleted = request.query.get("all", "") in ("1", "true", "yes")
+        include_deleted = request.query.get("all", "") in _YES
         segments = sorted(self._store.segments(sid, include_deleted=include_deleted), key=lambda s: (s.start, s.index))
         if info is None and not segments:
             raise NotFound(f"no schedule {sid!r}")

@@ -1,9 +1,10 @@
 """The aiohttp application and its server lifecycle.
 
-``build_app`` wires the routes (callbacks, status API, health, metrics) and one middleware that does two things:
-the bearer token on ``/v1/*`` (callbacks excepted: their URL carries a mac instead), and the error mapping — the
-one place where exceptions become HTTP statuses, with JSON bodies and no tracebacks. ``WebServer`` starts it on the
-daemon's event loop and stops it gracefully; the daemon enters it into its ``AsyncExitStack``.
+``build_app`` wires the routes (callbacks, status API, health, metrics, the web console) and one middleware that does
+two things: the ``/v1/*`` gate (bearer token, or a console session; callbacks excepted: their URL carries a mac
+instead), and the error mapping — the one place where exceptions become HTTP statuses, with JSON bodies and no
+tracebacks. ``WebServer`` starts it on the daemon's event loop and stops it gracefully; the daemon enters it into its
+``AsyncExitStack``.
 
 The server is guarded against slow and numerous clients (``connections``: a read timeout, a connection cap that
 drops the oldest idle connection first, the cap kept below the open-file limit) and against the log flood of
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import time
 from types import TracebackType
 
 import structlog
@@ -27,7 +29,7 @@ from relayd.metrics import Metrics
 from relayd.web.accepts import AcceptErrorLog
 from relayd.web.alerts import AlertsApi, AlertsProvider, no_alerts
 from relayd.web.api import StatusApi
-from relayd.web.auth import Handler, check_token, needs_token
+from relayd.web.auth import Handler, authorize, needs_token
 from relayd.web.callbacks import MAX_BODY_BYTES, CallbackAuth, CallbackReceiver
 from relayd.web.connections import (
     ConnectionGuard,
@@ -37,9 +39,10 @@ from relayd.web.connections import (
     effective_max_connections,
     nofile_soft_limit,
 )
+from relayd.web.console.routes import setup_console
 from relayd.web.errors import WebError
 from relayd.web.health import Health, Started
-from relayd.web.views import DaemonView, ReconcileHint, StoreView
+from relayd.web.views import ConsoleActions, DaemonView, ReconcileHint, StoreView
 
 log = structlog.get_logger("relayd.web")
 
@@ -81,7 +84,7 @@ def http_middleware(api_token: str | None, guard: ConnectionGuard) -> Middleware
 async def _handle(request: web.Request, handler: Handler, api_token: str | None) -> web.StreamResponse:
     try:
         if needs_token(request.path):
-            check_token(api_token, request.headers.get("Authorization"))
+            authorize(request, api_token, time.time())
         return await handler(request)
     except WebError as e:
         return error_body(e.status, e.code, e.message)
@@ -111,6 +114,7 @@ def build_app(
     limits: HttpLimits = DEFAULT_LIMITS,
     started: Started | None = None,
     alerts: AlertsProvider = no_alerts,
+    actions: ConsoleActions | None = None,
 ) -> web.Application:
     """The complete relayd HTTP application. Secrets are passed as plain values and never logged.
 
@@ -139,6 +143,7 @@ def build_app(
     )
     app.router.add_routes(AlertsApi(alerts, clock=view.now).routes())
     app.router.add_routes(health.routes())
+    setup_console(app, store=store, api_token=api_token, actions=actions)
     return app
 
 

@@ -5,6 +5,11 @@ other ``/v1/`` path needs ``Authorization: Bearer <api_token>``: 401 when the he
 header, 403 when the token is wrong (compared in constant time). With no token configured the operator API is
 closed (403 ``api_disabled``) rather than open.
 
+The console's browsers authenticate by a session cookie instead (``authorize``): a request *without* an
+``Authorization`` header but with a valid console session passes too; state-changing methods then also need the
+session's CSRF token and a same-origin request (``console.sessions``). A request that carries the header is judged
+by the header alone, exactly as before the console existed.
+
 The token file: when the operator sets no ``api_token``, the daemon can generate one into a file next to its state
 (``ensure_token_file``), readable only by its user; ``relayd status`` reads the same file.
 """
@@ -19,6 +24,14 @@ from pathlib import Path
 
 from aiohttp import web
 
+from relayd.web.console.sessions import (
+    CSRF_HEADER,
+    SAFE_METHODS,
+    SESSION_COOKIE,
+    Session,
+    Sessions,
+    same_origin,
+)
 from relayd.web.errors import Forbidden, Unauthorized
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -26,6 +39,10 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 TOKEN_FILE_NAME = "api_token"  # noqa: S105 - a file name, not a secret
 PROTECTED_PREFIX = "/v1/"
 CALLBACK_PREFIX = "/v1/callbacks/"
+SESSIONS = web.AppKey("relayd_console_sessions", Sessions)
+"""Set by the console when it is installed; absent, only the bearer header authenticates."""
+PRINCIPAL = web.RequestKey("relayd_principal", str)
+"""Request key: who was let in — ``"token"`` or ``"session:<id prefix>"`` (for the action log, never a secret)."""
 
 
 def bearer_token(header: str | None) -> str | None:
@@ -47,6 +64,36 @@ def check_token(expected: str | None, header: str | None) -> None:
         raise Unauthorized("missing bearer token")
     if not hmac.compare_digest(expected.encode("utf-8"), given.encode("utf-8", "surrogateescape")):
         raise Forbidden("wrong bearer token")
+
+
+def session_of(request: web.Request, now: float) -> Session | None:
+    """The request's valid console session, or None (no console, no cookie, or a bad one)."""
+    sessions = request.app.get(SESSIONS)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if sessions is None or not cookie:
+        return None
+    return sessions.verify(cookie, now)
+
+
+def check_session_write(request: web.Request, session: Session, csrf: str | None) -> None:
+    """Refuse a state-changing session request that is cross-site or lacks the session's CSRF token."""
+    if not same_origin(request.headers, request.host):
+        raise Forbidden("cross-site request refused", code="cross_site")
+    if not Sessions.csrf_ok(session, csrf):
+        raise Forbidden("missing or wrong CSRF token", code="csrf")
+
+
+def authorize(request: web.Request, api_token: str | None, now: float) -> None:
+    """The ``/v1`` gate: the bearer header when present (``check_token``), else a console session."""
+    header = request.headers.get("Authorization")
+    session = session_of(request, now) if header is None and api_token else None
+    if session is None:
+        check_token(api_token, header)
+        request[PRINCIPAL] = "token"
+        return
+    if request.method not in SAFE_METHODS:
+        check_session_write(request, session, request.headers.get(CSRF_HEADER))
+    request[PRINCIPAL] = f"session:{session.sid[:8]}"
 
 
 def needs_token(path: str) -> bool:

@@ -8,6 +8,8 @@ The web layer reads two things and writes one:
 * ``DaemonView`` — what only the running daemon knows: the loaded schedules and their config problems, what it
   will do next for a segment and when, and whether the platform has answered lately. The daemon implements it;
   every method is a cheap, synchronous, non-blocking read of in-memory state.
+* ``ConsoleActions`` — the console's two safe actions (retry a failing segment now, release held removals),
+  provided by the daemon; optional: without it the action endpoints answer 501.
 * ``ReconcileHint`` — the one write: "look at this schedule soon". It must only enqueue (never call the
   platform, never block), because callback handlers call it while the platform waits for the 200.
 """
@@ -65,6 +67,9 @@ class DaemonView(Protocol):
 
 
 class StoreView(Protocol):
+    commits: int
+    """Committed write transactions since open: the console's cheap change signal (read, never written)."""
+
     @property
     def healthy(self) -> bool: ...
 
@@ -87,3 +92,17 @@ class StoreView(Protocol):
         limit: int = 100,
         before_id: int | None = None,
     ) -> Sequence[Event]: ...
+
+
+class ConsoleActions(Protocol):
+    """The two operator actions the console offers; everything else stays in the config directory."""
+
+    async def retry_now(self, key: SegmentKey) -> bool:
+        """Retry this segment at once: clear its backoff wait and queue its schedule for reconcile.
+
+        True when the segment exists and is retrying or failed (a failed segment gets a fresh attempt budget);
+        False (nothing changed) for an unknown key or any other state. Must not call the platform inline.
+        """
+
+    async def release_removals(self) -> Sequence[ScheduleId]:
+        """Confirm every removal the mass-removal guard holds; the schedule ids released (empty if none)."""

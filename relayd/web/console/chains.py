@@ -1,0 +1,77 @@
+"""Gaps and overlaps on a destination, for the timeline's warning colour — pure, records in, flags out.
+
+Why: two tasks pushing one destination collide, and a chain whose next segment starts after the previous one ended
+leaves the destination silent. The planner never produces either, so when the store shows one, something
+(an edit, an adoption, a foreign schedule on the same destination) needs an operator's eye. A gap only counts
+inside one chain (same schedule, same occurrence, consecutive indexes): a daily recurrence's nights are not gaps.
+Destinations are compared by the Create body's ``DstAddr`` (or domain/app/stream) and never leave this module,
+since a push URL may carry a stream key.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+from collections.abc import Iterable
+from enum import StrEnum
+
+from relayd.ids import SegmentKey
+from relayd.store import SegmentRecord, SegmentState
+
+_GONE = frozenset({SegmentState.DELETED, SegmentState.REMOVING})
+
+
+class ChainWarning(StrEnum):
+    GAP_BEFORE = "gap_before"
+    """This segment starts after the previous segment of its chain ended."""
+    OVERLAP = "overlap"
+    """Another segment pushes the same destination during part of this one's window."""
+
+
+def destination_of(seg: SegmentRecord) -> str | None:
+    body = seg.body or {}
+    if body.get("DstAddr"):
+        return str(body["DstAddr"])
+    parts = (body.get("Domain"), body.get("App"), body.get("Stream"))
+    return "/".join(str(p) for p in parts) if all(parts) else None
+
+
+def warnings(segments: Iterable[SegmentRecord]) -> dict[SegmentKey, list[ChainWarning]]:
+    """Every live segment that overlaps another on its destination or opens a gap in its chain."""
+    live = [s for s in segments if s.state not in _GONE]
+    found: dict[SegmentKey, list[ChainWarning]] = defaultdict(list)
+    for key in _overlapping(live):
+        found[key].append(ChainWarning.OVERLAP)
+    for key in _gaps(live):
+        found[key].append(ChainWarning.GAP_BEFORE)
+    return dict(found)
+
+
+def _overlapping(live: list[SegmentRecord]) -> set[SegmentKey]:
+    by_destination: dict[str, list[SegmentRecord]] = defaultdict(list)
+    for seg in live:
+        if (dst := destination_of(seg)) is not None:
+            by_destination[dst].append(seg)
+    keys: set[SegmentKey] = set()
+    for group in by_destination.values():
+        group.sort(key=lambda s: (s.start, s.end))
+        latest_end, latest = float("-inf"), None
+        for seg in group:
+            if latest is not None and seg.start < latest_end:
+                keys.update((seg.key, latest.key))
+            if seg.end > latest_end:
+                latest_end, latest = seg.end, seg
+    return keys
+
+
+def _gaps(live: list[SegmentRecord]) -> set[SegmentKey]:
+    chains: dict[tuple[str, int | None], list[SegmentRecord]] = defaultdict(list)
+    for seg in live:
+        chains[(seg.schedule_id, seg.occurrence)].append(seg)
+    keys: set[SegmentKey] = set()
+    for chain in chains.values():
+        chain.sort(key=lambda s: s.index)
+        for before, after in itertools.pairwise(chain):
+            if after.index == before.index + 1 and after.start > before.end:
+                keys.add(after.key)
+    return keys

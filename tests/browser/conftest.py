@@ -1,0 +1,130 @@
+"""Fixtures for the console's browser tests: one daemon against one emulator, one fake-actions app, one Chromium —
+shared by the whole module so the suite stays well under a minute."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from selenium.webdriver.remote.webdriver import WebDriver
+
+from relayd.daemon import Daemon
+from relayd.emulator import Emulator, EmulatorConfig
+from relayd.ids import ScheduleId, SegmentKey
+from relayd.store import SegmentState
+from relayd.web.views import ScheduleInfo
+from tests.browser.harness import LoopThread, chromium
+from tests.e2e.harness import live_schedule, running_daemon, settings_for, write_schedules
+from tests.integration.test_web_support import FakeView, Harness, open_store, segment, start_harness
+
+TOKEN = "browser-test-token"
+
+
+@dataclass
+class Live:
+    """The real daemon and emulator, driven from the test thread through ``loop``."""
+
+    loop: LoopThread
+    emu: Emulator
+    daemon: Daemon
+    base: str
+    start: float
+
+
+@dataclass
+class FakeActions:
+    retried: list[SegmentKey] = field(default_factory=list)
+    released: int = 0
+
+    async def retry_now(self, key: SegmentKey) -> bool:
+        self.retried.append(key)
+        return True
+
+    async def release_removals(self) -> Sequence[ScheduleId]:
+        self.released += 1
+        return [ScheduleId("gone")]
+
+
+@pytest.fixture(scope="module")
+def loop_thread() -> Iterator[LoopThread]:
+    thread = LoopThread()
+    yield thread
+    thread.close()
+
+
+@pytest.fixture(scope="module")
+def live(loop_thread: LoopThread, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    """alpha: 60 s, three chained 20 s tasks (hand-offs 23 s and 43 s in); beta: relaying for 2 min; gamma: later."""
+    workdir = tmp_path_factory.mktemp("console-live")
+    stop: asyncio.Event | None = None
+    ready: concurrent.futures.Future[tuple[Emulator, Daemon]] = concurrent.futures.Future()
+    start = time.time()
+
+    async def serve() -> None:
+        nonlocal stop
+        stop = asyncio.Event()
+        emu = Emulator(EmulatorConfig(max_task_seconds=20, admin=True, callback_retry_delay_s=0.2))
+        await emu.start("127.0.0.1", 0)
+        now = int(start)
+        write_schedules(
+            workdir,
+            live_schedule("alpha", now + 3, now + 63)
+            + live_schedule("beta", now, now + 120)
+            + live_schedule("gamma", now + 600, now + 660),
+        )
+        settings = settings_for(emu, workdir, max_task_seconds=20, horizon=3600, api_token=TOKEN)
+        try:
+            async with running_daemon(settings) as daemon:
+                ready.set_result((emu, daemon))
+                await stop.wait()
+        finally:
+            await emu.stop()
+
+    served = asyncio.run_coroutine_threadsafe(serve(), loop_thread.loop)
+    try:
+        emu, daemon = ready.result(90)
+    except BaseException:
+        if served.done():
+            served.result()
+        raise
+    yield Live(loop_thread, emu, daemon, f"http://127.0.0.1:{daemon.port}", start)
+    loop_thread.loop.call_soon_threadsafe(lambda: stop.set() if stop is not None else None)
+    served.result(60)
+
+
+@pytest.fixture(scope="module")
+def fake(loop_thread: LoopThread, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Harness, FakeActions]]:
+    """An app with the real store and status API, a fake daemon view and fake actions: one failing segment."""
+    workdir = tmp_path_factory.mktemp("console-fake")
+    actions = FakeActions()
+
+    async def begin() -> Harness:
+        store = await open_store(workdir)
+        now = time.time()
+        await store.put(segment("a", 0, now - 600, now - 60, state=SegmentState.ENDED, task_id="t0"))
+        await store.put(
+            segment("a", 1, now - 60, now + 600, state=SegmentState.RETRYING, task_id="t1", last_error="Boom",
+                    last_request_id="req-1", attempts=2)
+        )  # fmt: skip
+        view = FakeView(clock=now, infos=[ScheduleInfo(ScheduleId("a"), title="Fake A")])
+        return await start_harness(store, view=view, actions=actions, api_token=TOKEN)
+
+    harness = loop_thread.run(begin())
+    yield harness, actions
+    loop_thread.run(harness.close())
+
+
+@pytest.fixture(scope="module")
+def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
+    browser = chromium(tmp_path_factory.mktemp("chromium-profile"))
+    yield browser
+    browser.quit()
+
+
+def run_on(live: Live, fn: Any) -> Any:
+    return live.loop.call(fn)

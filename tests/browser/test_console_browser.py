@@ -1,0 +1,205 @@
+"""The web console in headless Chromium, against the real daemon and the real emulator (20 s task cap).
+
+One browser and one daemon serve the whole module; the tests run in file order and each ends by asserting the
+browser logged no errors. Waits are on page conditions with deadlines (WebDriverWait), never fixed sleeps.
+"""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+
+from relayd.store import SegmentState
+from tests.browser.conftest import TOKEN, FakeActions, Live, run_on
+from tests.browser.harness import console_errors, wait_until
+from tests.integration.test_web_support import Harness
+
+pytestmark = pytest.mark.slow
+IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
+
+
+@pytest.fixture(autouse=True)
+def _no_console_errors(driver: WebDriver) -> Iterator[None]:
+    driver.get_log("browser")  # drop what earlier tests left
+    yield
+    assert console_errors(driver) == []
+
+
+def sign_in(driver: WebDriver, base: str, path: str = "/") -> None:
+    driver.get(base + "/login?next=" + path)
+    driver.find_element(By.ID, "token").send_keys(TOKEN)
+    driver.find_element(By.ID, "login-submit").click()
+    loaded = "return location.pathname !== '/login' && document.body.dataset.loaded"
+    wait_until(driver, lambda d: d.execute_script(loaded), 20, "page data")
+
+
+def js(driver: WebDriver, script: str) -> object:
+    return driver.execute_script(script)
+
+
+def status(url: str, **headers: str) -> int:
+    request = urllib.request.Request(url, method="POST" if "Origin" in headers else "GET", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def bar_keys(driver: WebDriver) -> set[str]:
+    """Read in one script: the timeline re-renders live, so element handles go stale."""
+    keys = driver.execute_script("return [...document.querySelectorAll('.seg')].map((e) => e.dataset.key)")
+    return set(keys)
+
+
+def attr_list(driver: WebDriver, selector: str, name: str) -> list[str]:
+    script = f"return [...document.querySelectorAll({selector!r})].map((e) => e.dataset.{name})"
+    return list(driver.execute_script(script))
+
+
+def live_keys(live: Live) -> set[str]:
+    return {r.key for r in run_on(live, live.daemon.store.segments)}
+
+
+def test_refused_without_the_token(driver: WebDriver, live: Live) -> None:
+    driver.get(live.base + "/")
+    assert driver.current_url.startswith(live.base + "/login")
+    assert status(live.base + "/v1/schedules") == 401
+    assert status(live.base + "/v1/removals/release", Origin=live.base) == 401
+
+
+def test_every_schedule_and_segment_is_on_the_timeline(driver: WebDriver, live: Live) -> None:
+    sign_in(driver, live.base)
+    wait_until(driver, lambda d: attr_list(d, ".row", "schedule") == ["alpha", "beta", "gamma"], 20, "three rows")
+    driver.find_element(By.CSS_SELECTOR, '#zoom [data-zoom="all"]').click()
+    wait_until(driver, lambda d: bar_keys(d) == live_keys(live), 20, "one bar per segment in the store")
+    assert {"alpha.0", "beta.0", "gamma.0"} <= bar_keys(driver)
+    assert driver.find_elements(By.CSS_SELECTOR, '.row[data-schedule="alpha"] .handoff')
+    assert driver.find_elements(By.CSS_SELECTOR, ".nowline")
+
+
+def test_a_handoff_appears_live_without_a_reload(driver: WebDriver, live: Live) -> None:
+    js(driver, "window.__samePage = true")
+    state = "return (document.querySelector('.seg[data-key=\"alpha.1\"]') || {dataset: {}}).dataset.state"
+    wait_until(driver, lambda d: d.execute_script(state) == "relaying", 60, "alpha.1 relaying after the hand-off")
+    assert js(driver, "return window.__samePage") is True
+    assert js(driver, "return document.body.dataset.live") == "on"
+    IMG.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(IMG / "console-timeline.png"))
+
+
+def test_a_failure_and_its_restart_appear_live_on_the_schedule_page(driver: WebDriver, live: Live) -> None:
+    driver.get(live.base + "/schedules/beta")
+    wait_until(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#segments tbody tr"), 20, "segments table")
+    js(driver, "window.__samePage = true")
+    running = [r for r in run_on(live, lambda: live.daemon.store.segments("beta")) if r.state is SegmentState.RUNNING]
+    assert running and running[0].task_id
+    run_on(live, lambda: live.emu.fail_task(running[0].task_id, mode="stay", repeat=0))
+    wait_until(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#restarts tbody tr"), 30, "a restart row")
+    assert js(driver, "return window.__samePage") is True
+    kinds = set(attr_list(driver, "#events tbody tr", "kind"))
+    assert {"create", "restart"} <= kinds
+    driver.save_screenshot(str(IMG / "console-schedule.png"))
+
+
+def _gap_to_gamma(driver: WebDriver) -> float:
+    return float(
+        js(
+            driver,
+            "const g = document.querySelector('.seg[data-key=\"gamma.0\"]'), n = document.querySelector('.nowline');"
+            "return g && n ? g.getBoundingClientRect().left - n.getBoundingClientRect().left : -1",
+        )  # type: ignore[arg-type]
+    )
+
+
+def test_zoom_changes_the_scale(driver: WebDriver, live: Live) -> None:
+    driver.get(live.base + "/")
+    wait_until(driver, lambda d: d.execute_script("return document.body.dataset.loaded"), 20, "timeline data")
+    driver.find_element(By.CSS_SELECTOR, '#zoom [data-zoom="21600"]').click()
+    wait_until(driver, lambda d: _gap_to_gamma(d) > 0, 10, "gamma drawn at 6 h")
+    six_hours = _gap_to_gamma(driver)
+    driver.find_element(By.CSS_SELECTOR, '#zoom [data-zoom="604800"]').click()
+    one_week = _gap_to_gamma(driver)
+    assert six_hours > 10 * one_week > 0
+    assert "on" in (driver.find_element(By.CSS_SELECTOR, '#zoom [data-zoom="604800"]').get_attribute("class") or "")
+    driver.find_element(By.CSS_SELECTOR, '#zoom [data-zoom="21600"]').click()
+
+
+def _ticks(driver: WebDriver) -> list[str]:
+    """Read in one script: a live re-render would leave element handles stale."""
+    return list(driver.execute_script("return [...document.querySelectorAll('.axis .tick')].map((e) => e.textContent)"))
+
+
+def test_time_zone_switch_and_utc_on_hover(driver: WebDriver, live: Live) -> None:
+    driver.find_element(By.CSS_SELECTOR, '#tz [data-tz="UTC"]').click()
+    utc = _ticks(driver)
+    driver.find_element(By.CSS_SELECTOR, '#tz [data-tz="Asia/Shanghai"]').click()
+    shanghai = _ticks(driver)
+    assert utc and shanghai and utc != shanghai
+    assert js(driver, "return localStorage.getItem('relayd_tz')") == "Asia/Shanghai"
+    driver.refresh()
+    wait_until(driver, lambda d: d.find_elements(By.CSS_SELECTOR, ".axis .tick"), 20, "axis after reload")
+    assert "on" in (driver.find_element(By.CSS_SELECTOR, '#tz [data-tz="Asia/Shanghai"]').get_attribute("class") or "")
+    title = str(driver.execute_script("return document.querySelector('.seg').title"))
+    assert "UTC" in title
+
+
+def test_language_switch(driver: WebDriver, live: Live) -> None:
+    assert driver.find_element(By.CSS_SELECTOR, "#problems h2").text == "Alerts and problems"
+    driver.find_element(By.ID, "lang-switch").click()
+    wait_until(driver, lambda d: d.find_element(By.TAG_NAME, "html").get_attribute("lang") == "zh-CN", 20, "Chinese")
+    assert driver.find_element(By.CSS_SELECTOR, "#problems h2").text == "告警与问题"
+    driver.find_element(By.ID, "lang-switch").click()
+    wait_until(driver, lambda d: d.find_element(By.TAG_NAME, "html").get_attribute("lang") == "en", 20, "English")
+
+
+def test_the_timeline_scrolls_sideways_on_a_phone(driver: WebDriver, live: Live) -> None:
+    driver.set_window_size(390, 844)
+    try:
+        driver.refresh()
+        wait_until(driver, lambda d: d.find_elements(By.CSS_SELECTOR, ".row"), 20, "rows on a phone")
+        assert js(driver, "const t = document.getElementById('timeline'); return t.scrollWidth > t.clientWidth")
+    finally:
+        driver.set_window_size(1280, 800)
+
+
+def test_a_cross_site_post_with_the_session_is_refused(driver: WebDriver, live: Live) -> None:
+    cookie = driver.get_cookie("relayd_session")
+    assert cookie is not None and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    assert js(driver, "return document.cookie.includes('relayd_session')") is False
+    session = f"relayd_session={cookie['value']}"
+    url = live.base + "/v1/removals/release"
+    assert status(url, Origin="http://evil.example", Cookie=session, **{"Sec-Fetch-Site": "cross-site"}) == 403
+    assert status(url, Origin=live.base, Cookie=session) == 403  # same origin but no CSRF token
+
+
+def test_both_actions_are_confirmed_and_reach_the_provider(
+    driver: WebDriver, fake: tuple[Harness, FakeActions]
+) -> None:
+    harness, actions = fake
+    driver.delete_all_cookies()  # cookies ignore ports: the daemon's session would carry over to this app
+    sign_in(driver, harness.base, "/schedules/a")
+    button = wait_until(driver, lambda d: d.find_elements(By.CSS_SELECTOR, 'button.retry[data-key="a-1"]'), 20, "retry")
+    button[0].click()
+    wait_until(driver, lambda d: d.find_element(By.ID, "confirm").get_attribute("open") is not None, 10, "dialog")
+    driver.find_element(By.ID, "confirm-ok").click()
+    wait_until(driver, lambda d: d.find_element(By.ID, "action-result").text == "Done.", 10, "retry done")
+    assert actions.retried == ["a-1"]
+    driver.get(harness.base + "/")
+    release = wait_until(driver, lambda d: d.find_elements(By.ID, "release"), 20, "release button")[0]
+    release.click()
+    dialog_open = "return document.getElementById('confirm').open"
+    wait_until(driver, lambda d: d.execute_script(dialog_open), 10, "release confirmation")
+    driver.find_element(By.ID, "confirm-cancel").click()
+    wait_until(driver, lambda d: not d.execute_script(dialog_open), 10, "confirmation closed")
+    release.click()
+    wait_until(driver, lambda d: d.execute_script(dialog_open), 10, "release confirmation again")
+    driver.find_element(By.ID, "confirm-ok").click()
+    wait_until(driver, lambda d: "gone" in d.find_element(By.ID, "release-result").text, 10, "release done")
+    assert actions.released == 1  # the cancelled confirmation sent nothing

@@ -1,0 +1,190 @@
+"""The web console's server side over real sockets: sign-in, cookie, CSRF and origin checks, headers, the
+segments addition to the status API, the action endpoints (with a fake provider) and the live stream."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import pytest
+from yarl import URL
+
+from relayd.ids import ScheduleId, SegmentKey
+from relayd.store import SegmentState
+from relayd.web.console.sessions import SESSION_COOKIE
+from relayd.web.views import ScheduleInfo
+from tests.integration.test_web_support import NOW, TOKEN, FakeView, Harness, open_store, segment, start_harness
+
+
+@dataclass
+class FakeActions:
+    retried: list[SegmentKey] = field(default_factory=list)
+    released: int = 0
+    held: list[ScheduleId] = field(default_factory=lambda: [ScheduleId("gone")])
+
+    async def retry_now(self, key: SegmentKey) -> bool:
+        self.retried.append(key)
+        return key == "a-1"
+
+    async def release_removals(self) -> Sequence[ScheduleId]:
+        self.released += 1
+        return list(self.held)
+
+
+@pytest.fixture
+async def harness(tmp_path: Path) -> AsyncIterator[tuple[Harness, FakeActions]]:
+    store = await open_store(tmp_path)
+    actions = FakeActions()
+    view = FakeView(infos=[ScheduleInfo(ScheduleId("a"), title="A")])
+    h = await start_harness(store, view=view, actions=actions)
+    yield h, actions
+    await h.close()
+
+
+def browser_session() -> aiohttp.ClientSession:
+    """A client that keeps cookies for 127.0.0.1 (aiohttp's default jar ignores cookies of IP hosts)."""
+    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+
+def origin(h: Harness) -> dict[str, str]:
+    return {"Origin": h.base, "Sec-Fetch-Site": "same-origin"}
+
+
+async def sign_in(h: Harness, session: aiohttp.ClientSession) -> str:
+    """Sign in through the form; returns the page's CSRF token."""
+    async with session.post(
+        h.url("/login"), data={"token": TOKEN, "next": "/"}, headers=origin(h), allow_redirects=False
+    ) as resp:
+        assert resp.status == 303 and resp.headers["Location"] == "/"
+        cookie = resp.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/" in cookie and TOKEN not in cookie
+    async with session.get(h.url("/")) as resp:
+        assert resp.status == 200
+        page = await resp.text()
+    match = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert match is not None
+    return match.group(1)
+
+
+async def test_pages_redirect_to_login_without_a_session_and_carry_strict_headers(harness) -> None:
+    h, _ = harness
+    async with h.session.get(h.url("/"), allow_redirects=False) as resp:
+        assert resp.status == 303 and resp.headers["Location"].startswith("/login")
+    async with h.session.get(h.url("/login")) as resp:
+        assert resp.status == 200
+        csp = resp.headers["Content-Security-Policy"]
+        assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
+        assert resp.headers["X-Frame-Options"] == "DENY"
+        assert resp.headers["Referrer-Policy"] == "no-referrer"
+        assert resp.headers["X-Content-Type-Options"] == "nosniff"
+        assert "<script>" not in await resp.text()  # no inline scripts, only src= and a JSON data block
+
+
+async def test_a_wrong_token_or_a_cross_site_form_gets_no_session(harness) -> None:
+    h, _ = harness
+    async with h.session.post(h.url("/login"), data={"token": "nope"}, headers=origin(h)) as resp:
+        assert resp.status == 403 and SESSION_COOKIE not in resp.cookies
+    evil = {"Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site"}
+    async with h.session.post(h.url("/login"), data={"token": TOKEN}, headers=evil) as resp:
+        assert resp.status == 403 and SESSION_COOKIE not in resp.cookies
+
+
+async def test_the_session_reads_the_status_api_and_the_bearer_header_still_works(harness) -> None:
+    h, _ = harness
+    await h.store.put(segment("a", 0, NOW - 60, NOW + 60, state=SegmentState.RUNNING, body={"DstAddr": "rtmp://d"}))
+    await h.store.put(segment("a", 1, NOW + 60, NOW + 120, body={"DstAddr": "rtmp://d"}))
+    async with browser_session() as browser:
+        await sign_in(h, browser)
+        async with browser.get(h.url("/v1/schedules?segments=1")) as resp:
+            assert resp.status == 200
+            body = await resp.json()
+    [item] = body["schedules"]
+    assert [s["key"] for s in item["segments"]] == ["a-0", "a-1"]
+    assert all(s["warnings"] == [] for s in item["segments"])
+    async with h.session.get(h.url("/v1/schedules")) as resp:
+        assert resp.status == 401  # no cookie, no header: exactly as before
+    async with h.session.get(h.url("/v1/schedules"), headers={"Authorization": "Bearer wrong"}) as resp:
+        assert resp.status == 403
+    async with h.session.get(h.url("/v1/schedules"), headers={"Authorization": f"Bearer {TOKEN}"}) as resp:
+        assert resp.status == 200 and "segments" not in (await resp.json())["schedules"][0]
+
+
+async def test_overlapping_segments_on_one_destination_are_flagged(harness) -> None:
+    h, _ = harness
+    await h.store.put(segment("a", 0, NOW, NOW + 100, body={"DstAddr": "rtmp://same"}))
+    await h.store.put(segment("b", 0, NOW + 50, NOW + 150, body={"DstAddr": "rtmp://same"}))
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    async with h.session.get(h.url("/v1/schedules?segments=1"), headers=headers) as resp:
+        body = await resp.json()
+    flags = {s["key"]: s["warnings"] for item in body["schedules"] for s in item["segments"]}
+    assert flags == {"a-0": ["overlap"], "b-0": ["overlap"]}
+
+
+async def test_actions_need_csrf_and_same_origin_with_a_session(harness) -> None:
+    h, actions = harness
+    async with browser_session() as browser:
+        csrf = await sign_in(h, browser)
+        url = h.url("/v1/segments/a-1/retry")
+        async with browser.post(url, headers=origin(h)) as resp:
+            assert resp.status == 403 and (await resp.json())["error"] == "csrf"
+        cross = {"Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site", "X-CSRF-Token": csrf}
+        async with browser.post(url, headers=cross) as resp:
+            assert resp.status == 403 and (await resp.json())["error"] == "cross_site"
+        assert actions.retried == []
+        async with browser.post(url, headers={**origin(h), "X-CSRF-Token": csrf}) as resp:
+            assert resp.status == 200 and (await resp.json())["segment_key"] == "a-1"
+        async with browser.post(h.url("/v1/segments/zz-9/retry"), headers={**origin(h), "X-CSRF-Token": csrf}) as resp:
+            assert resp.status == 409
+        async with browser.post(h.url("/v1/removals/release"), headers={**origin(h), "X-CSRF-Token": csrf}) as resp:
+            assert resp.status == 200 and (await resp.json())["released"] == ["gone"]
+    assert actions.retried == ["a-1", "zz-9"] and actions.released == 1
+    async with h.session.post(h.url("/v1/removals/release"), headers={"Authorization": f"Bearer {TOKEN}"}) as resp:
+        assert resp.status == 200  # the token needs no CSRF token: a browser cannot attach it cross-site
+    assert actions.released == 2
+
+
+async def test_logout_revokes_the_session(harness) -> None:
+    h, _ = harness
+    async with browser_session() as browser:
+        csrf = await sign_in(h, browser)
+        stolen = browser.cookie_jar.filter_cookies(URL(h.url("/")))[SESSION_COOKIE].value
+        async with browser.post(h.url("/logout"), data={"csrf": csrf}, headers=origin(h), allow_redirects=False) as r:
+            assert r.status == 303
+    async with h.session.get(h.url("/v1/schedules"), cookies={SESSION_COOKIE: stolen}) as resp:
+        assert resp.status == 401
+
+
+async def test_actions_without_a_provider_answer_unavailable(tmp_path: Path) -> None:
+    h = await start_harness(await open_store(tmp_path))
+    try:
+        async with h.session.post(h.url("/v1/removals/release"), headers={"Authorization": f"Bearer {TOKEN}"}) as r:
+            assert r.status == 503 and (await r.json())["error"] == "action_unavailable"
+    finally:
+        await h.close()
+
+
+async def test_the_stream_says_changed_after_a_store_commit(harness) -> None:
+    h, _ = harness
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    async with h.session.get(h.url("/v1/stream"), headers=headers) as resp:
+        assert resp.headers["Content-Type"].startswith("text/event-stream")
+        assert await asyncio.wait_for(resp.content.readuntil(b"\n\n"), 5) == b"retry: 1000\nevent: hello\ndata: {}\n\n"
+        await h.store.put(segment("a", 0, NOW, NOW + 60))
+        chunk = await asyncio.wait_for(resp.content.readuntil(b"\n\n"), 5)
+        assert chunk == b"event: changed\ndata: {}\n\n"
+
+
+async def test_assets_are_served_from_the_package_with_the_same_headers(harness) -> None:
+    h, _ = harness
+    async with h.session.get(h.url("/console/static/timeline.js")) as resp:
+        assert resp.status == 200 and resp.content_type == "text/javascript"
+        assert resp.headers["X-Content-Type-Options"] == "nosniff"
+        etag = resp.headers["ETag"]
+    async with h.session.get(h.url("/console/static/timeline.js"), headers={"If-None-Match": etag}) as resp:
+        assert resp.status == 304
+    async with h.session.get(h.url("/console/static/../app.py")) as resp:
+        assert resp.status == 404
