@@ -6,8 +6,8 @@ Reads top to bottom like the lifecycle it implements:
 2. resources open into an ``AsyncExitStack`` in order — store (with its single-instance lock), HTTP client session,
    engine and configuration, scheduler, HTTP server — each registering its own cleanup;
 3. the platform is listed, every schedule is reconciled once, timers start, then READY=1 is sent;
-4. the named loops run under a ``Supervisor`` (reconcile workers, notices, reloads, config watching, watchdog,
-   loop lag); one that crashes or returns early stops the daemon rather than letting it limp on;
+4. the named loops (reconcile workers, notices, reloads, config watching, alerts, watchdog, loop lag) run under a
+   ``Supervisor``: one that crashes or returns early stops the daemon rather than letting it limp on;
 5. on SIGTERM/SIGINT: STOPPING=1, loops stop via an ``asyncio.Event``, in-flight work finishes within
    ``shutdown_timeout`` (then it is cancelled), the store flushes, and the lock is released.
 
@@ -71,7 +71,6 @@ class Daemon:
         self.port: int | None = None
         self.metrics = Metrics()
         self._notifier = Notifier.from_env()
-        # Built in run(); the parts tests and tools look at most are named here too.
         self.parts: Parts
         self.store: SharedStore
         self.engine: Engine
@@ -142,6 +141,7 @@ class Daemon:
         supervisor.start("relayd-reload", self._reload_loop())
         supervisor.start("relayd-config-watch", self._watch_config())
         supervisor.start("relayd-loop-lag", loop_lag_monitor(self.metrics, self._stop))
+        supervisor.start("relayd-alerts", self.parts.run_alerts(self._stop))
         if self._notifier.watchdog_interval() is not None:
             supervisor.start("relayd-watchdog", watchdog_loop(self._notifier, self._stop))
 

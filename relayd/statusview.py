@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 
+from relayd.alerts.conditions import AlertFacts
 from relayd.configuration import Configuration
 from relayd.engine import Engine
 from relayd.ids import SegmentKey
@@ -55,6 +56,7 @@ class StatusView:
         self._observer = observer
         self._clock = clock
         self.ready = is_ready
+        self._started_at = clock()
 
     def schedules(self) -> Sequence[ScheduleInfo]:
         return self._config.current.infos
@@ -87,6 +89,16 @@ class StatusView:
 
     def next_handoff(self) -> float | None:
         return next_handoff(self._store.segments(), self._clock())
+
+    def alert_facts(self) -> AlertFacts:
+        """What the alert rules look at, now (``AlertManager.run``'s facts source)."""
+        return AlertFacts(
+            segments=self._store.segments(),
+            started_at=self._started_at,
+            last_platform_success=self.last_platform_success(),
+            platform_error=self._observer.last_error,
+            config_problems=self._config.problems,
+        )
 
     def summary(self) -> str:
         return summary(len(self._engine.schedules), self._store.segments())

@@ -7,6 +7,7 @@ The daemon (``relayd.daemon``) only runs the lifecycle over what this returns.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import secrets
 import time
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 import aiohttp
 import structlog
 
+from relayd.alerts.manager import AlertManager
 from relayd.configuration import Configuration
 from relayd.engine import Engine, engine_config, outcome_metrics
 from relayd.groups import sync_groups
@@ -57,7 +59,12 @@ class Parts:
     config: Configuration
     notices: Notices
     view: StatusView
+    alerts: AlertManager
     callback_secret: bytes
+
+    async def run_alerts(self, stop: asyncio.Event) -> None:
+        """Evaluate the alert conditions and deliver notifications until ``stop`` (a supervised loop)."""
+        await self.alerts.run(stop, facts=self.view.alert_facts, clock=self.view.now)
 
     async def sync_groups(self) -> bool:
         """Create or update the declared ``[[group]]``s (first definition of a name wins)."""
@@ -121,7 +128,8 @@ async def build_parts(
     scheduler.start()
     stack.callback(scheduler.shutdown, wait=False)
     notices = Notices(engine, queue.submit)
-    return Parts(settings, metrics, store, platform, engine, queue, jobs, config, notices, view, secret)
+    alerts = AlertManager.from_settings(settings, store=store, metrics=metrics)
+    return Parts(settings, metrics, store, platform, engine, queue, jobs, config, notices, view, alerts, secret)
 
 
 async def start_web(parts: Parts, stack: AsyncExitStack) -> int:
@@ -139,6 +147,7 @@ async def start_web(parts: Parts, stack: AsyncExitStack) -> int:
         platform_window_s=max(2 * settings.resync_interval, 600.0),
         limits=HttpLimits(read_timeout_s=settings.http_read_timeout, max_connections=settings.http_max_connections),
         started=parts.view.ready,
+        alerts=parts.alerts.open_alerts,
     )
     server = WebServer(app, shutdown_timeout=min(5.0, settings.shutdown_timeout))
     host, port = parse_listen(settings.listen)

@@ -200,6 +200,11 @@ def render_overview(body: dict[str, Any]) -> str:
     problems = body.get("config_problems") or []
     if problems:
         text += "\n\nconfig problems:\n" + "\n".join(f"  {p}" for p in problems)
+    alerts = body.get("alerts") or []
+    if alerts:
+        text += "\n\nopen alerts:\n" + "\n".join(
+            f"  [{a['severity']}] {a['kind']} {a['subject']}: {a['message']}" for a in alerts
+        )
     return text
 
 

@@ -7,12 +7,11 @@ fits). Shaping is pure (``alert_json``). Alert messages never hold target URLs, 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from aiohttp import web
 
 from relayd.alerts.model import Alert
-from relayd.web.api import times
+from relayd.web.api import alert_json
 
 AlertsProvider = Callable[[], Sequence[Alert]]
 """The open alerts, most severe first. Must not block."""
@@ -21,19 +20,6 @@ AlertsProvider = Callable[[], Sequence[Alert]]
 def no_alerts() -> Sequence[Alert]:
     """The provider when alerting is not wired in: the endpoint answers with an empty list."""
     return ()
-
-
-def alert_json(alert: Alert, now: float) -> dict[str, Any]:
-    c = alert.condition
-    return {
-        "kind": c.kind.value,
-        "subject": c.subject,
-        "severity": c.severity.value,
-        "message": c.message,
-        "links": list(c.links),
-        **times("opened_at", alert.opened_at),
-        "open_for_s": round(max(0.0, now - alert.opened_at), 3),
-    }
 
 
 class AlertsApi:

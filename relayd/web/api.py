@@ -12,13 +12,14 @@ one answer), each with ``warnings`` (``gap_before``, ``overlap``: see ``console.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
+from relayd.alerts.model import Alert
 from relayd.ids import ScheduleId, SegmentKey
 from relayd.store import Event, SegmentRecord, SegmentState
 from relayd.web.console.chains import ChainWarning, warnings
@@ -179,12 +180,28 @@ def int_param(query: Mapping[str, str], name: str, default: int | None, *, low: 
     return value
 
 
+def alert_json(alert: Alert, now: float) -> dict[str, Any]:
+    c = alert.condition
+    return {
+        "kind": c.kind.value,
+        "subject": c.subject,
+        "severity": c.severity.value,
+        "message": c.message,
+        "links": list(c.links),
+        **times("opened_at", alert.opened_at),
+        "open_for_s": round(max(0.0, now - alert.opened_at), 3),
+    }
+
+
 class StatusApi:
     """The ``/v1`` read handlers over a store and a daemon view."""
 
-    def __init__(self, *, store: StoreView, view: DaemonView) -> None:
+    def __init__(
+        self, *, store: StoreView, view: DaemonView, alerts: Callable[[], Sequence[Alert]] = lambda: ()
+    ) -> None:
         self._store = store
         self._view = view
+        self._alerts = alerts
         self._rendered: tuple[tuple[int, int, str], bytes] | None = None
 
     def routes(self) -> list[web.RouteDef]:
@@ -213,7 +230,12 @@ class StatusApi:
         schedules = [summarise(sid, infos.get(sid), grouped.get(sid, []), self._view, now) for sid in ids]
         if request.query.get("segments", "") in _YES:
             self._attach_segments(schedules, grouped, now)
-        body = {**times("now", now), "schedules": schedules, "config_problems": list(self._view.config_problems())}
+        body = {
+            **times("now", now),
+            "schedules": schedules,
+            "config_problems": list(self._view.config_problems()),
+            "alerts": [alert_json(a, now) for a in self._alerts()],
+        }
         return web.json_response(body)
 
     def _attach_segments(

@@ -137,7 +137,7 @@ def build_app(
         read_timeout_s=limits.read_timeout_s,
     )
     app.router.add_post(CALLBACK_ROUTE, receiver.handle)
-    app.router.add_routes(StatusApi(store=store, view=view).routes())
+    app.router.add_routes(StatusApi(store=store, view=view, alerts=alerts).routes())
     health = Health(
         store=store, view=view, metrics=metrics, platform_window_s=platform_window_s, started=started or _always
     )

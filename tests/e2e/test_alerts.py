@@ -1,0 +1,104 @@
+"""Alerts end to end: the real daemon against the emulator, a JSON webhook receiver on 127.0.0.1 as the target.
+
+A relay that relayd cannot keep alive opens exactly one alert; a restart of relayd sends nothing twice; when the
+cause is gone and the relay runs again, exactly one resolution follows. A target that hangs delays nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from relayd.store import SegmentState
+from relayd.volc.models import TaskStatus
+from tests.e2e.harness import live_schedule, running_daemon, settings_for, wait_for
+
+pytestmark = pytest.mark.slow
+
+TOKEN = "hook-5b1d0e93c7a24f68"
+
+
+class Receiver:
+    """A webhook target: records the JSON bodies per path; ``/hang/...`` never answers."""
+
+    def __init__(self) -> None:
+        self.bodies: dict[str, list[dict[str, Any]]] = {}
+        self.base = ""
+        self.release = asyncio.Event()
+
+    async def handle(self, request: web.Request) -> web.Response:
+        kind = request.match_info["kind"]
+        if kind == "hang":
+            await self.release.wait()
+        self.bodies.setdefault(kind, []).append(await request.json())
+        return web.Response(status=200)
+
+    def url(self, kind: str) -> str:
+        return f"json://{self.base}/{kind}/{TOKEN}"
+
+    def titles(self, kind: str) -> list[str]:
+        return [str(b.get("title", "")) for b in self.bodies.get(kind, [])]
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    rx = Receiver()
+    app = web.Application()
+    app.router.add_post("/{kind}/{token}", rx.handle)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    rx.base = f"127.0.0.1:{runner.addresses[0][1]}"
+    yield rx
+    rx.release.set()
+    await runner.cleanup()
+
+
+async def test_a_failing_relay_is_alerted_once_and_resolved_once_across_a_restart(
+    emulator: Any, receiver: Receiver, tmp_path: Path
+) -> None:
+    emu = await emulator(max_task_seconds=120)
+    now = time.time()
+    (tmp_path / "schedules").mkdir()
+    (tmp_path / "schedules" / "news.toml").write_text(live_schedule("news", now + 2, now + 110))
+    settings = settings_for(
+        emu,
+        tmp_path,
+        alert_urls=[receiver.url("ok"), receiver.url("hang")],
+        alert_open_after=0.5,
+        alert_resolve_after=0.5,
+        alert_send_timeout=3,
+        restart_max_attempts=1,
+        failed_retry_interval=4,
+    )
+
+    def segment() -> Any:
+        return daemon.store.segment("news.0")
+
+    async with running_daemon(settings) as daemon:
+        await wait_for(lambda: (s := segment()) is not None and s.state == SegmentState.RUNNING, 20, what="relaying")
+        # Fails again after the first two restarts (one in the budget, one slow retry), then runs: the cause is gone.
+        emu.fail_task(segment().task_id, mode="disable", repeat=2)
+        await wait_for(lambda: segment().state == SegmentState.FAILED, 20, what="the budget to be spent")
+        await wait_for(lambda: len(receiver.titles("ok")) >= 1, 15, what="the opening")
+        assert "OPENED critical: segment_failing news.0" in receiver.titles("ok")[0]
+        # The hanging target holds its sends for seconds; reconcile passes and callbacks go on meanwhile.
+        started = time.monotonic()
+        await daemon.engine.reconcile("news")
+        assert time.monotonic() - started < 1.0
+    async with running_daemon(settings) as daemon:
+        await wait_for(lambda: bool(daemon.parts.alerts.open_alerts()), 10, what="the alert, restored")
+        await wait_for(lambda: segment().state == SegmentState.RUNNING, 30, what="the slow retry to restart it")
+        await wait_for(lambda: len(receiver.titles("ok")) >= 2, 15, what="the resolution")
+        task = next(t for t in emu.tasks() if t["TaskId"] == segment().task_id)
+        assert task["Status"] == TaskStatus.ACTIVE.value
+    titles = receiver.titles("ok")
+    assert len(titles) == 2, titles
+    assert "RESOLVED: segment_failing news.0" in titles[1]
