@@ -282,6 +282,11 @@ class LiveClient:
         self._log = logger if logger is not None else log  # a structlog-style logger; the CLI passes a quiet one
         self._clock, self._now, self._rand, self._sleep = clock, now, rand, sleep
 
+    @property
+    def pacer(self) -> Pacer:
+        """The client's pacing gates (their current rates show how far throttling has slowed them)."""
+        return self._pacer
+
     def __repr__(self) -> str:
         return f"LiveClient(endpoint={self.endpoint!r}, access_key={self._credentials.access_key!r})"
 
