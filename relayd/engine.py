@@ -27,7 +27,7 @@ from relayd.platform import Platform
 from relayd.policy import Policy, policy_for
 from relayd.reconcile import ActionKind, Plan, decide
 from relayd.schedules.model import Schedule, Segment
-from relayd.schedules.planner import plan
+from relayd.schedules.planner import TitleLength, plan
 from relayd.settings import Settings
 from relayd.store import SegmentState, StateStore
 from relayd.volc.errors import LiveError
@@ -45,6 +45,7 @@ class EngineConfig:
     horizon_s: int
     namespace: str
     policy: Policy
+    title_length: TitleLength = TitleLength.FULL
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +78,7 @@ def engine_config(settings: Settings) -> EngineConfig:
         horizon_s=int(settings.horizon),
         namespace=settings.namespace,
         policy=policy,
+        title_length=TitleLength(settings.title_limit),
     )
 
 
@@ -162,6 +164,7 @@ class Engine:
             max_task_seconds=cfg.max_task_seconds,
             horizon_s=cfg.horizon_s,
             namespace=cfg.namespace,
+            title_length=cfg.title_length,
         )
 
     def policy_for(self, schedule_id: ScheduleId) -> Policy:

@@ -1,5 +1,9 @@
 """What relayd has seen of the platform's tasks: the latest listing of owned tasks, by Title.
 
+Tasks are indexed by their Title's short tag, and a Title asked for gets every task carrying the same segment at
+either tag length (:func:`relayd.schedules.titles.same_segment`): a record written with a 20-character tag finds its
+task after the installation switched to 10-character tags, and the other way round.
+
 A full resync replaces it (pages of 500); a confirmation re-lists one Title; every action the executor performs
 updates it at once, so a reconcile pass right after an action sees its effect without waiting for the next listing.
 Foreign tasks (not carrying a relayd Title tag) are kept aside, only to report those that push to one of relayd's
@@ -17,7 +21,7 @@ from relayd.cooperative import Slicer
 from relayd.ids import TaskId
 from relayd.platform import ListedTask, ObservedTask, Platform, status_at
 from relayd.reconcile import PlatformView
-from relayd.schedules.planner import is_relayd_title
+from relayd.schedules.titles import is_relayd_title, lookup_title, same_segment
 from relayd.volc.models import TaskStatus
 
 log = structlog.get_logger("relayd.observations")
@@ -28,14 +32,23 @@ class Observations:
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self._clock = clock
-        self._by_title: dict[str, dict[TaskId, ObservedTask]] = {}
+        self._by_title: dict[str, dict[TaskId, ObservedTask]] = {}  # by lookup_title(task title)
         self.foreign: list[ListedTask] = []
         self.listed_at: float | None = None
         self.owned_count = 0
 
     def view(self, titles: Iterable[str], fresh: frozenset[str] = frozenset()) -> PlatformView:
-        tasks = {t: tuple(self._by_title[t].values()) for t in titles if self._by_title.get(t)}
-        return PlatformView(tasks=tasks, fresh=fresh, listed_at=self.listed_at)
+        tasks = {t: seen for t in titles if (seen := self._carrying(t))}
+        fresh_keys = {lookup_title(t) for t in fresh}
+        fresh = fresh | {t for t in titles if lookup_title(t) in fresh_keys}
+        return PlatformView(tasks=tasks, fresh=frozenset(fresh), listed_at=self.listed_at)
+
+    def _carrying(self, title: str) -> tuple[ObservedTask, ...]:
+        """The tasks carrying the segment tagged ``title``, at either tag length."""
+        near = self._by_title.get(lookup_title(title))
+        if not near:
+            return ()
+        return tuple(task for task in near.values() if same_segment(title, task.title))
 
     async def resync(self, platform: Platform) -> None:
         """Replace the view with a complete listing. ``listed_at`` is when the listing started.
@@ -49,7 +62,7 @@ class Observations:
         slicer = Slicer()
         async for listed in platform.list_all():
             if is_relayd_title(listed.task.title):
-                by_title.setdefault(listed.task.title, {})[listed.task.task_id] = listed.task
+                by_title.setdefault(lookup_title(listed.task.title), {})[listed.task.task_id] = listed.task
             else:
                 foreign.append(listed)
             if slicer.due():
@@ -59,19 +72,21 @@ class Observations:
         log.info("platform_listed", owned=self.owned_count, foreign=len(foreign))
 
     async def confirm(self, platform: Platform, titles: Iterable[str]) -> frozenset[str]:
-        """Re-list each Title; the result (including absence) is authoritative for this round."""
+        """Re-list each Title (by its short tag, so tasks of either length show); the result (including absence)
+        is authoritative for this round."""
         done = set()
         for title in titles:
-            listed = await platform.list_title(title)
-            self._by_title[title] = {item.task.task_id: item.task for item in listed}
+            key = lookup_title(title)
+            listed = await platform.list_title(key)
+            self._by_title[key] = {item.task.task_id: item.task for item in listed}
             done.add(title)
         return frozenset(done)
 
     def saw(self, task: ObservedTask) -> None:
-        self._by_title.setdefault(task.title, {})[task.task_id] = task
+        self._by_title.setdefault(lookup_title(task.title), {})[task.task_id] = task
 
     def gone(self, title: str, task_id: TaskId) -> None:
-        self._by_title.get(title, {}).pop(task_id, None)
+        self._by_title.get(lookup_title(title), {}).pop(task_id, None)
 
     def status_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}

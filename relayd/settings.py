@@ -2,7 +2,8 @@
 
 Sources, lowest to highest precedence:
 
-1. defaults (the field defaults below);
+1. defaults (the field defaults below), then the ``platform`` preset's values (:mod:`relayd.presets`) for the
+   keys no other source gives;
 2. credential fallbacks, consulted only when neither ``access_key`` nor ``secret_key`` came from anywhere else,
    in the SDK's order: the ``VOLC_ACCESSKEY`` + ``VOLC_SECRETKEY`` (+ ``VOLC_SESSION_TOKEN``) env pair, then
    ``~/.volc/credentials`` (INI ``[default] access_key_id / secret_access_key``);
@@ -41,6 +42,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from relayd.alerts.redact import redact_url, url_secrets
 from relayd.alerts.targets import AlertTarget, parse_alert_urls, unusable_targets
 from relayd.durations import format_duration, parse_duration
+from relayd.presets import PlatformName, preset_source, with_preset
 from relayd.store.dsn import redact_dsn, url_password
 from relayd.volc.signer import Credentials
 
@@ -79,6 +81,10 @@ def _lower(value: object) -> object:
     return value.lower() if isinstance(value, str) else value
 
 
+def _int_text(value: object) -> object:
+    return int(value) if isinstance(value, str) and value.strip().isdigit() else value
+
+
 Duration = Annotated[float, BeforeValidator(_duration)]
 WholeSeconds = Annotated[int, BeforeValidator(_whole_seconds)]
 _NAMESPACE_RE = re.compile(r"[A-Za-z0-9]{1,8}")
@@ -90,8 +96,17 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(extra="forbid", validate_default=True)
 
+    platform: Annotated[PlatformName, BeforeValidator(_lower)] = Field(
+        PlatformName.VOLCENGINE,
+        description="volcengine or byteplus: sets endpoint, region, service, title_limit and create_update_qps "
+        "(keys given explicitly win).",
+    )
     endpoint: str = Field("https://live.volcengineapi.com", description="Volcengine Live OpenAPI base URL.")
     region: str = Field("cn-north-1", min_length=1, description="Region used in request signing.")
+    service: str = Field("live", min_length=1, description="Service name used in request signing.")
+    title_limit: Annotated[Literal[10, 20], BeforeValidator(_int_text)] = Field(
+        20, description="Longest task Title the platform accepts: task tags of 20 or 10 characters (BytePlus: 10)."
+    )
     access_key: SecretStr | None = Field(None, description="Volcengine access key id (AK).")
     secret_key: SecretStr | None = Field(None, description="Volcengine secret access key (SK).")
     session_token: SecretStr | None = Field(None, description="STS session token, for temporary credentials.")
@@ -176,6 +191,12 @@ class Settings(BaseSettings):
     )
     write_qps: float = Field(10.0, gt=0, le=10, description="Write API requests per second (platform cap 10).")
     list_qps: float = Field(15.0, gt=0, le=15, description="List API requests per second (platform cap 15).")
+    create_update_qps: float = Field(
+        10.0,
+        gt=0,
+        le=10,
+        description="Create and Update requests per second, each (BytePlus: 1); they count as writes too.",
+    )
     api_timeout: Duration = Field(10.0, gt=0, description="Timeout of one API request.")
     api_max_attempts: int = Field(5, ge=1, description="Attempts per API call on retryable errors.")
     api_deadline: Duration = Field(60.0, gt=0, description="Overall deadline of one API call including retries.")
@@ -220,6 +241,11 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # load_settings merges file/env/fallbacks itself (to know each value's origin); see the module docstring.
         return (init_settings,)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, data: Any) -> Any:
+        return with_preset(data)[0] if isinstance(data, dict) else data
 
     @field_validator("endpoint")
     @classmethod
@@ -292,7 +318,11 @@ class Settings(BaseSettings):
         assert self.access_key is not None and self.secret_key is not None
         token = self.session_token.get_secret_value() if self.session_token else ""
         return Credentials(
-            self.access_key.get_secret_value(), self.secret_key.get_secret_value(), token, region=self.region
+            self.access_key.get_secret_value(),
+            self.secret_key.get_secret_value(),
+            token,
+            region=self.region,
+            service=self.service,
         )
 
     def sources(self) -> dict[str, str]:
@@ -524,7 +554,8 @@ def _validate(values: dict[str, Any], sources: dict[str, str], path: Path | None
         settings = Settings(**values)
     except ValidationError as e:
         raise SettingsError([_describe(error, sources) for error in e.errors()]) from None
-    settings._sources = {key: sources.get(key, DEFAULT) for key in Settings.model_fields}
+    preset = {key: preset_source(str(settings.platform)) for key in with_preset(values)[1]}
+    settings._sources = {key: sources.get(key) or preset.get(key, DEFAULT) for key in Settings.model_fields}
     settings._config_file = path
     for key, fix in DEPRECATED_KEYS.items():
         if key in values:

@@ -93,6 +93,7 @@ async def build_parts(
         session=session,
         write_qps=settings.write_qps,
         list_qps=settings.list_qps,
+        create_update_qps=settings.create_update_qps,
         timeout_s=settings.api_timeout,
         max_attempts=settings.api_max_attempts,
         deadline_s=settings.api_deadline,

@@ -98,6 +98,7 @@ def _client(conn: dict[str, Any]) -> LiveClient:
         settings.credentials(),
         write_qps=settings.write_qps,
         list_qps=settings.list_qps,
+        create_update_qps=settings.create_update_qps,
         timeout_s=settings.api_timeout,
         max_attempts=settings.api_max_attempts,
         deadline_s=settings.api_deadline,

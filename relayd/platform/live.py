@@ -7,6 +7,7 @@ from typing import Any
 
 from relayd.ids import GroupName, TaskId
 from relayd.platform import ListedTask, ObservedTask
+from relayd.schedules.titles import same_segment
 from relayd.volc.client import LiveClient
 from relayd.volc.models import (
     CreateGroupRequest,
@@ -64,7 +65,7 @@ class LivePlatform:
 
     async def list_title(self, title: str) -> list[ListedTask]:
         page = await self._client.list_tasks_v2(ListTasksV2Request(title=title, page=1, size=TASK_PAGE_SIZE))
-        return [_listed(item) for item in page.items if item.title == title]
+        return [_listed(item) for item in page.items if same_segment(title, item.title or "")]
 
     async def list_groups(self) -> list[GroupItem]:
         """Every active group, page by page."""

@@ -21,6 +21,7 @@ from typing import Any
 
 from relayd.ids import GroupName, TaskId
 from relayd.platform import ListedTask, ObservedTask, status_at
+from relayd.schedules.titles import same_segment
 from relayd.volc.errors import LiveError
 from relayd.volc.models import GroupItem, TagInfo, TaskStatus
 
@@ -108,7 +109,7 @@ class MemoryPlatform:
     async def list_title(self, title: str) -> list[ListedTask]:
         async with self._call("list_title"):
             pass
-        return [self._fresh(t) for t in self.tasks.values() if t.task.title == title]
+        return [self._fresh(t) for t in self.tasks.values() if same_segment(title, t.task.title)]
 
     async def list_groups(self) -> list[GroupItem]:
         async with self._call("list_groups"):

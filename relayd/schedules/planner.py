@@ -7,7 +7,8 @@ Only segments with ``end > now`` and ``start < now + horizon_s`` are returned, s
 planned lazily in O(horizon / cap).
 
 Identity: a window segment's key is ``<id>.<k>``; a recurrence segment's is ``<id>.<occurrence start unix>.<k>``.
-Schedule ids cannot contain dots, so keys never collide. The platform Title is :func:`title_for` the key.
+Schedule ids cannot contain dots, so keys never collide. The platform Title is :func:`title_for` the key, at the
+Title length the platform allows (``title_length``).
 
 Recurrences: occurrences are evaluated in the schedule's time zone (see relayd.schedules.recurrence for DST);
 each lasts ``duration`` but is cut short at the next occurrence's start if a DST change would make them
@@ -15,7 +16,9 @@ overlap. VOD continuity is per window or occurrence (see relayd.schedules.vod); 
 the window when its last loop finishes.
 
 ``spec_hash`` covers start, end, title, group and body: if it differs from what a task was created with, the
-task must be updated. The watermark picture enters it by its own hash, computed once per distinct picture.
+task must be updated. It covers the *full* (20-character) tag whatever the Title length: changing the length alone
+changes no hash, so it updates no task (the tags of both lengths find the same task, see relayd.schedules.titles).
+The watermark picture enters it by its own hash, computed once per distinct picture.
 """
 
 from __future__ import annotations
@@ -32,9 +35,9 @@ from relayd.ids import SegmentKey
 from relayd.schedules import vod
 from relayd.schedules.model import Destination, LiveSource, Recurrence, Schedule, Segment, VodSource, zone
 from relayd.schedules.recurrence import occurrences, parse_cron
-from relayd.schedules.titles import is_relayd_title, title_for
+from relayd.schedules.titles import TitleLength, is_relayd_title, title_for
 
-__all__ = ["base_body", "is_relayd_title", "plan", "title_for"]
+__all__ = ["TitleLength", "base_body", "is_relayd_title", "plan", "title_for"]
 
 _CONTINUE = {"resume": 0, "catch_up": 1}
 
@@ -83,9 +86,10 @@ def _hashable(body: dict[str, Any]) -> str:
 class _Builder:
     """Per-plan-call constants of one schedule, so each segment costs one small dict and two hashes."""
 
-    def __init__(self, schedule: Schedule, namespace: str) -> None:
+    def __init__(self, schedule: Schedule, namespace: str, title_length: TitleLength) -> None:
         self.schedule = schedule
         self.namespace = namespace
+        self.title_length = title_length
         self.base = base_body(schedule)
         self.base_text = _hashable(self.base)
         self.vod = schedule.source if isinstance(schedule.source, VodSource) else None
@@ -93,11 +97,12 @@ class _Builder:
     def segment(self, occurrence: int | None, index: int, start: int, end: int, origin: int) -> Segment:
         sid = self.schedule.id
         key = SegmentKey(f"{sid}.{index}" if occurrence is None else f"{sid}.{occurrence}.{index}")
-        title = title_for(key, self.namespace)
+        title = title_for(key, self.namespace, self.title_length)
         extra = vod.playlist_at(self.vod, start - origin) if self.vod is not None else {}
         group = self.schedule.group
         extra_text = json.dumps(extra, sort_keys=True) if extra else ""
-        text = f"{start}|{end}|{title}|{group or ''}|{self.base_text}|{extra_text}"
+        full = title if self.title_length == TitleLength.FULL else title_for(key, self.namespace)
+        text = f"{start}|{end}|{full}|{group or ''}|{self.base_text}|{extra_text}"
         return Segment(
             schedule_id=sid,
             key=key,
@@ -164,13 +169,19 @@ def _split(
 
 
 def plan(
-    schedule: Schedule, *, now: int, max_task_seconds: int, horizon_s: int, namespace: str = "relayd"
+    schedule: Schedule,
+    *,
+    now: int,
+    max_task_seconds: int,
+    horizon_s: int,
+    namespace: str = "relayd",
+    title_length: TitleLength = TitleLength.FULL,
 ) -> list[Segment]:
     """The segments to keep at ``now``: every one with end > now and start < now + horizon_s, in order."""
     if max_task_seconds < 1:
         raise ValueError(f"max_task_seconds must be >= 1 (got {max_task_seconds})")
     until = now + max(0, horizon_s)
-    builder = _Builder(schedule, namespace)
+    builder = _Builder(schedule, namespace, title_length)
     return [
         segment
         for occurrence, origin, end in _windows(schedule, now, until)

@@ -4,7 +4,9 @@ One call, in order:
 
 1. **Validate** the body (or query) against the platform's documented field rules (:mod:`relayd.volc.rules`);
    a broken rule raises :class:`~relayd.volc.errors.ValidationError` and nothing is sent.
-2. **Pace**: take a token from the action class's bucket (:mod:`relayd.volc.pacing`), shared by all callers.
+2. **Pace**: pass the action class's gates (:mod:`relayd.volc.pacing`), shared by all callers; Create and Update
+   have gates of their own (``create_update_qps``) besides the write class's. A throttling answer slows the
+   gates the call passed; successes let them recover.
 3. **Sign** (:mod:`relayd.volc.signer`) with a fresh X-Date and send the exact bytes that were hashed, with the
    exact ``Content-Type: application/json`` that was signed (bytes via ``data=`` so aiohttp adds no charset).
    GET (ListPullToPushTask) sends no body and no Content-Type; query values are stringified like the SDK.
@@ -49,6 +51,7 @@ from relayd.volc.errors import (
     ApiError,
     DeadlineExceeded,
     LiveError,
+    ThrottledError,
     TransportError,
     ValidationError,
     api_error,
@@ -119,8 +122,8 @@ _REF = _only(rules.check_task_ref)
 ACTIONS: dict[str, ActionSpec] = {
     spec.name: spec
     for spec in (
-        ActionSpec(CREATE_TASK, idempotent=False, check=_task),
-        ActionSpec(UPDATE_TASK, check=_task_update),
+        ActionSpec(CREATE_TASK, action_class=ActionClass.CREATE, idempotent=False, check=_task),
+        ActionSpec(UPDATE_TASK, action_class=ActionClass.UPDATE, check=_task_update),
         ActionSpec(DELETE_TASK, check=_REF),
         ActionSpec(STOP_TASK, check=_REF),
         ActionSpec(RESTART_TASK, check=_REF),
@@ -243,6 +246,7 @@ class LiveClient:
         session: aiohttp.ClientSession | None = None,
         write_qps: float = 10,
         list_qps: float = 15,
+        create_update_qps: float | None = None,
         timeout_s: float = 10,
         max_attempts: int = 5,
         deadline_s: float = 60,
@@ -261,7 +265,14 @@ class LiveClient:
         self._host = host_header(self.endpoint)
         self._session = session
         self._owns_session = session is None
-        self._pacer = Pacer(write_qps=write_qps, list_qps=list_qps, enabled=pacing, clock=clock, sleep=sleep)
+        self._pacer = Pacer(
+            write_qps=write_qps,
+            list_qps=list_qps,
+            create_update_qps=create_update_qps,
+            enabled=pacing,
+            clock=clock,
+            sleep=sleep,
+        )
         self.policy = RetryPolicy(
             max_attempts=max_attempts, deadline_s=deadline_s, timeout_s=timeout_s, backoff=backoff or Backoff()
         )
@@ -270,6 +281,11 @@ class LiveClient:
         self._observer = observer
         self._log = logger if logger is not None else log  # a structlog-style logger; the CLI passes a quiet one
         self._clock, self._now, self._rand, self._sleep = clock, now, rand, sleep
+
+    @property
+    def pacer(self) -> Pacer:
+        """The client's pacing gates (their current rates show how far throttling has slowed them)."""
+        return self._pacer
 
     def __repr__(self) -> str:
         return f"LiveClient(endpoint={self.endpoint!r}, access_key={self._credentials.access_key!r})"
@@ -353,13 +369,17 @@ class LiveClient:
         outcome = "ok"
         try:
             status, raw = await self._send(spec, pairs, payload, limit_s)
-            return parse_envelope(spec.name, status, raw)
+            result = parse_envelope(spec.name, status, raw)
         except LiveError as error:
             outcome = error.outcome
+            if isinstance(error, ThrottledError):
+                self._pacer.throttled(spec.action_class)
             raise
         finally:
             if self._observer is not None:
                 self._observer.on_call(spec.name, outcome, self._clock() - started, attempt)
+        self._pacer.succeeded(spec.action_class)
+        return result
 
     def _headers(self, method: str, pairs: list[tuple[str, str]], payload: bytes) -> dict[str, str]:
         headers = {"Host": self._host, "Accept": "application/json", "User-Agent": USER_AGENT}

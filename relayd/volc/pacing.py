@@ -1,14 +1,28 @@
-"""Client-side pacing: one token bucket per action class, shared by every caller of one client.
+"""Client-side pacing: one adaptive gate per action class, shared by every caller of one client.
 
 The platform limits each account per action class (reference section 1): task writes, group actions and
-ListPullToPushGroup at 10 QPS, ListPullToPushTask(V2) at 15 QPS, counted over a sliding one-second window.
-A bucket with burst 1 spaces requests ``1/qps`` apart (plus a small margin for network jitter), so no one-second
-window ever holds more than ``qps`` of them, even at the window's edge.
+ListPullToPushGroup at 10 QPS, ListPullToPushTask(V2) at 15 QPS, counted over a sliding one-second window;
+BytePlus MediaLive limits CreatePullToPushTask and UpdatePullToPushTask to 1 QPS each (section 10). Create and
+Update pass two gates: their own (``create_update_qps``) and the write class's.
 
-Fairness without a lock: :meth:`TokenBucket.acquire` *reserves* the next free slot synchronously (no await
-between reading and advancing it), then sleeps until that slot. Callers are therefore served in call order
-(FIFO). A caller cancelled while waiting leaves its slot unused, which only errs on the slow side. Retries call
-``acquire`` again: every attempt costs a token.
+Why not a token bucket with a margin on every interval (the first version): spacing grants ``1/qps + 5 ms`` apart
+cost 5 % at 10 QPS (N creates took 1.045 x N/QPS), and the margin still did not protect against the real risk,
+a waiter woken late by a busy loop sending close to the request ``qps`` places ahead of it. A gate instead:
+
+* spaces releases ``1/rate`` apart on an ideal grid, so a waiter woken a little late (less than half an interval)
+  does not push every later slot back; after idle time the grid restarts at the next caller (no burst);
+* lets at most ``n = max(1, floor(rate))`` releases into any window of ``n / rate + margin_s`` seconds, measured on
+  the *actual* release times: however late the loop wakes a waiter, no sliding window sent ever holds more than
+  the limit, and the margin (15 ms) absorbs network jitter between the requests ``n`` apart. N requests take
+  about ``N / rate x (1 + margin_s)``: 1.5 % over the floor.
+
+Releases are in call order: one waiter at a time holds the gate's lock (asyncio locks are FIFO) while it sleeps.
+A caller cancelled while waiting gives its turn to the next. Retries acquire again: every attempt is paced.
+
+Adaptation: a throttling answer means the platform's limit is lower than configured (another client on the
+account, a smaller quota). The gate halves its rate (at most once per window, never below 1/16 of the configured
+rate) and then recovers gradually: every ``recover_after_s`` without a throttle it adds a tenth of the configured
+rate back, up to the configured rate.
 
 Clock and sleep are injected so tests run on a fake clock without sleeping.
 """
@@ -16,77 +30,152 @@ Clock and sleep are injected so tests run on a fake clock without sleeping.
 from __future__ import annotations
 
 import asyncio
-import enum
+import math
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
+from enum import StrEnum
+
+import structlog
+
+log = structlog.get_logger("relayd.volc.pacing")
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
-DEFAULT_MARGIN_S = 0.005
+DEFAULT_MARGIN_S = 0.015
+RECOVER_AFTER_S = 5.0
+RECOVER_STEP = 0.1
+FLOOR_FRACTION = 1 / 16
 
 
-class ActionClass(enum.Enum):
+class ActionClass(StrEnum):
     WRITE = "write"
     LIST = "list"
+    CREATE = "create"  # CreatePullToPushTask: its own gate, then the write gate
+    UPDATE = "update"  # UpdatePullToPushTask: its own gate, then the write gate
 
 
-class TokenBucket:
-    """Burst-1 bucket: successive grants at least ``1/rate + margin_s`` apart, in FIFO order."""
+class Gate:
+    """An adaptive pace: releases ``1/rate`` apart and at most ``n`` per ``n/rate + margin_s``, in FIFO order."""
 
     def __init__(
         self,
         rate: float,
         *,
+        name: str = "",
         margin_s: float = DEFAULT_MARGIN_S,
+        recover_after_s: float = RECOVER_AFTER_S,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         if rate <= 0:
             raise ValueError(f"rate must be > 0 (got {rate})")
+        self.name = name
+        self.configured = rate
         self.rate = rate
-        self.interval = 1.0 / rate + margin_s
+        self._margin_s = margin_s
+        self._recover_after_s = recover_after_s
         self._clock = clock
         self._sleep = sleep
-        self._next_free: float | None = None
+        self._lock = asyncio.Lock()
+        self._next_slot: float | None = None
+        self._released: deque[float] = deque(maxlen=max(1, math.floor(rate)))
+        self._changed_at = -math.inf
 
-    def reserve(self) -> float:
-        """Claim the next slot; return how long the caller must wait for it (0 if free now)."""
-        now = self._clock()
-        slot = now if self._next_free is None or self._next_free <= now else self._next_free
-        self._next_free = slot + self.interval
-        return slot - now
+    @property
+    def interval(self) -> float:
+        return 1.0 / self.rate
+
+    def due(self, now: float) -> float:
+        """The earliest instant the next caller may be released (``now`` or earlier: at once)."""
+        due = now if self._next_slot is None else self._next_slot
+        n = max(1, math.floor(self.rate))
+        if len(self._released) >= n:
+            due = max(due, self._released[-n] + n / self.rate + self._margin_s)
+        return due
+
+    def release(self, now: float) -> None:
+        """Record a release at ``now``; the next slot follows the grid unless the gate was idle."""
+        slot = self._next_slot
+        on_grid = slot is not None and slot >= now - self.interval / 2
+        self._next_slot = (slot if on_grid and slot is not None else now) + self.interval
+        self._released.append(now)
 
     async def acquire(self) -> float:
-        """Wait for a token; return the seconds waited."""
-        wait = self.reserve()
-        if wait > 0:
-            await self._sleep(wait)
-        return wait
+        """Wait for this caller's turn; return the seconds waited."""
+        started = self._clock()
+        async with self._lock:
+            while (wait := self.due(now := self._clock()) - now) > 0:
+                await self._sleep(wait)
+            self.release(self._clock())
+        return self._clock() - started
+
+    def throttled(self) -> None:
+        """The platform answered "too many requests": halve the rate (once per window, down to a floor)."""
+        now = self._clock()
+        if now - self._changed_at < max(1, math.floor(self.rate)) / self.rate:
+            return
+        self._set_rate(max(self.configured * FLOOR_FRACTION, self.rate / 2), now)
+        log.warning("api_pace_reduced", action_class=self.name, qps=round(self.rate, 3))
+
+    def succeeded(self) -> None:
+        """A call went through: after ``recover_after_s`` without a throttle, step the rate back up."""
+        now = self._clock()
+        if self.rate >= self.configured or now - self._changed_at < self._recover_after_s:
+            return
+        self._set_rate(min(self.configured, self.rate + self.configured * RECOVER_STEP), now)
+        log.info("api_pace_recovered", action_class=self.name, qps=round(self.rate, 3))
+
+    def _set_rate(self, rate: float, now: float) -> None:
+        self.rate = rate
+        self._changed_at = now
+        if self._next_slot is not None:
+            self._next_slot = max(self._next_slot, now + self.interval)
 
 
 class Pacer:
-    """The buckets of one client. ``enabled=False`` (benchmarks, tests) makes :meth:`acquire` free."""
+    """The gates of one client. ``enabled=False`` (benchmarks, tests) makes :meth:`acquire` free."""
 
     def __init__(
         self,
         *,
         write_qps: float = 10.0,
         list_qps: float = 15.0,
+        create_update_qps: float | None = None,
         enabled: bool = True,
         margin_s: float = DEFAULT_MARGIN_S,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.enabled = enabled
-        self._buckets = {
-            ActionClass.WRITE: TokenBucket(write_qps, margin_s=margin_s, clock=clock, sleep=sleep),
-            ActionClass.LIST: TokenBucket(list_qps, margin_s=margin_s, clock=clock, sleep=sleep),
+        own = create_update_qps if create_update_qps is not None else write_qps
+        rates = {ActionClass.WRITE: write_qps, ActionClass.LIST: list_qps}
+        rates |= {ActionClass.CREATE: own, ActionClass.UPDATE: own}
+        self._gates = {
+            cls: Gate(rate, name=cls.value, margin_s=margin_s, clock=clock, sleep=sleep) for cls, rate in rates.items()
         }
 
-    def bucket(self, action_class: ActionClass) -> TokenBucket:
-        return self._buckets[action_class]
+    def gate(self, action_class: ActionClass) -> Gate:
+        return self._gates[action_class]
+
+    def gates_of(self, action_class: ActionClass) -> tuple[Gate, ...]:
+        """The gates a call of this class passes, most specific first (Create/Update: own, then write)."""
+        if action_class in (ActionClass.CREATE, ActionClass.UPDATE):
+            return self._gates[action_class], self._gates[ActionClass.WRITE]
+        return (self._gates[action_class],)
 
     async def acquire(self, action_class: ActionClass) -> float:
         if not self.enabled:
             return 0.0
-        return await self._buckets[action_class].acquire()
+        waited = 0.0
+        for gate in self.gates_of(action_class):
+            waited += await gate.acquire()
+        return waited
+
+    def throttled(self, action_class: ActionClass) -> None:
+        for gate in self.gates_of(action_class):
+            gate.throttled()
+
+    def succeeded(self, action_class: ActionClass) -> None:
+        for gate in self.gates_of(action_class):
+            gate.succeeded()

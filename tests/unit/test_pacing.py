@@ -1,29 +1,33 @@
-"""Token buckets on a fake clock: spacing, FIFO order, the sliding-window guarantee, classes, and the off switch."""
+"""Pacing gates on a fake clock: spacing, FIFO order, the sliding-window guarantee under late wake-ups, the ratio
+to N/QPS, per-action classes, adaptation to throttling, and the off switch."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections import deque
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relayd.volc.pacing import ActionClass, Pacer, TokenBucket
+from relayd.volc.pacing import DEFAULT_MARGIN_S, RECOVER_AFTER_S, ActionClass, Gate, Pacer
 
 
 class FakeTime:
-    """A clock that only moves when a waiter sleeps; records every sleep."""
+    """A clock that moves only when a waiter sleeps (by the sleep, plus ``late`` to play a busy loop)."""
 
-    def __init__(self) -> None:
+    def __init__(self, late: list[float] | None = None) -> None:
         self.now = 0.0
         self.sleeps: list[float] = []
+        self._late = deque(late or [])
 
     def __call__(self) -> float:
         return self.now
 
     async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
+        self.now += seconds + (self._late.popleft() if self._late else 0.0)
         await asyncio.sleep(0)
 
 
@@ -39,56 +43,147 @@ def max_in_window(grants: list[float], span: float = 1.0) -> int:
     return best
 
 
-def test_first_token_is_free_then_spaced_by_interval() -> None:
-    clock = FakeTime()
-    bucket = TokenBucket(10, margin_s=0.0, clock=clock)
-    waits = [bucket.reserve() for _ in range(4)]
-    assert waits == pytest.approx([0.0, 0.1, 0.2, 0.3])
+async def releases(gate: Gate, clock: FakeTime, count: int) -> list[float]:
+    """Release times of ``count`` callers that all arrive at once."""
+    out: list[float] = []
+
+    async def take() -> None:
+        await gate.acquire()
+        out.append(clock.now)
+
+    await asyncio.gather(*(take() for _ in range(count)))
+    return out
 
 
-def test_idle_time_does_not_accumulate_a_burst() -> None:
+async def test_first_release_is_free_then_spaced_by_interval() -> None:
     clock = FakeTime()
-    bucket = TokenBucket(10, margin_s=0.0, clock=clock)
-    bucket.reserve()
+    gate = Gate(10, margin_s=0.0, clock=clock, sleep=clock.sleep)
+    times = await releases(gate, clock, 4)
+    assert times == pytest.approx([0.0, 0.1, 0.2, 0.3])
+
+
+async def test_idle_time_does_not_accumulate_a_burst() -> None:
+    clock = FakeTime()
+    gate = Gate(10, margin_s=0.0, clock=clock, sleep=clock.sleep)
+    await gate.acquire()
     clock.now = 100.0
-    assert bucket.reserve() == 0.0
-    assert bucket.reserve() == pytest.approx(0.1)
+    assert await gate.acquire() == 0.0
+    assert await gate.acquire() == pytest.approx(0.1)
 
 
 async def test_concurrent_waiters_are_served_in_call_order() -> None:
     clock = FakeTime()
-    bucket = TokenBucket(5, margin_s=0.0, clock=clock, sleep=clock.sleep)
-    waited: dict[int, float] = {}
+    gate = Gate(5, margin_s=0.0, clock=clock, sleep=clock.sleep)
+    order: list[int] = []
 
     async def take(i: int) -> None:
-        waited[i] = await bucket.acquire()
+        await gate.acquire()
+        order.append(i)
 
     await asyncio.gather(*(take(i) for i in range(6)))
-    assert [waited[i] for i in range(6)] == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
-    assert clock.sleeps == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.0])
+    assert order == list(range(6))
 
 
+@pytest.mark.parametrize("qps", [1, 10])
+async def test_n_releases_take_at_most_1_02_times_n_over_qps(qps: int) -> None:
+    clock = FakeTime()
+    gate = Gate(qps, clock=clock, sleep=clock.sleep)
+    count = 20 * qps
+    times = await releases(gate, clock, count)
+    # One more interval for the last request's own answer: the bench measures first call to last answer.
+    assert times[-1] + 1 / qps <= 1.02 * count / qps
+    assert times[-1] + 1 / qps >= count / qps  # not faster than the limit either
+
+
+@settings(deadline=None, max_examples=60)
 @given(
-    rate=st.sampled_from([1, 3, 10, 15]),
-    gaps=st.lists(st.floats(min_value=0, max_value=0.5), min_size=1, max_size=80),
+    qps=st.sampled_from([1, 3, 10, 15]),
+    late=st.lists(st.floats(min_value=0, max_value=0.3), min_size=1, max_size=60),
 )
-def test_no_sliding_window_ever_exceeds_the_rate(rate: int, gaps: list[float]) -> None:
-    clock = FakeTime()
-    bucket = TokenBucket(rate, clock=clock)
-    grants = []
-    for gap in gaps:
-        clock.now += gap
-        grants.append(clock.now + bucket.reserve())
-    assert max_in_window(grants) <= rate
+def test_no_sliding_window_exceeds_the_rate_however_late_waiters_wake(qps: int, late: list[float]) -> None:
+    clock = FakeTime(late)
+    gate = Gate(qps, clock=clock, sleep=clock.sleep)
+    times = asyncio.run(releases(gate, clock, len(late) + qps))
+    assert max_in_window(times, 1.0 + DEFAULT_MARGIN_S / 2) <= qps
 
 
-async def test_classes_have_separate_buckets() -> None:
+async def test_late_wakeups_do_not_push_every_later_slot_back() -> None:
+    clock = FakeTime(late=[0.004] * 400)  # every wake-up 4 ms late: a busy loop
+    gate = Gate(10, clock=clock, sleep=clock.sleep)
+    times = await releases(gate, clock, 200)
+    # Spacing each release from the previous (late) one would add 200 x 4 ms = 0.8 s (1.04 x N/QPS).
+    assert times[-1] + 0.1 <= 1.02 * 20
+
+
+async def test_throttling_halves_the_rate_once_per_window_then_recovers_gradually() -> None:
     clock = FakeTime()
-    pacer = Pacer(write_qps=10, list_qps=15, margin_s=0.0, clock=clock, sleep=clock.sleep)
-    assert await pacer.acquire(ActionClass.WRITE) == 0.0
+    gate = Gate(10, clock=clock, sleep=clock.sleep)
+    gate.throttled()
+    gate.throttled()  # the same burst of answers: one cut
+    assert gate.rate == pytest.approx(5)
+    clock.now += 1.5
+    gate.throttled()
+    assert gate.rate == pytest.approx(2.5)
+    rates = []
+    for _ in range(12):
+        clock.now += RECOVER_AFTER_S
+        gate.succeeded()
+        rates.append(gate.rate)
+    assert rates[:3] == pytest.approx([3.5, 4.5, 5.5])  # a tenth of the configured rate per step
+    assert rates[-1] == pytest.approx(10)  # and never above it
+
+
+async def test_success_before_recover_after_keeps_the_reduced_rate() -> None:
+    clock = FakeTime()
+    gate = Gate(1, clock=clock, sleep=clock.sleep)
+    gate.throttled()
+    clock.now += RECOVER_AFTER_S / 2
+    gate.succeeded()
+    assert gate.rate == pytest.approx(0.5)
+
+
+async def test_a_reduced_gate_spaces_releases_at_the_new_rate() -> None:
+    clock = FakeTime()
+    gate = Gate(10, margin_s=0.0, clock=clock, sleep=clock.sleep)
+    await gate.acquire()
+    gate.throttled()
+    times = await releases(gate, clock, 3)
+    assert [b - a for a, b in itertools.pairwise(times)] == pytest.approx([0.2, 0.2])
+
+
+async def test_the_rate_never_falls_below_a_sixteenth() -> None:
+    clock = FakeTime()
+    gate = Gate(8, clock=clock, sleep=clock.sleep)
+    for _ in range(10):
+        clock.now += 100
+        gate.throttled()
+    assert gate.rate == pytest.approx(0.5)
+
+
+async def test_create_and_update_pass_their_own_gate_and_the_write_gate() -> None:
+    clock = FakeTime()
+    pacer = Pacer(write_qps=10, list_qps=15, create_update_qps=1, margin_s=0.0, clock=clock, sleep=clock.sleep)
+    assert await pacer.acquire(ActionClass.CREATE) == 0.0
+    assert await pacer.acquire(ActionClass.UPDATE) == pytest.approx(0.1)  # its own gate is free; the write one not
+    assert await pacer.acquire(ActionClass.WRITE) == pytest.approx(0.1)  # Create and Update took write slots
+    assert await pacer.acquire(ActionClass.CREATE) == pytest.approx(0.8)  # 1 s after the first Create
     assert await pacer.acquire(ActionClass.LIST) == 0.0
-    assert await pacer.acquire(ActionClass.WRITE) == pytest.approx(0.1)
-    assert await pacer.acquire(ActionClass.LIST) == pytest.approx(1 / 15)
+
+
+async def test_a_throttled_create_slows_create_and_write_but_not_list() -> None:
+    clock = FakeTime()
+    pacer = Pacer(write_qps=10, list_qps=15, create_update_qps=1, clock=clock, sleep=clock.sleep)
+    pacer.throttled(ActionClass.CREATE)
+    assert pacer.gate(ActionClass.CREATE).rate == pytest.approx(0.5)
+    assert pacer.gate(ActionClass.WRITE).rate == pytest.approx(5)
+    assert pacer.gate(ActionClass.UPDATE).rate == pytest.approx(1)
+    assert pacer.gate(ActionClass.LIST).rate == pytest.approx(15)
+
+
+async def test_without_create_update_qps_create_runs_at_the_write_rate() -> None:
+    clock = FakeTime()
+    pacer = Pacer(write_qps=10, list_qps=15, clock=clock, sleep=clock.sleep)
+    assert pacer.gate(ActionClass.CREATE).rate == pacer.gate(ActionClass.WRITE).rate == 10
 
 
 async def test_disabled_pacer_never_waits() -> None:
@@ -100,5 +195,5 @@ async def test_disabled_pacer_never_waits() -> None:
 
 
 def test_rate_must_be_positive() -> None:
-    with pytest.raises(ValueError):
-        TokenBucket(0)
+    with pytest.raises(ValueError, match="rate must be > 0"):
+        Gate(0)
