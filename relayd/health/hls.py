@@ -1,0 +1,101 @@
+"""The HLS probe: fetch the live playlist and read where it is (media sequence and last segment).
+
+A master playlist is followed to its first variant once; the variant's URL is kept, and dropped again when
+fetching it fails, so a CDN that rotates variant URLs is followed. Parsing is the ``m3u8`` library's, in strict
+mode, after a check for the ``#EXTM3U`` tag that the library does not insist on. The position marker is
+``<media sequence>/<last segment URI>``: a live playlist advances when either changes. A playlist with
+``#EXT-X-ENDLIST`` has ended and never advances again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import aiohttp
+import m3u8
+
+from relayd.health.http import ProbeFailed, classify, get, read_bounded
+from relayd.health.observations import Advanced, Observation, ProbeError, ProbeErrorKind, Same
+
+MAX_PLAYLIST_BYTES = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """A master playlist: probe this media playlist instead."""
+
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where a media playlist is: its marker, and whether it has ended."""
+
+    marker: str
+    ended: bool
+
+
+def _parse_error(message: str) -> ProbeFailed:
+    return ProbeFailed(ProbeError(ProbeErrorKind.PARSE, message))
+
+
+def read_playlist(text: str, url: str) -> Variant | Position:
+    """A master playlist's first variant (absolute URL), or a media playlist's position; ProbeFailed(parse)."""
+    if not text.lstrip("\ufeff").startswith("#EXTM3U"):
+        raise _parse_error("not an HLS playlist (no #EXTM3U header)")
+    try:
+        playlist = m3u8.M3U8(text, base_uri=url.rsplit("/", 1)[0] + "/", strict=True)
+    except (m3u8.ParseError, ValueError) as error:
+        raise _parse_error(f"bad HLS playlist: {error}") from None
+    if playlist.is_variant:
+        if not playlist.playlists:
+            raise _parse_error("master playlist lists no variant")
+        return Variant(str(playlist.playlists[0].absolute_uri))
+    if not playlist.segments:
+        raise _parse_error("media playlist lists no segment")
+    last = playlist.segments[-1].uri
+    return Position(f"{playlist.media_sequence or 0}/{last}", bool(playlist.is_endlist))
+
+
+def compare(position: Position, previous: str | None) -> Observation:
+    """Advanced when the marker moved since the previous look; the first look is only a baseline."""
+    if position.ended or previous is None or position.marker == previous:
+        return Same(position.marker)
+    return Advanced(position.marker)
+
+
+@dataclass
+class HlsProbe:
+    """Probes one HLS URL; remembers the variant a master playlist led to."""
+
+    url: str
+    timeout: float
+    variant: str | None = None
+
+    async def look(self, session: aiohttp.ClientSession, previous: str | None) -> Observation:
+        try:
+            async with asyncio.timeout(self.timeout):
+                position = await self._position(session)
+        except (ProbeFailed, TimeoutError, aiohttp.ClientError) as error:
+            self.variant = None
+            return classify(error, self.url)
+        return compare(position, previous)
+
+    async def _position(self, session: aiohttp.ClientSession) -> Position:
+        found = await self._read(session, self.variant or self.url)
+        if isinstance(found, Variant) and self.variant is None:
+            self.variant = found.url
+            found = await self._read(session, found.url)
+        if isinstance(found, Variant):
+            raise _parse_error("a variant playlist is itself a master playlist")
+        return found
+
+    async def _read(self, session: aiohttp.ClientSession, url: str) -> Variant | Position:
+        async with get(session, url) as response:
+            body = await read_bounded(response, MAX_PLAYLIST_BYTES, "the playlist")
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise _parse_error("the playlist is not UTF-8 text") from None
+        return read_playlist(text, url)
