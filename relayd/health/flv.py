@@ -1,6 +1,6 @@
 """The HTTP-FLV probe: are bytes still arriving? Read a bounded amount, then close.
 
-A live FLV response never ends, so the probe reads at most ``max_bytes`` past the 9-byte FLV header and closes
+A live FLV response never ends, so the probe reads at most ``max_bytes`` past the 13-byte FLV header and closes
 the connection. The stream has advanced when media bytes arrive (all ``max_bytes`` of them, or any before the
 probe's time runs out); it is the same (stalled) when the response ends or stays silent after the header.
 A body that does not start with the FLV signature is a parse error. The counting lives in :class:`FlvReader`,
@@ -17,7 +17,8 @@ import aiohttp
 from relayd.health.http import ProbeFailed, classify, get
 from relayd.health.observations import Advanced, Observation, ProbeError, ProbeErrorKind, Same
 
-FLV_HEADER_SIZE = 9
+FLV_HEADER_SIZE = 13
+"""The 9-byte FLV header and the first PreviousTagSize (always 0): everything before the first tag."""
 FLV_SIGNATURE = b"FLV"
 DEFAULT_MAX_BYTES = 64 * 1024
 

@@ -349,7 +349,7 @@ MIN_HEALTH_INTERVAL = 1.0
 def shown_url(url: str) -> str:
     """The URL without query, fragment or user info: playback URLs often carry auth tokens there."""
     parts = urlsplit(url)
-    host = parts.hostname or ""
+    host = parts.netloc.rpartition("@")[2]
     return f"{parts.scheme}://{host}{parts.path}" if parts.scheme else url.split("?", 1)[0]
 
 

@@ -62,7 +62,7 @@ def test_compare_needs_a_baseline_and_an_open_playlist() -> None:
 
 def test_flv_reader_stops_at_its_bound() -> None:
     reader = FlvReader(max_bytes=100)
-    reader.feed(b"FLV\x01\x05\x00\x00\x00\x09")
+    reader.feed(b"FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00")
     assert (reader.media_bytes, reader.wanted()) == (0, 100)
     reader.feed(b"x" * 70)
     assert reader.wanted() == 30 and not reader.full

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
+from relayd.health.monitor import phase
 from relayd.health.observations import Advanced, Observation, ProbeError, ProbeErrorKind, Same
 from relayd.health.verdict import Health, Timing, Track, Verdict, judge, record
 
@@ -76,3 +79,12 @@ def test_a_restart_moves_the_baseline() -> None:
     assert verdict(again, restarted + 12, since=restarted).reason == "waiting for the stream to advance"
     again = record(again, Same("2"), restarted + 25)
     assert verdict(again, restarted + 25, since=restarted) == Verdict(Health.STALLED, since=restarted + 10)
+
+
+def test_probe_phases_spread_over_the_interval() -> None:
+    phases = [phase(f"schedule-{i}", 5.0) for i in range(500)]
+    assert all(0 <= p < 5.0 for p in phases)
+    assert phases == [phase(f"schedule-{i}", 5.0) for i in range(500)]  # deterministic
+    per_second = Counter(int(p) for p in phases)
+    assert sorted(per_second) == [0, 1, 2, 3, 4]
+    assert max(per_second.values()) < 140  # ~100 a second, no herd
