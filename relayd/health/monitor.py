@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import heapq
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -66,15 +67,13 @@ class _Stream:
     schedule_id: ScheduleId
     check: HealthCheck
     probe: Probe
+    timing: Timing
+    child: bool  # probed by an ffprobe child process
     due: float = 0.0
     busy: bool = False
     track: Track = field(default_factory=Track)
     verdict: Verdict = field(default_factory=lambda: Verdict(Health.UNKNOWN, reason="not probed yet"))
     last_error: ProbeErrorKind | None = None
-
-    @property
-    def timing(self) -> Timing:
-        return Timing(self.check.stall_after, self.check.grace)
 
     def next_due(self, now: float) -> float:
         """The first slot of this stream's phase after ``now`` (monotonic seconds)."""
@@ -107,6 +106,7 @@ class HealthMonitor:
         self._children = asyncio.Semaphore(max_ffprobe)
         self._ffprobe = ffprobe
         self._streams: dict[ScheduleId, _Stream] = {}
+        self._queue: list[tuple[float, ScheduleId]] = []  # (due, id), a heap; stale entries are skipped
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
 
@@ -115,12 +115,20 @@ class HealthMonitor:
     def set_targets(self, checks: Mapping[ScheduleId, HealthCheck]) -> None:
         """Watch exactly these streams. An unchanged check keeps its memory; a changed one starts afresh."""
         kept = {sid: s for sid, s in self._streams.items() if checks.get(sid) == s.check}
+        now = time.monotonic()
         for sid, check in checks.items():
             if sid not in kept:
-                stream = kept[sid] = _Stream(sid, check, make_probe(check, ffprobe=self._ffprobe))
-                stream.due = stream.next_due(time.monotonic())
+                stream = kept[sid] = self._stream(sid, check)
+                stream.due = stream.next_due(now)
         self._streams = kept
+        self._queue = [(s.due, sid) for sid, s in kept.items()]
+        heapq.heapify(self._queue)
         self._wake.set()
+
+    def _stream(self, schedule_id: ScheduleId, check: HealthCheck) -> _Stream:
+        probe = make_probe(check, ffprobe=self._ffprobe)
+        timing = Timing(check.stall_after, check.grace)
+        return _Stream(schedule_id, check, probe, timing, child=check.kind is StreamKind.FFPROBE)
 
     def status(self, schedule_id: ScheduleId) -> StreamStatus | None:
         stream = self._streams.get(schedule_id)
@@ -168,19 +176,24 @@ class HealthMonitor:
         self._wake.clear()
 
     def _next_wake(self, now: float) -> float | None:
-        due = [s.due for s in self._streams.values()]
-        return max(0.0, min(due) - now) if due else None
+        return max(0.0, self._queue[0][0] - now) if self._queue else None
 
     def _start_due(self, session: aiohttp.ClientSession, now: float) -> None:
-        for stream in self._streams.values():
-            if stream.due > now + BATCH_WINDOW:
-                continue
-            stream.due = stream.next_due(now)
+        while self._queue and self._queue[0][0] <= now + BATCH_WINDOW:
+            due, sid = heapq.heappop(self._queue)
+            stream = self._streams.get(sid)
+            if stream is None or stream.due != due:
+                continue  # removed, or re-queued by set_targets
+            stream.due = stream.next_due(now + BATCH_WINDOW)  # the slot after the one taken now
+            heapq.heappush(self._queue, (stream.due, sid))
             if not stream.busy and self._should_probe(stream):
-                stream.busy = True
-                task = asyncio.create_task(self._probe(stream, session), name=f"health-probe-{stream.schedule_id}")
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._launch(stream, session)
+
+    def _launch(self, stream: _Stream, session: aiohttp.ClientSession) -> None:
+        stream.busy = True
+        task = asyncio.create_task(self._probe(stream, session), name=f"health-probe-{stream.schedule_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _should_probe(self, stream: _Stream) -> bool:
         """No probe while the segment is not relaying or still in its grace period; the verdict says so."""
@@ -206,11 +219,10 @@ class HealthMonitor:
 
     async def _look(self, stream: _Stream, session: aiohttp.ClientSession) -> Observation:
         limit = stream.check.probe_timeout + SAFETY_MARGIN
-        child = stream.check.kind is StreamKind.FFPROBE
         async with self._probes:
             try:
                 async with asyncio.timeout(limit):
-                    if not child:
+                    if not stream.child:
                         return await stream.probe.look(session, stream.track.marker)
                     async with self._children:
                         return await stream.probe.look(session, stream.track.marker)

@@ -8,8 +8,10 @@ Like ``relayd/reconcile.py``: one entry point (:func:`judge`), a helper per stat
 * **Unknown** — the last probe failed (DNS, TLS, HTTP status, parse, timeout): we could not look, which says
   nothing about the stream, so it is never a stall. Also before the first look.
 * **Stalled since T** — a successful look at least ``stall_after`` after T found the stream where it was, and T
-  is the later of the last advance and the end of the grace period. Requiring the look itself to be that late
-  (not just ``now``) means a late or failed probe can never turn into a stall by the clock alone.
+  is the latest of the end of the grace period, the last advance, or (never advanced) the first successful look:
+  "no advance since T" needs a position seen at T, so a monitor started long after a segment began (a daemon
+  restart) takes its first look as a baseline, not as proof of a stall. Requiring the deciding look itself to be
+  that late (not just ``now``) means a late or failed probe can never turn into a stall by the clock alone.
 * **Up** — otherwise. A stream that advances again is up at once; nothing else is reset here.
 
 :func:`record` folds one observation into a :class:`Track`; errors leave the last marker alone, so the next
@@ -48,6 +50,7 @@ class Track:
     last: Observation | None = None
     last_at: float | None = None
     last_ok_at: float | None = None
+    first_ok_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +67,8 @@ def record(track: Track, observation: Observation, at: float) -> Track:
     if isinstance(observation, ProbeError):
         return replace(track, last=observation, last_at=at)
     advance = at if isinstance(observation, Advanced) else track.last_advance
-    return Track(observation.marker, advance, observation, at, at)
+    first = at if track.first_ok_at is None else track.first_ok_at
+    return Track(observation.marker, advance, observation, at, at, first)
 
 
 def judge(track: Track, *, relaying_since: float | None, now: float, timing: Timing) -> Verdict:
@@ -83,8 +87,9 @@ def judge(track: Track, *, relaying_since: float | None, now: float, timing: Tim
 
 def _judge_look(track: Track, watch_from: float, timing: Timing) -> Verdict:
     """The last look succeeded: stalled if it came ``stall_after`` past the last advance (or grace) unmoved."""
-    baseline = max(watch_from, track.last_advance or watch_from)
-    assert track.last_ok_at is not None
+    assert track.last_ok_at is not None and track.first_ok_at is not None
+    seen_since = track.last_advance if track.last_advance is not None else track.first_ok_at
+    baseline = max(watch_from, seen_since)
     if isinstance(track.last, Same) and track.last_ok_at - baseline >= timing.stall_after:
         return Verdict(Health.STALLED, since=baseline)
     if track.last_advance is None or track.last_advance < watch_from - timing.stall_after:

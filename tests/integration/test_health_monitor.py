@@ -186,3 +186,13 @@ async def test_a_hanging_ffprobe_is_unknown_and_killed(tmp_path: Path) -> None:
 def describe(watch: Watch) -> str:
     status = watch.monitor.status(ScheduleId("news"))
     return "" if status is None else status.describe()
+
+
+async def test_each_stream_is_probed_at_most_once_an_interval(playback: Playback) -> None:
+    names = [f"s{i}" for i in range(20)]
+    async with watching({n: check(playback.url("hls", n)) for n in names}) as watch:
+        started = time.monotonic()
+        await watch.until(lambda: sum(playback.stream(n).requests for n in names) >= 3 * len(names), timeout=60)
+        elapsed = time.monotonic() - started
+        most = max(playback.stream(n).requests for n in names)
+        assert most <= elapsed / 1.0 + 1  # interval 1 s: one probe per slot, never two

@@ -37,11 +37,19 @@ def test_advancing_stream_is_up() -> None:
 
 
 def test_stall_needs_a_look_stall_after_past_the_baseline() -> None:
-    base = START + 10  # never advanced: the baseline is the end of grace
-    early = looks((base + 5, Same("1")), (base + 14.9, Same("1")))
+    base = START + 10  # never advanced: the baseline is the first look after grace
+    early = looks((base, Same("1")), (base + 14.9, Same("1")))
     assert verdict(early, base + 100).health is not Health.STALLED  # the clock alone never makes a stall
-    late = looks((base + 5, Same("1")), (base + 15, Same("1")))
+    late = looks((base, Same("1")), (base + 15, Same("1")))
     assert verdict(late, base + 15) == Verdict(Health.STALLED, since=base)
+
+
+def test_a_first_look_long_after_the_start_is_only_a_baseline() -> None:
+    late = START + 3600  # e.g. the daemon restarted an hour into the segment
+    track = looks((late, Same("1")))
+    assert verdict(track, late).reason == "waiting for the stream to advance"
+    track = record(track, Same("1"), late + 15)
+    assert verdict(track, late + 15) == Verdict(Health.STALLED, since=late)
 
 
 def test_stall_is_counted_from_the_last_advance() -> None:
