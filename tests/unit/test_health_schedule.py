@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from relayd.schedules.loader import load_file
+from relayd.schedules.loader import load_dir, load_file
 from relayd.schedules.model import NO_PROGRAM_CHECK, HealthCheck, Schedule, StreamKind
 
 BASE = """\
@@ -51,6 +51,13 @@ def problems(tmp_path: Path, text: str) -> list[str]:
 )
 def test_kind_follows_scheme_and_suffix(url: str, kind: StreamKind) -> None:
     assert schedule({"url": url}, which=lambda _: "/usr/bin/ffprobe").health.kind is kind  # type: ignore[union-attr]
+
+
+def test_the_example_directory_shows_a_health_check() -> None:
+    examples = Path(__file__).resolve().parents[2] / "config" / "schedules"
+    result = load_dir(examples)
+    checks = {s.id: s.health for s in result.schedules() if s.health is not None}
+    assert checks["winter-news"].kind is StreamKind.HLS  # type: ignore[union-attr]
 
 
 def test_defaults_and_string_form() -> None:
