@@ -74,6 +74,7 @@ class _Stream:
     track: Track = field(default_factory=Track)
     verdict: Verdict = field(default_factory=lambda: Verdict(Health.UNKNOWN, reason="not probed yet"))
     last_error: ProbeErrorKind | None = None
+    reported: float | None = None  # the ``since`` of the last stall reported
 
     def next_due(self, now: float) -> float:
         """The first slot of this stream's phase after ``now`` (monotonic seconds)."""
@@ -248,9 +249,11 @@ class HealthMonitor:
         stream.last_error = observation.kind
 
     def _apply(self, stream: _Stream, verdict: Verdict) -> None:
+        """Keep the verdict; report a stall once per episode (an unknown look in between does not repeat it)."""
         before = stream.verdict
         stream.verdict = verdict
-        if verdict.health is Health.STALLED and (before.health is not Health.STALLED or before.since != verdict.since):
+        if verdict.health is Health.STALLED and verdict.since != stream.reported:
+            stream.reported = verdict.since
             self._stalled(stream, verdict)
         elif before.health is Health.STALLED and verdict.health is Health.UP:
             log.info("stream_recovered", schedule_id=stream.schedule_id, stalled_since=before.since)

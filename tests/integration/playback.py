@@ -7,6 +7,8 @@
 * ``/flv/{name}.flv``: an FLV header, then timed tags while ``flv_mode`` is "flowing"; "silent" sends the header
   only and holds the connection; "ended" sends a few tags and closes. ``flv_closed`` is set when a flowing
   response ended (the prober closed it).
+
+``fake_ffprobe`` writes a stand-in ``ffprobe`` script for the RTMP/SRT probe.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from aiohttp import web
 
@@ -136,6 +139,15 @@ class Playback:
                 if self.closing.is_set():
                     return
         await response.write_eof()
+
+
+def fake_ffprobe(directory: Path, body: str) -> Path:
+    """An executable ``ffprobe`` shell script in ``directory`` running ``body``."""
+    directory.mkdir(exist_ok=True)
+    path = directory / "ffprobe"
+    path.write_text("#!/bin/sh\n" + body, encoding="utf-8")
+    path.chmod(0o755)
+    return path
 
 
 @asynccontextmanager

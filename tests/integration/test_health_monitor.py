@@ -19,7 +19,7 @@ from relayd.health.verdict import Health
 from relayd.ids import ScheduleId
 from relayd.metrics import Metrics
 from relayd.schedules.model import NO_PROGRAM_CHECK, HealthCheck
-from tests.integration.playback import Playback, serve
+from tests.integration.playback import Playback, fake_ffprobe, serve
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -103,6 +103,12 @@ async def test_a_frozen_playlist_is_reported_within_stall_after_plus_an_interval
         assert status is not None and status.describe().startswith("stalled since 20")
         assert watch.metrics.stream_stalls.labels(schedule="news")._value.get() == 1
 
+        stream.status = 403  # a probe error in the middle of a stall is unknown, and does not repeat the report
+        await watch.until(lambda: watch.health("news") is Health.UNKNOWN, timeout=20)
+        stream.status = 200
+        await watch.until(lambda: watch.health("news") is Health.STALLED, timeout=20)
+        assert len(watch.stalls) == 1
+
         stream.frozen = None  # the stream comes back: up again, and no second report
         await watch.until(lambda: watch.health("news") is Health.UP, timeout=20)
         assert len(watch.stalls) == 1
@@ -170,9 +176,7 @@ async def test_set_targets_adds_keeps_and_drops(playback: Playback) -> None:
 
 async def test_a_hanging_ffprobe_is_unknown_and_killed(tmp_path: Path) -> None:
     pids = tmp_path / "pids"
-    program = tmp_path / "ffprobe"
-    program.write_text(f'#!/bin/sh\necho $$ >> "{pids}"\nexec sleep 600\n', encoding="utf-8")
-    program.chmod(0o755)
+    program = fake_ffprobe(tmp_path / "bin", f'echo $$ >> "{pids}"\nexec sleep 600\n')
     rtmp = check("rtmp://127.0.0.1:1/live/news", timeout=1, stall_after=2)
     async with watching({"news": rtmp}, ffprobe=str(program)) as watch:
         await watch.until(lambda: pids.exists() and len(pids.read_text().split()) >= 3, timeout=60)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import stat
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,7 +15,7 @@ from relayd.health.ffprobe import FfprobeProbe
 from relayd.health.flv import FlvProbe
 from relayd.health.hls import HlsProbe
 from relayd.health.observations import Advanced, ProbeError, ProbeErrorKind, Same
-from tests.integration.playback import Playback, flv_tag, serve
+from tests.integration.playback import Playback, fake_ffprobe, flv_tag, serve
 
 
 @pytest.fixture
@@ -108,14 +107,6 @@ async def test_flv_garbage_and_403(playback: Playback, session: aiohttp.ClientSe
     playback.stream("denied").status = 403
     denied = await FlvProbe(playback.url("flv", "denied"), timeout=5).look(session, None)
     assert denied == ProbeError(ProbeErrorKind.HTTP_STATUS, f"HTTP 403 from {playback.url('flv', 'denied')}")
-
-
-def fake_ffprobe(directory: Path, body: str) -> Path:
-    directory.mkdir(exist_ok=True)
-    path = directory / "ffprobe"
-    path.write_text("#!/bin/sh\n" + body, encoding="utf-8")
-    path.chmod(path.stat().st_mode | stat.S_IXUSR)
-    return path
 
 
 async def test_ffprobe_packets_mean_advanced(tmp_path: Path, session: aiohttp.ClientSession) -> None:
