@@ -10,6 +10,10 @@ long, after one interval of warm-up. Prints each round's share of one core above
 and CPU per probe; the verdict uses the best of ``--rounds`` rounds (the machine may be busy with other work; the
 least disturbed round is the closest to the monitor's own cost). Exits 1 when that share is above 5 % or any
 healthy stream was reported stalled.
+
+The callback side: ``bench/callbacks.py --background health_cost:monitor_load`` runs the same 500-stream monitor
+(with its playback server) on the callback bench's loop during its latency phase; compare its "under load" p99
+with the "quiet" one of the same run, or with a run of ``--background health_cost:no_load`` (same length).
 """
 
 from __future__ import annotations
@@ -167,6 +171,27 @@ async def watch(port: int, args: argparse.Namespace) -> Round:
     for status in monitor.statuses().values():
         verdicts[status.health.value] = verdicts.get(status.health.value, 0) + 1
     return Round(idle_wall, idle_cpu, wall, cpu, 0, probes.errors, len(stalls), verdicts)
+
+
+async def no_load(store: object, stop: asyncio.Event) -> None:
+    """``bench/callbacks.py --background`` baseline: nothing but waiting, for a like-for-like p99."""
+    del store
+    await stop.wait()
+
+
+async def monitor_load(store: object, stop: asyncio.Event, streams: int = 500, interval: float = 5.0) -> None:
+    """``bench/callbacks.py --background`` load: the monitor over ``streams`` HLS checks until ``stop``."""
+    del store  # the callback bench hands its store to every background load; the monitor needs none
+    proc, port = start_server()
+    started = time.time()
+    monitor = HealthMonitor(relaying_since=lambda _sid, _now: started - 60, on_stall=lambda _sid, _since: None)
+    monitor.set_targets(checks(port, streams, 0, interval))
+    try:
+        await monitor.run(stop)
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        proc.wait(timeout=10)
 
 
 async def main(args: argparse.Namespace) -> int:

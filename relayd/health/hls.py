@@ -13,11 +13,12 @@ playlist with ``#EXT-X-ENDLIST`` has ended and never advances again.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urljoin
 
 import aiohttp
 import m3u8
+from yarl import URL
 
 from relayd.health.http import ProbeFailed, classify, get, read_bounded
 from relayd.health.observations import Advanced, Observation, ProbeError, ProbeErrorKind, Same
@@ -78,6 +79,7 @@ class HlsProbe:
     url: str
     timeout: float
     variant: str | None = None
+    _parsed: dict[str, URL] = field(default_factory=dict, repr=False)  # yarl parses once per URL, not per probe
 
     async def look(self, session: aiohttp.ClientSession, previous: str | None) -> Observation:
         try:
@@ -98,7 +100,9 @@ class HlsProbe:
         return found
 
     async def _read(self, session: aiohttp.ClientSession, url: str) -> Variant | Position:
-        async with get(session, url) as response:
+        if url not in self._parsed:
+            self._parsed = {self.url: URL(self.url), url: URL(url)}
+        async with get(session, self._parsed[url]) as response:
             body = await read_bounded(response, MAX_PLAYLIST_BYTES, "the playlist")
         try:
             text = body.decode("utf-8")

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import aiohttp
+from yarl import URL
 
 from relayd.health.observations import ProbeError, ProbeErrorKind
 from relayd.schedules.model import shown_url
@@ -41,21 +42,27 @@ def classify(error: BaseException, url: str) -> ProbeError:
 
 
 @asynccontextmanager
-async def get(session: aiohttp.ClientSession, url: str) -> AsyncIterator[aiohttp.ClientResponse]:
+async def get(session: aiohttp.ClientSession, url: str | URL) -> AsyncIterator[aiohttp.ClientResponse]:
     """GET ``url``; any status but 200 ends the probe as an ``http_status`` error (403/404 included)."""
     async with session.get(url, allow_redirects=True) as response:
         if response.status != 200:
-            raise ProbeFailed(ProbeError(ProbeErrorKind.HTTP_STATUS, f"HTTP {response.status} from {shown_url(url)}"))
+            shown = shown_url(str(url))
+            raise ProbeFailed(ProbeError(ProbeErrorKind.HTTP_STATUS, f"HTTP {response.status} from {shown}"))
         yield response
 
 
 async def read_bounded(response: aiohttp.ClientResponse, limit: int, what: str) -> bytes:
-    """The whole body, or a ``parse`` error as soon as it grows past ``limit`` bytes."""
+    """The whole body, or a ``parse`` error as soon as it grows past ``limit`` bytes (or says it will)."""
+    too_large = ProbeFailed(ProbeError(ProbeErrorKind.PARSE, f"{what} is larger than {limit} bytes"))
+    if response.content_length is not None:
+        if response.content_length > limit:
+            raise too_large
+        return await response.read()  # one read: the length is known and bounded
     chunks: list[bytes] = []
     size = 0
     while chunk := await response.content.read(limit + 1 - size):
         chunks.append(chunk)
         size += len(chunk)
         if size > limit:
-            raise ProbeFailed(ProbeError(ProbeErrorKind.PARSE, f"{what} is larger than {limit} bytes"))
+            raise too_large
     return b"".join(chunks)

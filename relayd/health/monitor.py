@@ -41,7 +41,7 @@ OnStall = Callable[[ScheduleId, float], None]
 """``(schedule_id, since)``: called once when a stream's verdict turns to stalled."""
 
 SAFETY_MARGIN = 5.0
-"""Seconds a probe may overrun its own time limit before the monitor abandons it."""
+"""Seconds an ffprobe probe may overrun its own time limit (it kills and reaps the child) before it is abandoned."""
 BATCH_WINDOW = 0.05
 """Streams due within this many seconds of each other are started in one wake-up."""
 
@@ -219,14 +219,14 @@ class HealthMonitor:
         self._apply(stream, judge(stream.track, relaying_since=since, now=now, timing=stream.timing))
 
     async def _look(self, stream: _Stream, session: aiohttp.ClientSession) -> Observation:
-        limit = stream.check.probe_timeout + SAFETY_MARGIN
+        """One probe in a slot. HTTP probes bound their own time; a child process gets a safety limit on top."""
         async with self._probes:
+            if not stream.child:
+                return await stream.probe.look(session, stream.track.marker)
+            limit = stream.check.probe_timeout + SAFETY_MARGIN
             try:
-                async with asyncio.timeout(limit):
-                    if not stream.child:
-                        return await stream.probe.look(session, stream.track.marker)
-                    async with self._children:
-                        return await stream.probe.look(session, stream.track.marker)
+                async with self._children, asyncio.timeout(limit):
+                    return await stream.probe.look(session, stream.track.marker)
             except TimeoutError:
                 return ProbeError(ProbeErrorKind.TIMEOUT, f"the probe overran {limit:g} s")
 

@@ -199,4 +199,4 @@ async def test_each_stream_is_probed_at_most_once_an_interval(playback: Playback
         await watch.until(lambda: sum(playback.stream(n).requests for n in names) >= 3 * len(names), timeout=60)
         elapsed = time.monotonic() - started
         most = max(playback.stream(n).requests for n in names)
-        assert most <= elapsed / 1.0 + 1  # interval 1 s: one probe per slot, never two
+        assert most <= (elapsed + 0.1) / 1.0 + 1  # interval 1 s: one probe per slot (started up to 50 ms early)
