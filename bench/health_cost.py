@@ -180,9 +180,12 @@ async def no_load(store: object, stop: asyncio.Event) -> None:
 
 
 async def monitor_load(store: object, stop: asyncio.Event, streams: int = 500, interval: float = 5.0) -> None:
-    """``bench/callbacks.py --background`` load: the monitor over ``streams`` HLS checks until ``stop``."""
+    """``bench/callbacks.py --background`` load: the monitor over ``streams`` HLS checks until ``stop``.
+
+    The playback server's start (a child's imports) and stop are waited for on a thread, never on the loop that
+    the callback bench is timing."""
     del store  # the callback bench hands its store to every background load; the monitor needs none
-    proc, port = start_server()
+    proc, port = await asyncio.to_thread(start_server)
     started = time.time()
     monitor = HealthMonitor(relaying_since=lambda _sid, _now: started - 60, on_stall=lambda _sid, _since: None)
     monitor.set_targets(checks(port, streams, 0, interval))
@@ -191,7 +194,7 @@ async def monitor_load(store: object, stop: asyncio.Event, streams: int = 500, i
     finally:
         assert proc.stdin is not None
         proc.stdin.close()
-        proc.wait(timeout=10)
+        await asyncio.to_thread(proc.wait, 10)
 
 
 async def main(args: argparse.Namespace) -> int:
