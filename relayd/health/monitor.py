@@ -19,7 +19,7 @@ import hashlib
 import heapq
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -31,7 +31,7 @@ from relayd.health.probes import Probe, make_probe
 from relayd.health.status import StreamStatus
 from relayd.health.verdict import Health, Timing, Track, Verdict, judge, record
 from relayd.ids import ScheduleId
-from relayd.schedules.model import FFPROBE, HealthCheck, StreamKind
+from relayd.schedules.model import FFPROBE, HealthCheck, Schedule, StreamKind
 
 log = structlog.get_logger("relayd.health")
 
@@ -52,6 +52,11 @@ class HealthEvents(Protocol):
     def stream_stalled(self, schedule_id: str) -> None: ...
 
     def stream_probe_error(self, schedule_id: str, kind: str) -> None: ...
+
+
+def targets(schedules: Iterable[Schedule]) -> dict[ScheduleId, HealthCheck]:
+    """The checks to watch for a loaded configuration: every enabled schedule that declares ``health``."""
+    return {s.id: s.health for s in schedules if s.enabled and s.health is not None}
 
 
 def phase(schedule_id: str, interval: float) -> float:

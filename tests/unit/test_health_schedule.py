@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from relayd.health.monitor import targets
 from relayd.schedules.loader import load_dir, load_file
 from relayd.schedules.model import NO_PROGRAM_CHECK, HealthCheck, Schedule, StreamKind
 
@@ -56,8 +57,12 @@ def test_kind_follows_scheme_and_suffix(url: str, kind: StreamKind) -> None:
 def test_the_example_directory_shows_a_health_check() -> None:
     examples = Path(__file__).resolve().parents[2] / "config" / "schedules"
     result = load_dir(examples)
-    checks = {s.id: s.health for s in result.schedules() if s.health is not None}
-    assert checks["winter-news"].kind is StreamKind.HLS  # type: ignore[union-attr]
+    checks = targets(result.schedules())
+    assert checks["winter-news"].kind is StreamKind.HLS
+    watched = schedule("https://play.example.com/live/news.m3u8")
+    disabled = watched.model_copy(update={"id": "off", "enabled": False})
+    bare = watched.model_copy(update={"id": "bare", "health": None})
+    assert targets([watched, disabled, bare]) == {"news": watched.health}
 
 
 def test_defaults_and_string_form() -> None:
