@@ -1,8 +1,9 @@
 """The HTTP-FLV probe: are bytes still arriving? Read a bounded amount, then close.
 
-A live FLV response never ends, so the probe reads at most ``max_bytes`` past the 13-byte FLV header and closes
-the connection. The stream has advanced when media bytes arrive (all ``max_bytes`` of them, or any before the
-probe's time runs out); it is the same (stalled) when the response ends or stays silent after the header.
+A live FLV response never ends, so the probe reads at most ``max_bytes`` past the 13-byte FLV header, or for at
+most ``flow_window`` after the first media bytes (a low-bitrate stream), and closes the connection. The stream
+has advanced when media bytes arrive and keep the response open; it is the same (stalled) when the response ends
+or stays silent after the header until the probe's time runs out.
 A body that does not start with the FLV signature is a parse error. The counting lives in :class:`FlvReader`,
 pure, so its bounds are tested without a socket.
 """
@@ -21,6 +22,9 @@ FLV_HEADER_SIZE = 13
 """The 9-byte FLV header and the first PreviousTagSize (always 0): everything before the first tag."""
 FLV_SIGNATURE = b"FLV"
 DEFAULT_MAX_BYTES = 64 * 1024
+DEFAULT_FLOW_WINDOW = 1.0
+"""Seconds to keep reading once media bytes arrive, so a low-bitrate stream does not hold a probe for its whole
+time limit."""
 
 
 @dataclass
@@ -58,26 +62,35 @@ class FlvProbe:
     url: str
     timeout: float
     max_bytes: int = DEFAULT_MAX_BYTES
+    flow_window: float = DEFAULT_FLOW_WINDOW
 
     async def look(self, session: aiohttp.ClientSession, previous: str | None) -> Observation:
         """``previous`` is unused: an FLV response is judged on its own, by whether bytes keep arriving."""
         reader = FlvReader(self.max_bytes)
         answered = ended = False
         try:
-            async with asyncio.timeout(self.timeout), get(session, self.url) as response:
+            async with asyncio.timeout(self.timeout) as limit, get(session, self.url) as response:
                 answered = True
-                while not reader.full:
-                    chunk = await response.content.read(reader.wanted())
-                    if not chunk:
-                        ended = True
-                        break
-                    reader.feed(chunk)
+                ended = await self._read(response, reader, limit)
         except TimeoutError as error:
             if not answered:
                 return classify(error, self.url)
         except (ProbeFailed, aiohttp.ClientError) as error:
             return classify(error, self.url)
         return _judge(reader, ended=ended)
+
+    async def _read(self, response: aiohttp.ClientResponse, reader: FlvReader, limit: asyncio.Timeout) -> bool:
+        """Read until ``max_bytes``, the end (True), or ``flow_window`` after the first media bytes."""
+        while not reader.full:
+            chunk = await response.content.read(reader.wanted())
+            if not chunk:
+                return True
+            flowing = reader.media_bytes > 0
+            reader.feed(chunk)
+            if not flowing and reader.media_bytes > 0:  # a low-bitrate stream: enough to know it flows
+                deadline = asyncio.get_running_loop().time() + self.flow_window
+                limit.reschedule(min(limit.when() or deadline, deadline))
+        return False
 
 
 def _judge(reader: FlvReader, *, ended: bool) -> Observation:

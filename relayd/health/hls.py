@@ -5,7 +5,8 @@ fetching it fails, so a CDN that rotates variant URLs is followed. Parsing is th
 (``m3u8.parse``: the plain dict, without building the object model, which costs a fifth more per probe and tells
 nothing more), in its lenient mode: strict mode also rejects a playlist whose tags do not match its declared
 version, which real CDNs serve and players play. What makes a body garbage is checked here instead: no
-``#EXTM3U`` header, a malformed tag value, or a media playlist without segments.
+``#EXTM3U`` header, a malformed tag value, or neither segments nor a target duration. A live playlist that lists
+no segment yet is valid: it has not advanced (a relay that never starts pushing stalls; it is not "unknown").
 The position marker is ``<media sequence>/<last segment URI>``: a live playlist advances when either changes. A
 playlist with ``#EXT-X-ENDLIST`` has ended and never advances again.
 """
@@ -59,10 +60,10 @@ def read_playlist(text: str, url: str) -> Variant | Position:
             raise _parse_error("master playlist lists no variant")
         return Variant(urljoin(url, variants[0]["uri"]))
     segments = playlist.get("segments") or []
-    if not segments:
-        raise _parse_error("media playlist lists no segment")
-    marker = f"{playlist.get('media_sequence') or 0}/{segments[-1]['uri']}"
-    return Position(marker, bool(playlist.get("is_endlist")))
+    if not segments and playlist.get("targetduration") is None:
+        raise _parse_error("neither a segment nor #EXT-X-TARGETDURATION: not a media playlist")
+    last = segments[-1]["uri"] if segments else ""  # a live playlist with no segment yet has not advanced
+    return Position(f"{playlist.get('media_sequence') or 0}/{last}", bool(playlist.get("is_endlist")))
 
 
 def compare(position: Position, previous: str | None) -> Observation:

@@ -88,6 +88,16 @@ async def test_flv_reads_a_bounded_amount_then_closes(playback: Playback, sessio
         await stream.flv_closed.wait()  # the server's endless response ended: the probe closed it
 
 
+async def test_flv_low_bitrate_is_judged_after_the_flow_window(
+    playback: Playback, session: aiohttp.ClientSession
+) -> None:
+    started = time.monotonic()
+    probe = FlvProbe(playback.url("flv", "news"), timeout=60, max_bytes=1 << 20, flow_window=0.5)
+    found = await probe.look(session, None)
+    assert isinstance(found, Advanced)
+    assert time.monotonic() - started < 30  # not the whole time limit: 25 KiB/s never fills 1 MiB
+
+
 ENDED = f"ended after {3 * len(flv_tag(0))} media bytes"
 
 

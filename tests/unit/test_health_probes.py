@@ -33,6 +33,11 @@ def test_media_playlist_position() -> None:
     assert read_playlist(MEDIA + "#EXT-X-ENDLIST\n", URL).ended
 
 
+def test_a_live_playlist_without_segments_yet_is_a_position() -> None:
+    empty = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n"
+    assert read_playlist(empty, URL) == Position("0/", ended=False)
+
+
 def test_master_playlist_leads_to_its_first_variant() -> None:
     assert read_playlist(MASTER, URL) == Variant("https://cdn.example.com/live/hd/index.m3u8?token=abc")
 
@@ -42,7 +47,7 @@ def test_master_playlist_leads_to_its_first_variant() -> None:
     [
         ("<html>403 Forbidden</html>", "no #EXTM3U header"),
         ("#EXTM3U\n#EXTINF:abc,\nseg.ts\n", "bad HLS playlist"),
-        ("#EXTM3U\n#EXT-X-TARGETDURATION:2\n", "lists no segment"),
+        ("#EXTM3U\n#EXT-X-VERSION:3\n", "not a media playlist"),
         ("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\n", "lists no variant"),
     ],
 )
