@@ -7,7 +7,8 @@ nothing more), in its lenient mode: strict mode also rejects a playlist whose ta
 version, which real CDNs serve and players play. What makes a body garbage is checked here instead: no
 ``#EXTM3U`` header, a malformed tag value, or neither segments nor a target duration. A live playlist that lists
 no segment yet is valid: it has not advanced (a relay that never starts pushing stalls; it is not "unknown").
-The position marker is ``<media sequence>/<last segment URI>``: a live playlist advances when either changes. A
+The position marker is ``<media sequence>/<last segment URI without its query>``: a live playlist advances when
+either changes (a query may carry a rotating token, which is neither an advance nor fit for a log line). A
 playlist with ``#EXT-X-ENDLIST`` has ended and never advances again.
 """
 
@@ -62,7 +63,8 @@ def read_playlist(text: str, url: str) -> Variant | Position:
     segments = playlist.get("segments") or []
     if not segments and playlist.get("targetduration") is None:
         raise _parse_error("neither a segment nor #EXT-X-TARGETDURATION: not a media playlist")
-    last = segments[-1]["uri"] if segments else ""  # a live playlist with no segment yet has not advanced
+    # a live playlist with no segment yet has not advanced; a rotating token in a segment's query is no advance
+    last = segments[-1]["uri"].split("?", 1)[0] if segments else ""
     return Position(f"{playlist.get('media_sequence') or 0}/{last}", bool(playlist.get("is_endlist")))
 
 

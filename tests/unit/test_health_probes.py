@@ -31,6 +31,8 @@ sd/index.m3u8
 def test_media_playlist_position() -> None:
     assert read_playlist(MEDIA, URL) == Position("41/seg42.ts", ended=False)
     assert read_playlist(MEDIA + "#EXT-X-ENDLIST\n", URL).ended
+    tokened = MEDIA.replace("seg42.ts", "seg42.ts?token=s3cr3t")
+    assert read_playlist(tokened, URL) == Position("41/seg42.ts", ended=False)
 
 
 def test_a_live_playlist_without_segments_yet_is_a_position() -> None:
