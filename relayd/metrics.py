@@ -13,6 +13,9 @@ Two kinds of values:
   scrape time from callables registered with ``set_sources()``, through a custom collector. No copy can go
   stale and nothing has to remember to update a gauge. Owned tasks by platform status are a level too, but
   only the reconciler sees the platform's task list, so it sets them with ``set_task_statuses()``.
+* Stream health: ``relayd_stream_up`` and seconds since the last advance are levels read from the health
+  monitor (``set_sources(stream_levels=monitor.levels)``); stalls and probe errors are events the monitor pushes
+  through ``stream_stalled()`` / ``stream_probe_error()``.
 
 Names are ``relayd_*`` with units in them (``_seconds``, ``_total``). The observer also remembers when the
 platform last answered successfully, which the daemon's readiness check uses.
@@ -41,6 +44,8 @@ LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
 
 SegmentCounts = Callable[[], Mapping[str, int]]
 NextHandoff = Callable[[], float | None]
+StreamLevels = Callable[[], Mapping[str, tuple[bool, float | None]]]
+"""schedule id -> (stream up, seconds since its last advance) for every stream being judged."""
 
 
 @dataclass
@@ -77,6 +82,7 @@ class _LevelCollector(Collector):
     def __init__(self) -> None:
         self.segment_counts: SegmentCounts | None = None
         self.next_handoff: NextHandoff | None = None
+        self.stream_levels: StreamLevels | None = None
 
     def collect(self) -> Iterator[Metric]:
         segments = GaugeMetricFamily("relayd_segments", "Segments in the store by state.", labels=["state"])
@@ -88,6 +94,25 @@ class _LevelCollector(Collector):
             yield GaugeMetricFamily(
                 "relayd_next_handoff_seconds", "Seconds until the next segment hand-off (negative = overdue).", handoff
             )
+        yield from self._streams()
+
+    def _streams(self) -> Iterator[Metric]:
+        try:
+            levels = self.stream_levels() if self.stream_levels else {}
+        except Exception:
+            levels = {}
+        up = GaugeMetricFamily(
+            "relayd_stream_up", "1 while the playback advances, 0 when stalled or unknown.", labels=["schedule"]
+        )
+        since = GaugeMetricFamily(
+            "relayd_stream_seconds_since_advance", "Seconds since the playback last advanced.", labels=["schedule"]
+        )
+        for schedule, (is_up, seconds) in sorted(levels.items()):
+            up.add_metric([schedule], 1.0 if is_up else 0.0)
+            if seconds is not None:
+                since.add_metric([schedule], seconds)
+        yield up
+        yield since
 
     def _counts(self) -> Mapping[str, int]:
         try:
@@ -160,6 +185,15 @@ class Metrics:
         self.config_problems = Gauge(
             "relayd_config_problems", "Problems in the currently loaded config directory.", registry=r
         )
+        self.stream_stalls = Counter(
+            "relayd_stream_stalls_total", "Playback stalls detected by the health monitor.", ["schedule"], registry=r
+        )
+        self.stream_probe_errors = Counter(
+            "relayd_stream_probe_errors_total",
+            "Health probes that could not look at the playback, by kind.",
+            ["schedule", "kind"],
+            registry=r,
+        )
 
     def _build_alert_metrics(self) -> None:
         r = self.registry
@@ -182,13 +216,20 @@ class Metrics:
     # -- sources read at scrape time ---------------------------------------------------------------------------
 
     def set_sources(
-        self, *, segment_counts: SegmentCounts | None = None, next_handoff: NextHandoff | None = None
+        self,
+        *,
+        segment_counts: SegmentCounts | None = None,
+        next_handoff: NextHandoff | None = None,
+        stream_levels: StreamLevels | None = None,
     ) -> None:
-        """Register callables read at every scrape: segment counts by state, seconds until the next hand-off."""
+        """Register callables read at every scrape: segment counts by state, seconds until the next hand-off,
+        stream health levels."""
         if segment_counts is not None:
             self._levels.segment_counts = segment_counts
         if next_handoff is not None:
             self._levels.next_handoff = next_handoff
+        if stream_levels is not None:
+            self._levels.stream_levels = stream_levels
 
     # -- events ------------------------------------------------------------------------------------------------
 
@@ -234,6 +275,14 @@ class Metrics:
 
     def alert_dropped_notifications(self, target: str, count: int) -> None:
         self.alert_dropped.labels(target=target).inc(count)
+
+    def stream_stalled(self, schedule_id: str) -> None:
+        """Count one stall the health monitor detected."""
+        self.stream_stalls.labels(schedule=schedule_id).inc()
+
+    def stream_probe_error(self, schedule_id: str, kind: str) -> None:
+        """Count one health probe that failed (kind: dns, connect, tls, http_status, parse, timeout, program)."""
+        self.stream_probe_errors.labels(schedule=schedule_id, kind=kind).inc()
 
     def observe_loop_lag(self, seconds: float) -> None:
         self.loop_lag.set(seconds)

@@ -9,6 +9,10 @@ Checks that need files or the platform's own rules (watermark image bytes, URL r
 group-name charset) live in the loader; everything here is structural and pure, so a Schedule can also be
 rebuilt from the store with ``Schedule.model_validate(schedule.model_dump(mode="json"))``.
 
+The one exception is ``health.url``: an RTMP/SRT playback URL is probed with ``ffprobe``, so validation looks the
+program up on PATH (``shutil.which``, or the ``"which"`` callable of the validation context; ``None`` there skips
+the lookup, for rebuilding schedules that were validated once already: :data:`NO_PROGRAM_CHECK`).
+
 Times: ``start``/``end`` are RFC 3339 with an offset, or naive with a ``timezone`` (IANA name). Durations are
 seconds or strings like ``"90s"``, ``"5m"``, ``"2h"``, ``"1d"``, ``"1h30m"``.
 """
@@ -18,11 +22,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+import shutil
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from functools import lru_cache
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -335,6 +342,104 @@ class RestartPolicy(BaseModel):
     backoff_cap: FloatSeconds | None = Field(default=None, description="longest backoff delay")
 
 
+class StreamKind(StrEnum):
+    """How a health URL is probed: an HLS playlist, an HTTP-FLV stream, or ffprobe (RTMP, RTMPS, SRT)."""
+
+    HLS = "hls"
+    FLV = "flv"
+    FFPROBE = "ffprobe"
+
+
+FFPROBE = "ffprobe"
+NO_PROGRAM_CHECK: Mapping[str, Any] = {"which": None}
+"""Validation context that skips the ffprobe lookup (for schedules rebuilt from the store)."""
+_PROGRAM_SCHEMES = frozenset({"rtmp", "rtmps", "srt"})
+_HEALTH_URL_FIX = (
+    "use the stream's playback URL: http(s)://….m3u8 (HLS), http(s)://….flv (HTTP-FLV), rtmp(s):// or srt://"
+)
+MIN_HEALTH_INTERVAL = 1.0
+
+
+def shown_url(url: str) -> str:
+    """The URL without query, fragment or user info: playback URLs often carry auth tokens there."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return f"{parts.scheme}://{host}{parts.path}" if parts.scheme else url.split("?", 1)[0]
+
+
+def stream_kind(url: str) -> StreamKind:
+    """The probe kind of a health URL, from its scheme and (for HTTP) its path suffix; ValueError with a fix."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme in _PROGRAM_SCHEMES and parts.hostname:
+        return StreamKind.FFPROBE
+    if scheme in ("http", "https") and parts.hostname:
+        path = parts.path.lower()
+        if path.endswith(".m3u8"):
+            return StreamKind.HLS
+        if path.endswith(".flv"):
+            return StreamKind.FLV
+        raise ValueError(f"is neither an HLS (.m3u8) nor an HTTP-FLV (.flv) URL ({shown_url(url)}) — {_HEALTH_URL_FIX}")
+    raise ValueError(f"is not a supported playback URL ({shown_url(url)}) — {_HEALTH_URL_FIX}")
+
+
+def _program_lookup(info: ValidationInfo) -> Callable[[str], str | None] | None:
+    context = info.context if isinstance(info.context, Mapping) else {}
+    lookup: Callable[[str], str | None] | None = context.get("which", shutil.which)
+    return lookup
+
+
+class HealthCheck(BaseModel):
+    """Where the destination stream can be watched, and how patiently: a stall is no advance for ``stall_after``."""
+
+    model_config = _STRICT
+    url: str = Field(description="playback URL: http(s)://….m3u8, http(s)://….flv, rtmp(s):// or srt:// (ffprobe)")
+    stall_after: FloatSeconds = Field(default=15.0, description="no advance this long while relaying = stalled")
+    interval: FloatSeconds = Field(default=5.0, description="time between two probes of this stream")
+    timeout: FloatSeconds | None = Field(default=None, description="one probe's time limit (default: interval)")
+    grace: FloatSeconds = Field(default=10.0, description="no judgement this long after a segment starts or restarts")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str, info: ValidationInfo) -> str:
+        if stream_kind(value) is StreamKind.FFPROBE:
+            which = _program_lookup(info)
+            if which is not None and which(FFPROBE) is None:
+                scheme = urlsplit(value).scheme.lower()
+                raise ValueError(
+                    f"{scheme}:// playback URLs are probed with {FFPROBE}, which is not installed (not on PATH) — "
+                    "install ffmpeg (e.g. apt-get install ffmpeg) or use the stream's HLS or HTTP-FLV URL"
+                )
+        return value
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, value: float) -> float:
+        if value < MIN_HEALTH_INTERVAL:
+            raise ValueError(f'is {value:g} s — probe at most once a second: use interval = "1s" or more')
+        return value
+
+    @model_validator(mode="after")
+    def _patience(self) -> HealthCheck:
+        if self.stall_after < 2 * self.interval:
+            raise ValueError(
+                f"stall_after {self.stall_after:g} s is less than two probe intervals ({self.interval:g} s each) — "
+                "raise stall_after or shorten interval, so one late probe never reads as a stall"
+            )
+        if self.timeout is not None and not 0 < self.timeout <= self.stall_after:
+            raise ValueError(f"timeout {self.timeout:g} s must be above 0 and at most stall_after — lower it")
+        return self
+
+    @property
+    def kind(self) -> StreamKind:
+        return stream_kind(self.url)
+
+    @property
+    def probe_timeout(self) -> float:
+        """One probe's time limit: ``timeout``, or the interval."""
+        return self.timeout if self.timeout is not None else self.interval
+
+
 def _as_table(key: str) -> Any:
     def coerce(value: Any) -> Any:
         return {key: value} if isinstance(value, str) else value
@@ -363,6 +468,9 @@ class Schedule(BaseModel):
     )
     callbacks: StrictBool = Field(default=True, description="ask the platform for status callbacks")
     restart: RestartPolicy | None = None
+    health: Annotated[HealthCheck, _as_table("url")] | None = Field(
+        default=None, description="watch the destination's playback for stalls"
+    )
     source_file: SkipJsonSchema[str] = ""
     source_line: SkipJsonSchema[int] = 0
 
@@ -436,7 +544,7 @@ def file_schema() -> dict[str, Any]:
     """JSON Schema of a schedule file (``relayd schema``); a plain URL string is allowed for source/destination."""
     schema = ScheduleFile.model_json_schema()
     properties = schema["$defs"]["Schedule"]["properties"]
-    for name, what in (("source", "live pull URL"), ("destination", "push URL")):
+    for name, what in (("source", "live pull URL"), ("destination", "push URL"), ("health", "playback URL")):
         original = properties[name]
         properties[name] = {
             "anyOf": [
