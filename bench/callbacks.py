@@ -77,6 +77,9 @@ class BenchView:
     def config_problems(self) -> list[str]:
         return []
 
+    def stream_health(self, schedule_id: ScheduleId) -> None:
+        return None
+
     def last_platform_success(self) -> float | None:
         return time.time()
 

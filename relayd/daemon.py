@@ -137,11 +137,11 @@ class Daemon:
 
     def _start_loops(self, supervisor: Supervisor) -> None:
         supervisor.start("relayd-reconcile-queue", self.queue.run(self._stop))
-        supervisor.start("relayd-notices", self.parts.notices.run(self._stop))
         supervisor.start("relayd-reload", self._reload_loop())
         supervisor.start("relayd-config-watch", self._watch_config())
         supervisor.start("relayd-loop-lag", loop_lag_monitor(self.metrics, self._stop))
-        supervisor.start("relayd-alerts", self.parts.run_alerts(self._stop))
+        for name, loop in self.parts.loops(self._stop):
+            supervisor.start(name, loop)
         if self._notifier.watchdog_interval() is not None:
             supervisor.start("relayd-watchdog", watchdog_loop(self._notifier, self._stop))
 
@@ -201,7 +201,7 @@ class Daemon:
 
     def _load_config(self) -> set[ScheduleId]:
         loaded = self.config.load()
-        changed = self.engine.set_schedules(loaded.schedules)
+        changed = self.parts.set_schedules(loaded.schedules)
         # The parsed configuration lives as long as the process: keep it out of every later full GC pass.
         gc.freeze()
         return changed

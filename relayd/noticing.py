@@ -5,6 +5,9 @@ which enqueues. :meth:`Notices.run`, one supervised loop, takes each notice in t
 remembered on the segment (so the next pass confirms it with a listing and acts), a recovery clears a pending
 failure reported before it, and either way the schedule is submitted for a reconcile pass.
 
+A stream found stalled by the health check (``relayd.streams``) arrives the same way, as :meth:`Notices.stalled`:
+it is written to the event log and handled like a failure callback.
+
 The path of a callback: ``web/callbacks.py`` (verify, record, hint) → ``Notices.hint`` → ``Notices.run`` →
 ``Engine.note_failure`` / ``note_recovery`` → ``ReconcileQueue.submit`` → ``Engine.reconcile``.
 """
@@ -17,9 +20,11 @@ from dataclasses import dataclass
 
 from relayd.engine import Engine
 from relayd.ids import ScheduleId, SegmentKey
+from relayd.store import Event, StateStore
 from relayd.web.notices import CallbackEvent, CallbackNotice
 
 _FAILURE_EVENTS = frozenset({CallbackEvent.FAIL, CallbackEvent.STOP})
+STREAM_STALLED = "stream_stalled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,14 +35,21 @@ class _Notice:
 
 
 class Notices:
-    def __init__(self, engine: Engine, submit: Callable[[ScheduleId], None]) -> None:
+    def __init__(self, engine: Engine, store: StateStore, submit: Callable[[ScheduleId], None]) -> None:
         self._engine = engine
+        self._store = store
         self._submit = submit
         self._queue: asyncio.Queue[_Notice] = asyncio.Queue()
 
     def hint(self, schedule_id: ScheduleId, key: SegmentKey, notice: CallbackNotice) -> None:
         """The web layer's ``ReconcileHint``: enqueue only, never block."""
         self._queue.put_nowait(_Notice(schedule_id, key, notice))
+
+    def stalled(self, schedule_id: ScheduleId, key: SegmentKey, at: float, since: float) -> None:
+        """The segment's stream stopped advancing at ``since`` (seen at ``at``): a failure signal."""
+        raw = {"stalled_since": since}
+        notice = CallbackNotice(None, CallbackEvent.FAIL, STREAM_STALLED, at, None, raw)
+        self.hint(schedule_id, key, notice)
 
     async def run(self, stop: asyncio.Event) -> None:
         stopper = asyncio.ensure_future(stop.wait())
@@ -54,6 +66,10 @@ class Notices:
 
     async def apply(self, item: _Notice) -> None:
         notice = item.notice
+        if notice.status == STREAM_STALLED and notice.time is not None:
+            data = dict(notice.raw)
+            event = Event(notice.time, STREAM_STALLED, item.schedule_id, item.key, data=data)
+            await self._store.add_event(event)
         if notice.event in _FAILURE_EVENTS:
             await self._engine.note_failure(item.key, notice.time)
         elif notice.event == CallbackEvent.RECOVER:

@@ -5,15 +5,17 @@ comes from :func:`relayd.reconcile.next_action`, its policy from :meth:`relayd.e
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from relayd.alerts.conditions import AlertFacts
 from relayd.configuration import Configuration
 from relayd.engine import Engine
-from relayd.ids import SegmentKey
+from relayd.ids import ScheduleId, SegmentKey
 from relayd.jobs import Jobs
 from relayd.metrics import ApiObserver
 from relayd.reconcile import NextAction, next_action
 from relayd.store import SegmentRecord, SegmentState, StateStore
+from relayd.streams import StreamWatch
 from relayd.web.views import ScheduleInfo
 
 
@@ -46,6 +48,7 @@ class StatusView:
         store: StateStore,
         jobs: Jobs,
         observer: ApiObserver,
+        streams: StreamWatch,
         clock: Callable[[], float],
         is_ready: Callable[[], bool],
     ) -> None:
@@ -54,6 +57,7 @@ class StatusView:
         self._store = store
         self._jobs = jobs
         self._observer = observer
+        self._streams = streams
         self._clock = clock
         self.ready = is_ready
         self._started_at = clock()
@@ -98,7 +102,12 @@ class StatusView:
             last_platform_success=self.last_platform_success(),
             platform_error=self._observer.last_error,
             config_problems=self._config.problems,
+            streams=self._streams.stalls(),
         )
+
+    def stream_health(self, schedule_id: ScheduleId) -> dict[str, Any] | None:
+        """The schedule's stream as the health check sees it, or None when it has no check."""
+        return self._streams.status_json(schedule_id)
 
     def summary(self) -> str:
         return summary(len(self._engine.schedules), self._store.segments())

@@ -11,9 +11,10 @@ import asyncio
 import random
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 import structlog
@@ -29,10 +30,12 @@ from relayd.noticing import Notices
 from relayd.platform import Platform
 from relayd.platform.live import LivePlatform
 from relayd.queueing import ReconcileQueue
+from relayd.schedules.model import Schedule
 from relayd.settings import Settings
 from relayd.statusview import StatusView
 from relayd.store import SharedStore
 from relayd.store.opening import open_store
+from relayd.streams import StreamWatch
 from relayd.volc.client import LiveClient
 from relayd.web.app import WebServer, build_app, parse_listen
 from relayd.web.auth import ensure_token_file, token_file
@@ -58,13 +61,23 @@ class Parts:
     jobs: Jobs
     config: Configuration
     notices: Notices
+    streams: StreamWatch
     view: StatusView
     alerts: AlertManager
     callback_secret: bytes
 
-    async def run_alerts(self, stop: asyncio.Event) -> None:
-        """Evaluate the alert conditions and deliver notifications until ``stop`` (a supervised loop)."""
-        await self.alerts.run(stop, facts=self.view.alert_facts, clock=self.view.now)
+    def loops(self, stop: asyncio.Event) -> list[tuple[str, Coroutine[Any, Any, None]]]:
+        """The parts' own long-lived loops, named, for the daemon's supervisor."""
+        return [
+            ("relayd-notices", self.notices.run(stop)),
+            ("relayd-alerts", self.alerts.run(stop, facts=self.view.alert_facts, clock=self.view.now)),
+            ("relayd-stream-health", self.streams.run(stop)),
+        ]
+
+    def set_schedules(self, schedules: list[Schedule]) -> set[ScheduleId]:
+        """The desired schedules, for the engine and the stream checks; returns the ids added, changed or removed."""
+        self.streams.set_schedules(schedules)
+        return self.engine.set_schedules(schedules)
 
     async def sync_groups(self) -> bool:
         """Create or update the declared ``[[group]]``s (first definition of a name wins)."""
@@ -122,15 +135,27 @@ async def build_parts(
         on_outcome=outcome_metrics(metrics),
     )
     config = Configuration(settings.schedules_dir, store, metrics)
+    notices = Notices(engine, store, queue.submit)
+    streams = StreamWatch(store=store, notices=notices, events=metrics, clock=clock)
     view = StatusView(
-        config=config, engine=engine, store=store, jobs=jobs, observer=observer, clock=clock, is_ready=is_ready
+        config=config,
+        engine=engine,
+        store=store,
+        jobs=jobs,
+        observer=observer,
+        streams=streams,
+        clock=clock,
+        is_ready=is_ready,
     )
-    metrics.set_sources(segment_counts=view.segment_counts, next_handoff=view.next_handoff)
+    metrics.set_sources(
+        segment_counts=view.segment_counts, next_handoff=view.next_handoff, stream_levels=streams.monitor.levels
+    )
     scheduler.start()
     stack.callback(scheduler.shutdown, wait=False)
-    notices = Notices(engine, queue.submit)
     alerts = AlertManager.from_settings(settings, store=store, metrics=metrics)
-    return Parts(settings, metrics, store, platform, engine, queue, jobs, config, notices, view, alerts, secret)
+    return Parts(
+        settings, metrics, store, platform, engine, queue, jobs, config, notices, streams, view, alerts, secret
+    )
 
 
 async def start_web(parts: Parts, stack: AsyncExitStack) -> int:

@@ -139,6 +139,7 @@ def summarise(
         "failed_segments": sum(1 for s in segments if s.state is SegmentState.FAILED),
         "retrying_segments": sum(1 for s in segments if s.state is SegmentState.RETRYING),
         "last_error": _last_error(segments),
+        "health": view.stream_health(sid),
     }
 
 

@@ -16,9 +16,9 @@ The web layer reads two things and writes one:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from relayd.ids import GroupName, ScheduleId, SegmentKey, TaskId
 from relayd.reconcile import NextAction
@@ -52,6 +52,10 @@ class DaemonView(Protocol):
 
     def config_loaded(self) -> bool:
         """True once the config directory has been loaded at least once."""
+
+    def stream_health(self, schedule_id: ScheduleId) -> Mapping[str, Any] | None:
+        """The schedule's stream as the health check sees it (``up`` / ``stalled`` / ``unknown`` / ``paused``, since
+        when, last advance), or None when the schedule has no health check."""
 
     def config_problems(self) -> Sequence[str]:
         """Human-readable problems from the last load (file, field, reason), empty when clean."""

@@ -37,6 +37,7 @@ class FakeView:
     error: str | None = None
     fail_with: Exception | None = None
     started: bool = True
+    health: dict[ScheduleId, dict[str, Any]] = field(default_factory=dict)
 
     def ready(self) -> bool:
         """Whether the daemon finished starting (its first reconcile pass); passed to the app as ``started``."""
@@ -55,6 +56,9 @@ class FakeView:
 
     def config_problems(self) -> Sequence[str]:
         return self.problems
+
+    def stream_health(self, schedule_id: ScheduleId) -> dict[str, Any] | None:
+        return self.health.get(schedule_id)
 
     def last_platform_success(self) -> float | None:
         return self.last_ok
