@@ -309,6 +309,9 @@ def _maintain(segment: Segment, record: SegmentRecord, ctx: _Ctx) -> _Step:
     if signal is None:
         return _healthy(segment, record, ctx)
     if segment.spec_hash != record.spec_hash and signal != FailureSignal.MISSING and _may_update(record, ctx):
+        if record.last_error is not None and record.title not in ctx.view.fresh:
+            # The last call failed (an update answered "not found" in some code?): look before updating again.
+            return _one(Action(ActionKind.CONFIRM, record, segment=segment, reason=Reason.SPEC_CHANGED))
         return _one(Action(ActionKind.UPDATE, record, segment=segment, reason=Reason.SPEC_CHANGED))
     return _restart(segment, record, signal, ctx)
 

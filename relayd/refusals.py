@@ -37,7 +37,11 @@ _WORDS: tuple[tuple[Refusal, tuple[str, ...], tuple[str, ...]], ...] = (
     ),
     (Refusal.PAST_START, ("starttime",), ("past", "earlier", "before now", "过去", "早于")),
     (Refusal.UPDATE_RUNNING, ("update", "updated"), ("生效中", "running", "active")),
-    (Refusal.WRONG_STATUS, ("status", "only", "停用", "生效中"), ("only", "cannot", "not allowed", "invalid", "not support", "不允许", "不支持")),
+    (
+        Refusal.WRONG_STATUS,
+        ("status", "only", "停用", "生效中"),
+        ("only", "cannot", "not allowed", "invalid", "not support", "不允许", "不支持"),
+    ),
 )
 
 
