@@ -215,7 +215,7 @@ class Executor:
             self._on_handoff(record, gap)
 
     def _learn_from_create(self, action: Action, outcome: Outcome) -> bool:
-        """Q10 and Q9 from a refused Create; True when the answer is news (the next try will differ)."""
+        """Q10 and Q9 from a refused Create or Update; True when the answer is news (the next try will differ)."""
         evidence = f"{outcome.code}: {outcome.error}"
         if outcome.refusal == Refusal.DESTINATION_BUSY:
             news = self._knowledge.learn("destination_exclusive", True, evidence)
@@ -261,12 +261,19 @@ class Executor:
         segment, record = action.segment, action.record
         assert segment is not None and record.task_id is not None
         now = self._clock()
-        body = create_body(segment, now=now, callback_url=self._callback_url(segment.key))
+        body = create_body(
+            segment,
+            now=now,
+            callback_url=self._callback_url(segment.key),
+            start_shift_s=action.start_shift_s,
+            past_start_refused=self._knowledge.facts.past_start is False,
+        )
         if segment.start <= now and record.start <= now:
             body["StartTime"] = record.body.get("StartTime", body["StartTime"])  # running: keep its start
         outcome, _ = await self._call("update", self._platform.update({**body, "TaskId": record.task_id}))
         if outcome.kind != OutcomeKind.OK:
-            failed = after_update(record, outcome, now=self._clock(), policy=turn.policy, rand=turn.rand)
+            learnt = self._learn_from_create(action, outcome)  # an Update meets the same rules of the window
+            failed = after_update(record, outcome, now=self._clock(), policy=turn.policy, rand=turn.rand, learnt=learnt)
             await self._put(failed)
             if outcome.refusal == Refusal.UPDATE_RUNNING:
                 self._knowledge.learn("update_running", False, f"{outcome.code}: {outcome.error}")

@@ -163,13 +163,19 @@ def create_is_urgent(record: SegmentRecord, outcome: Outcome, *, now: float, pol
 # --- update, restart, delete ----------------------------------------------------------------------------------
 
 
-def after_update(record: SegmentRecord, outcome: Outcome, *, now: float, policy: Policy, rand: float) -> SegmentRecord:
-    """The record after a failed UpdatePullToPushTask (a successful one stores the new spec: see the executor)."""
+def after_update(
+    record: SegmentRecord, outcome: Outcome, *, now: float, policy: Policy, rand: float, learnt: bool = False
+) -> SegmentRecord:
+    """The record after a failed UpdatePullToPushTask (a successful one stores the new spec: see the executor).
+
+    ``learnt``: the refusal answered an open question (destination, past start): the next try differs, at once."""
     if outcome.kind == OutcomeKind.NOT_FOUND:
         return _failed(record, outcome, failure_seen_at=now)  # gone: the restart path confirms and re-creates
     if outcome.refusal == Refusal.UPDATE_RUNNING:
         # Not a failure: the platform answered Q5. The decision (next segment, or replace) is the reconciler's.
         return dataclasses.replace(record, next_attempt_at=None)
+    if learnt:
+        return _failed(record, outcome, next_attempt_at=now)
     return _failed(record, outcome, next_attempt_at=retry_at(0, policy, now, rand))
 
 

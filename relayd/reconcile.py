@@ -132,8 +132,8 @@ class _Ctx:
     rand: float
     nudged_at: float | None
     facts: PlatformFacts = NO_FACTS
-    live_ends: frozenset[int] = frozenset()
-    """Ends of this schedule's segments that have a task: a segment starting at one of them is a hand-off."""
+    ends: frozenset[int] = frozenset()
+    """Ends of this schedule's planned or recorded segments: a segment starting at one of them is a hand-off."""
     replace_running: bool = False
     """Apply a change to a running task Update refuses at once, by replacing the task (else: next segment)."""
 
@@ -271,12 +271,14 @@ def _ensure_created(segment: Segment, record: SegmentRecord, ctx: _Ctx, *, remem
         if remember:
             return _one(Action(ActionKind.SAVE, record, reason=Reason.PLANNED), due)
         return _Step(wake_at=due)
-    handoff = segment.start in ctx.live_ends
+    return _one(_shaped(ActionKind.CREATE, record, segment, ctx, Reason.PREPARE_AHEAD))
+
+
+def _shaped(kind: ActionKind, record: SegmentRecord, segment: Segment, ctx: _Ctx, reason: Reason) -> Action:
+    """A CREATE or UPDATE carrying the segment's window as the platform will accept it (see ``_touching_refused``)."""
+    handoff = segment.start in ctx.ends
     shift = HANDOFF_SHIFT_S if handoff and _touching_refused(ctx.facts) else 0
-    create = Action(
-        ActionKind.CREATE, record, segment=segment, reason=Reason.PREPARE_AHEAD, handoff=handoff, start_shift_s=shift
-    )
-    return _one(create)
+    return Action(kind, record, segment=segment, reason=reason, handoff=handoff, start_shift_s=shift)
 
 
 def _touching_refused(facts: PlatformFacts) -> bool:
@@ -312,7 +314,7 @@ def _maintain(segment: Segment, record: SegmentRecord, ctx: _Ctx) -> _Step:
         if record.last_error is not None and record.title not in ctx.view.fresh:
             # The last call failed (an update answered "not found" in some code?): look before updating again.
             return _one(Action(ActionKind.CONFIRM, record, segment=segment, reason=Reason.SPEC_CHANGED))
-        return _one(Action(ActionKind.UPDATE, record, segment=segment, reason=Reason.SPEC_CHANGED))
+        return _one(_shaped(ActionKind.UPDATE, record, segment, ctx, Reason.SPEC_CHANGED))
     return _restart(segment, record, signal, ctx)
 
 
@@ -331,7 +333,7 @@ def _change(segment: Segment, record: SegmentRecord, ctx: _Ctx) -> _Step:
     if record.last_error is not None and record.title not in ctx.view.fresh:
         return _one(Action(ActionKind.CONFIRM, record, segment=segment, reason=Reason.SPEC_CHANGED))
     if _may_update(record, ctx):
-        return _one(Action(ActionKind.UPDATE, record, segment=segment, reason=Reason.SPEC_CHANGED))
+        return _one(_shaped(ActionKind.UPDATE, record, segment, ctx, Reason.SPEC_CHANGED))
     if ctx.replace_running:
         return _one(Action(ActionKind.REPLACE, record, segment=segment, reason=Reason.SPEC_CHANGED))
     return _Step(wake_at=record.end, deferred=True)
@@ -441,8 +443,8 @@ def decide(
     ``nudged_at``: the last instant something happened that may have cured a failed segment's cause (a config
     reload, a successful call of the kind that failed): segments that failed before it are tried again at once.
     """
-    live_ends = frozenset(r.end for r in records if r.task_id is not None and r.state != SegmentState.DELETED)
-    ctx = _Ctx(now, policy, view, rand, nudged_at, facts, live_ends, replace_running)
+    ends = frozenset(s.end for s in desired) | {r.end for r in records if r.state != SegmentState.DELETED}
+    ctx = _Ctx(now, policy, view, rand, nudged_at, facts, ends, replace_running)
     by_key: dict[SegmentKey, SegmentRecord] = {r.key: r for r in records}
     planned: dict[SegmentKey, Segment] = {s.key: s for s in desired}
     keys = list(planned) + [k for k in by_key if k not in planned]
