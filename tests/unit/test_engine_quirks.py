@@ -17,9 +17,11 @@ from relayd.platform.facts import PlatformFacts, RelaunchFrom
 from relayd.platform.memory import MemoryPlatform, MemoryQuirks
 from relayd.store import SegmentState, Store
 from relayd.volc.models import TaskStatus
+from relayd.web.api import segment_json
+from relayd.web.views import SegmentNotes
 from tests.unit.test_engine import CONFIG, POLICY, T0, Clock, FakeJobs, Rig, schedule
 
-KEY1 = SegmentKey("news.1")
+KEY0, KEY1 = SegmentKey("news.0"), SegmentKey("news.1")
 CHAINED_END = T0 + 1200  # two segments of 600 s: news.0 [T0, T0+600), news.1 [T0+600, T0+1200)
 
 RigFactory = Callable[..., Any]
@@ -201,3 +203,13 @@ async def test_every_not_found_code_is_understood(make_rig: Any, code: str) -> N
     await rig.at(T0 + 600 + POLICY.retention)  # the delete finds no task: the segment is done
     await rig.at(rig.clock.now + 1)
     assert rig.record().state == SegmentState.DELETED
+
+
+async def test_status_shows_the_handoff_gap_and_the_deferred_change(make_rig: Any) -> None:
+    rig = await make_rig(MemoryQuirks(update_running=False, destination="exclusive"))
+    await running_then_edited(rig)
+    await rig.at(T0 + 600 - 60)
+    notes = {key: SegmentNotes(rig.engine.handoff_gaps.get(key), rig.engine.deferred.get(key)) for key in (KEY0, KEY1)}
+    shown = {key: segment_json(rig.record(key), None, rig.clock.now, notes[key]) for key in (KEY0, KEY1)}
+    assert (shown[KEY0]["handoff_gap_s"], shown[KEY0]["change_applies"]) == (None, "next_segment")
+    assert (shown[KEY1]["handoff_gap_s"], shown[KEY1]["change_applies"]) == (1.0, None)
