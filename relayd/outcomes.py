@@ -154,9 +154,10 @@ def _created(intent: SegmentRecord, task_id: TaskId, *, restart: bool, now: floa
 
 
 def create_is_urgent(record: SegmentRecord, outcome: Outcome, *, now: float, policy: Policy) -> bool:
-    """Log a failed create as an error (not a warning) when it needs a human: a refusal, a spent budget, or a
-    hand-off less than half of ``prepare_ahead`` away."""
-    refused = outcome.kind == OutcomeKind.TERMINAL or record.state == SegmentState.FAILED
+    """Log a failed create as an error (not a warning) when it needs a human: a plain refusal, a spent budget, or a
+    hand-off less than half of ``prepare_ahead`` away. A refusal that answers an open question (relayd learns
+    and tries the way that works) is not by itself a reason to call someone."""
+    refused = (outcome.kind == OutcomeKind.TERMINAL and outcome.refusal is None) or record.state == SegmentState.FAILED
     return refused or record.start - now < policy.prepare_ahead / 2
 
 
