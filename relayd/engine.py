@@ -17,19 +17,21 @@ from dataclasses import dataclass, replace
 
 import structlog
 
-from relayd.executor import CallbackUrl, Executor, OutcomeSink, Turn
+from relayd.executor import CallbackUrl, Executor, HandoffSink, OutcomeSink, Turn
 from relayd.ids import ScheduleId, SegmentKey
 from relayd.jobs import Jobs
+from relayd.knowledge import Knowledge
 from relayd.metrics import Metrics
 from relayd.observations import Observations
 from relayd.outcomes import Outcome, OutcomeKind
 from relayd.platform import Platform
+from relayd.platform.facts import PlatformFacts
 from relayd.policy import Policy, policy_for
 from relayd.reconcile import ActionKind, Plan, decide
 from relayd.schedules.model import Schedule, Segment
 from relayd.schedules.planner import TitleLength, plan
 from relayd.settings import Settings
-from relayd.store import SegmentState, StateStore
+from relayd.store import SegmentRecord, SegmentState, StateStore
 from relayd.volc.errors import LiveError
 
 log = structlog.get_logger("relayd.engine")
@@ -46,6 +48,8 @@ class EngineConfig:
     namespace: str
     policy: Policy
     title_length: TitleLength = TitleLength.FULL
+    replace_running: bool = False
+    """A change to a running task the platform will not update applies at once (replace), not from the next one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +83,7 @@ def engine_config(settings: Settings) -> EngineConfig:
         namespace=settings.namespace,
         policy=policy,
         title_length=TitleLength(settings.title_limit),
+        replace_running=settings.running_change == "replace",
     )
 
 
@@ -94,6 +99,8 @@ class Engine:
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float],
         on_outcome: OutcomeSink | None = None,
+        facts: PlatformFacts | None = None,
+        on_handoff: HandoffSink | None = None,
     ) -> None:
         self._store = store
         self._platform = platform
@@ -103,6 +110,13 @@ class Engine:
         self._rand = rand
         self._on_outcome = on_outcome or (lambda label, outcome: None)
         self.observations = Observations(clock)
+        self.knowledge = Knowledge(facts)
+        self.handoff_gaps: dict[SegmentKey, float] = {}
+        """The gap (s) of each segment's hand-off since start-up: the destination had no task that long."""
+        self.deferred: dict[SegmentKey, str] = {}
+        """Running segments whose schedule change applies from the next segment (Update refused while running)."""
+        self._deferred_by: dict[ScheduleId, frozenset[SegmentKey]] = {}
+        self._on_handoff = on_handoff or (lambda record, gap: None)
         self._executor = Executor(
             store=store,
             platform=platform,
@@ -110,6 +124,8 @@ class Engine:
             callback_url=callback_url,
             clock=clock,
             on_outcome=self._outcome,
+            knowledge=self.knowledge,
+            on_handoff=self._handoff,
         )
         self.schedules: dict[ScheduleId, Schedule] = {}
         self.last_platform_success: float | None = None
@@ -194,8 +210,39 @@ class Engine:
         titles = {s.title for s in desired} | {r.title for r in records}
         view = self.observations.view(titles, fresh)
         policy = self.policy_for(schedule_id)
-        result = decide(desired, records, view, now=now, policy=policy, rand=rand, nudged_at=self.nudged_at)
+        result = decide(
+            desired,
+            records,
+            view,
+            now=now,
+            policy=policy,
+            rand=rand,
+            nudged_at=self.nudged_at,
+            facts=self.knowledge.facts,
+            replace_running=self._config.replace_running,
+        )
+        self._note_deferred(schedule_id, result)
         return result, planned
+
+    def _note_deferred(self, schedule_id: ScheduleId, result: Plan) -> None:
+        """Say once per segment that its change waits for the next segment (status shows it until then)."""
+        before = self._deferred_by.get(schedule_id, frozenset())
+        self._deferred_by[schedule_id] = result.deferred
+        for key in before - result.deferred:
+            self.deferred.pop(key, None)
+        for key in result.deferred - before:
+            self.deferred[key] = "next_segment"
+            log.info(
+                "change_deferred",
+                schedule_id=schedule_id,
+                segment=key,
+                applies="next_segment",
+                note="the platform refuses Update while a task runs; set running_change = replace to apply it now",
+            )
+
+    def _handoff(self, record: SegmentRecord, gap: float) -> None:
+        self.handoff_gaps[record.key] = gap
+        self._on_handoff(record, gap)
 
     async def reconcile(self, schedule_id: ScheduleId) -> None:
         """One reconcile of one schedule (the queue's handler)."""

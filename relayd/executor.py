@@ -22,6 +22,7 @@ from typing import Any
 import structlog
 
 from relayd.ids import SegmentKey, TaskId
+from relayd.knowledge import Knowledge
 from relayd.observations import Observations
 from relayd.outcomes import (
     OK,
@@ -36,8 +37,10 @@ from relayd.outcomes import (
     timely_state,
 )
 from relayd.platform import ObservedTask, Platform, status_at
+from relayd.platform.facts import RelaunchFrom
 from relayd.policy import Policy
 from relayd.reconcile import Action, ActionKind, Reason, create_body
+from relayd.refusals import Refusal
 from relayd.store import Event, SegmentRecord, SegmentState, StateStore
 from relayd.volc.errors import LiveError
 
@@ -48,6 +51,8 @@ OutcomeSink = Callable[[str, Outcome], None]
 """Told every platform call's outcome by label — create, recreate, update, continue, relaunch, delete — and each
 spent budget (``restart`` with code ``budget_spent``): metrics, and the engine's last success of each kind."""
 BUDGET_SPENT = Outcome(OutcomeKind.TERMINAL, "budget_spent")
+HandoffSink = Callable[[SegmentRecord, float], None]
+"""Told each hand-off's gap: seconds the destination had no task between one segment's end and the next's start."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +73,8 @@ class Executor:
         callback_url: CallbackUrl,
         clock: Callable[[], float],
         on_outcome: OutcomeSink,
+        knowledge: Knowledge | None = None,
+        on_handoff: HandoffSink | None = None,
     ) -> None:
         self._store = store
         self._platform = platform
@@ -75,6 +82,8 @@ class Executor:
         self._callback_url = callback_url
         self._clock = clock
         self._on_outcome = on_outcome
+        self._knowledge = knowledge or Knowledge()
+        self._on_handoff = on_handoff or (lambda record, gap: None)
 
     async def perform_all(self, actions: Sequence[Action], turn: Turn) -> None:
         """Perform ``actions`` in order; each run of consecutive SAVEs is written in one store operation."""
@@ -93,6 +102,8 @@ class Executor:
             ActionKind.UPDATE: self._update,
             ActionKind.CONTINUE: self._restart,
             ActionKind.RELAUNCH: self._restart,
+            ActionKind.STOP_CONTINUE: self._restart,
+            ActionKind.REPLACE: self._replace,
             ActionKind.DELETE: self._delete,
             ActionKind.DELETE_DUPLICATE: self._delete_duplicate,
         }[action.kind]
@@ -167,7 +178,13 @@ class Executor:
         segment = action.segment
         assert segment is not None
         restart = action.record.task_id is not None or action.reason == Reason.MISSING
-        body = create_body(segment, now=self._clock(), callback_url=self._callback_url(segment.key))
+        body = create_body(
+            segment,
+            now=self._clock(),
+            callback_url=self._callback_url(segment.key),
+            start_shift_s=action.start_shift_s,
+            past_start_refused=self._knowledge.facts.past_start is False,
+        )
         intent = action.record.with_segment(segment)
         intent = dataclasses.replace(
             intent, state=SegmentState.CREATING, task_id=None, body=body, spec_hash=segment.spec_hash
@@ -175,20 +192,40 @@ class Executor:
         intent = await self._put(intent)
         outcome, task_id = await self._call("recreate" if restart else "create", self._platform.create(body))
         now = self._clock()
-        record = after_create(intent, outcome, task_id, restart=restart, now=now, policy=turn.policy, rand=turn.rand)
+        learnt = self._learn_from_create(action, outcome)
+        record = after_create(
+            intent, outcome, task_id, restart=restart, now=now, policy=turn.policy, rand=turn.rand, learnt=learnt
+        )
         record = dataclasses.replace(record, updated_at=now)
         if outcome.kind != OutcomeKind.OK:
             await self._store.put(record)
             await self._create_failed(record, outcome, turn)
             return
+        start = int(str(body["StartTime"]))
+        gap = max(float(start), now) - segment.start if action.handoff else None
         # The record and its event go into one commit: one store round trip per create instead of two.
-        event = self._event_nowait("create", record, start=body["StartTime"], end=body["EndTime"], restart=restart)
+        event = self._event_nowait("create", record, start=start, end=body["EndTime"], restart=restart, gap_s=gap)
         await self._store.put(record)
         await event
-        self._saw(record, task_id, int(str(body["StartTime"])))
+        self._saw(record, task_id, start)
         self._log(record).info(
-            "task_created", task_id=task_id, start=body["StartTime"], end=body["EndTime"], restart=restart
+            "task_created", task_id=task_id, start=start, end=body["EndTime"], restart=restart, handoff_gap_s=gap
         )
+        if gap is not None:
+            self._on_handoff(record, gap)
+
+    def _learn_from_create(self, action: Action, outcome: Outcome) -> bool:
+        """Q10 and Q9 from a refused Create or Update; True when the answer is news (the next try will differ)."""
+        evidence = f"{outcome.code}: {outcome.error}"
+        if outcome.refusal == Refusal.DESTINATION_BUSY:
+            news = self._knowledge.learn("destination_exclusive", True, evidence)
+            if action.handoff and action.start_shift_s == 0:
+                # Our window only touched the previous segment's: touching windows count as overlapping.
+                news = self._knowledge.learn("destination_touching_ok", False, evidence) or news
+            return news
+        if outcome.refusal == Refusal.PAST_START:
+            return self._knowledge.learn("past_start", False, evidence)
+        return False
 
     async def _create_failed(self, record: SegmentRecord, outcome: Outcome, turn: Turn) -> None:
         now = self._clock()
@@ -224,17 +261,32 @@ class Executor:
         segment, record = action.segment, action.record
         assert segment is not None and record.task_id is not None
         now = self._clock()
-        body = create_body(segment, now=now, callback_url=self._callback_url(segment.key))
+        body = create_body(
+            segment,
+            now=now,
+            callback_url=self._callback_url(segment.key),
+            start_shift_s=action.start_shift_s,
+            past_start_refused=self._knowledge.facts.past_start is False,
+        )
         if segment.start <= now and record.start <= now:
             body["StartTime"] = record.body.get("StartTime", body["StartTime"])  # running: keep its start
         outcome, _ = await self._call("update", self._platform.update({**body, "TaskId": record.task_id}))
         if outcome.kind != OutcomeKind.OK:
-            failed = after_update(record, outcome, now=self._clock(), policy=turn.policy, rand=turn.rand)
+            learnt = self._learn_from_create(action, outcome)  # an Update meets the same rules of the window
+            failed = after_update(record, outcome, now=self._clock(), policy=turn.policy, rand=turn.rand, learnt=learnt)
             await self._put(failed)
+            if outcome.refusal == Refusal.UPDATE_RUNNING:
+                self._knowledge.learn("update_running", False, f"{outcome.code}: {outcome.error}")
+                return  # the next pass decides: replace now, or apply from the next segment (and says which)
             self._log(record).warning("task_update_failed", outcome=outcome.kind.value, **outcome.fields())
             return
         updated = dataclasses.replace(
-            record.with_segment(segment), spec_hash=segment.spec_hash, body=body, next_attempt_at=None
+            record.with_segment(segment),
+            spec_hash=segment.spec_hash,
+            body=body,
+            next_attempt_at=None,
+            last_error=None,
+            last_request_id=None,
         )
         updated = await self._put(updated)
         self._saw(updated, record.task_id, int(str(body["StartTime"])))
@@ -244,9 +296,11 @@ class Executor:
     async def _restart(self, action: Action, turn: Turn) -> None:
         record = action.record
         assert record.task_id is not None
-        call = self._platform.resume if action.kind == ActionKind.CONTINUE else self._platform.relaunch
         kind = action.kind.value
-        outcome, _ = await self._call(kind, call(record.task_id, record.group))
+        outcome = await self._restart_call(action.kind, record.task_id, record.group)
+        if action.kind == ActionKind.RELAUNCH and outcome.refusal == Refusal.WRONG_STATUS:
+            # Q1: Relaunch refused on a 生效中 task: it wants 停用. One attempt spent; Stop + Continue from now on.
+            self._knowledge.learn("relaunch_from", RelaunchFrom.DISABLED, f"{outcome.code}: {outcome.error}")
         now = self._clock()
         after = await self._put(after_restart(record, outcome, now=now))
         if outcome.kind != OutcomeKind.OK:
@@ -257,6 +311,31 @@ class Executor:
         self._obs.saw(ObservedTask(record.task_id, record.title, status, record.start, record.end))
         self._log(after).info("task_restarted", action=kind, attempt=after.attempts, reason=action.reason.value)
         await self._event("restart", after, action=kind, attempt=after.attempts, reason=action.reason.value)
+
+    async def _restart_call(self, kind: ActionKind, task_id: TaskId, group: str | None) -> Outcome:
+        if kind == ActionKind.STOP_CONTINUE:
+            outcome, _ = await self._call("stop", self._platform.stop(task_id, group))
+            if outcome.kind != OutcomeKind.OK:
+                return outcome
+            return (await self._call("continue", self._platform.resume(task_id, group)))[0]
+        call = self._platform.resume if kind == ActionKind.CONTINUE else self._platform.relaunch
+        return (await self._call(kind.value, call(task_id, group)))[0]
+
+    async def _replace(self, action: Action, turn: Turn) -> None:
+        """Q5 with immediate effect: the running task cannot be updated, so delete it and create the segment's task
+        afresh from the new spec (delete first: where tasks may not share a destination the new one would be
+        refused). The record goes through CREATING as any create does, so a crash in between is repaired."""
+        record, segment = action.record, action.segment
+        assert record.task_id is not None and segment is not None
+        outcome, _ = await self._call("delete", self._platform.delete(record.task_id, record.group))
+        if outcome.kind not in (OutcomeKind.OK, OutcomeKind.NOT_FOUND):
+            self._log(record).warning("task_replace_failed", **outcome.fields())
+            return
+        self._obs.gone(record.title, record.task_id)
+        self._log(record).info("task_replaced", applies="now", note="the platform refuses Update while running")
+        await self._event("replace", record)
+        fresh = dataclasses.replace(record, task_id=None)
+        await self._create(Action(ActionKind.CREATE, fresh, segment=segment, reason=Reason.SPEC_CHANGED), turn)
 
     async def _delete(self, action: Action, turn: Turn) -> None:
         record = action.record

@@ -41,6 +41,7 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 API_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 RECONCILE_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0)
 LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
+HANDOFF_BUCKETS = (0.0, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 
 SegmentCounts = Callable[[], Mapping[str, int]]
 NextHandoff = Callable[[], float | None]
@@ -175,6 +176,12 @@ class Metrics:
             buckets=RECONCILE_BUCKETS,
             registry=r,
         )
+        self.handoff_gaps = Histogram(
+            "relayd_handoff_gap_seconds",
+            "Seconds a destination had no task at a hand-off between chained segments.",
+            buckets=HANDOFF_BUCKETS,
+            registry=r,
+        )
         self.loop_lag = Gauge("relayd_event_loop_lag_seconds", "Latest measured event-loop lag.", registry=r)
         self.loop_lag_hist = Histogram(
             "relayd_event_loop_lag_distribution_seconds", "Event-loop lag samples.", buckets=LAG_BUCKETS, registry=r
@@ -252,6 +259,9 @@ class Metrics:
         if child is None:  # labels() takes a lock and builds a tuple; callbacks are the hot path
             child = self._callback_children[result] = self.callbacks.labels(result=result)
         child.inc()
+
+    def handoff_gap(self, seconds: float) -> None:
+        self.handoff_gaps.observe(max(0.0, seconds))
 
     def observe_reconcile(self, seconds: float) -> None:
         self.reconcile_duration.observe(seconds)

@@ -12,7 +12,10 @@ The rules, in one place:
 - **Terminal** refusals (InvalidParam, AccessDenied, a revoked key…) count attempts the same way; they are not final
   either. Once ``max_attempts`` is spent the segment is FAILED — shown in status, logs and metrics — and still
   tried every ``failed_retry_interval`` (with jitter) while its window is open: the operator may fix the cause.
-- **Not found** on a delete is success; on an update it is a failure signal (the restart path re-creates).
+- **Not found** on a delete is success; on an update it is a failure signal (the restart path re-creates). Which
+  codes mean "not found" is itself an open question: a refusal of any other code is confirmed by a listing.
+- **A refusal that answers an open question** (:mod:`relayd.refusals`: destination busy, StartTime in the past,
+  Update while running) is not a failed attempt: relayd learns the answer and tries the way that works.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any
 from relayd.backoff import backoff_delay
 from relayd.ids import TaskId
 from relayd.policy import Policy
+from relayd.refusals import Refusal, refusal_of
 from relayd.store import SegmentRecord, SegmentState
 from relayd.volc.errors import ApiError, LiveError
 
@@ -47,6 +51,8 @@ class Outcome:
     code: str = "ok"
     error: str | None = None
     request_id: str | None = None
+    refusal: Refusal | None = None
+    """The open question a refusal answers (destination busy, Update while running, …): see :mod:`relayd.refusals`."""
 
     def fields(self) -> dict[str, Any]:
         """The log and event fields of a failed call (one definition for every caller)."""
@@ -60,7 +66,8 @@ def outcome_of(error: LiveError) -> Outcome:
     """Classify a platform error once; every decision below reads only this."""
     request_id = error.request_id or None if isinstance(error, ApiError) else None
     code = error.code if isinstance(error, ApiError) else type(error).__name__
-    if error.not_found:
+    refusal = refusal_of(code, error.message) if isinstance(error, ApiError) and error.surely_unprocessed else None
+    if error.not_found or refusal == Refusal.NOT_FOUND:
         kind = OutcomeKind.NOT_FOUND
     elif not error.surely_unprocessed:
         kind = OutcomeKind.UNKNOWN
@@ -68,7 +75,7 @@ def outcome_of(error: LiveError) -> Outcome:
         kind = OutcomeKind.RETRYABLE
     else:
         kind = OutcomeKind.TERMINAL
-    return Outcome(kind, code, str(error), request_id)
+    return Outcome(kind, code, str(error), request_id, refusal)
 
 
 def retry_at(attempts: int, policy: Policy, now: float, rand: float) -> float:
@@ -110,11 +117,21 @@ def after_create(
     now: float,
     policy: Policy,
     rand: float,
+    learnt: bool = False,
 ) -> SegmentRecord:
-    """The record after CreatePullToPushTask answered (``intent`` is the CREATING record written before it)."""
+    """The record after CreatePullToPushTask answered (``intent`` is the CREATING record written before it).
+
+    ``learnt``: the refusal answered an open question relayd did not know the answer to (the next try differs)."""
     if outcome.kind == OutcomeKind.OK:
         assert task_id is not None
         return _created(intent, task_id, restart=restart, now=now)
+    if outcome.refusal == Refusal.DESTINATION_BUSY:
+        # Another task holds the destination (Q10): not a failed attempt. Retried at once when the refusal taught
+        # relayd something (the next body differs), else after a backoff: the holder may end or go.
+        later = now if learnt else retry_at(2, policy, now, rand)
+        return _failed(intent, outcome, state=SegmentState.PENDING, next_attempt_at=later)
+    if outcome.refusal == Refusal.PAST_START and learnt:
+        return _failed(intent, outcome, state=SegmentState.PENDING, next_attempt_at=now)  # Q9: ahead of now next
     attempts = intent.attempts + 1
     if outcome.kind == OutcomeKind.UNKNOWN:
         state = SegmentState.CREATING  # the next pass lists the Title before it creates again
@@ -137,19 +154,29 @@ def _created(intent: SegmentRecord, task_id: TaskId, *, restart: bool, now: floa
 
 
 def create_is_urgent(record: SegmentRecord, outcome: Outcome, *, now: float, policy: Policy) -> bool:
-    """Log a failed create as an error (not a warning) when it needs a human: a refusal, a spent budget, or a
-    hand-off less than half of ``prepare_ahead`` away."""
-    refused = outcome.kind == OutcomeKind.TERMINAL or record.state == SegmentState.FAILED
+    """Log a failed create as an error (not a warning) when it needs a human: a plain refusal, a spent budget, or a
+    hand-off less than half of ``prepare_ahead`` away. A refusal that answers an open question (relayd learns
+    and tries the way that works) is not by itself a reason to call someone."""
+    refused = (outcome.kind == OutcomeKind.TERMINAL and outcome.refusal is None) or record.state == SegmentState.FAILED
     return refused or record.start - now < policy.prepare_ahead / 2
 
 
 # --- update, restart, delete ----------------------------------------------------------------------------------
 
 
-def after_update(record: SegmentRecord, outcome: Outcome, *, now: float, policy: Policy, rand: float) -> SegmentRecord:
-    """The record after a failed UpdatePullToPushTask (a successful one stores the new spec: see the executor)."""
+def after_update(
+    record: SegmentRecord, outcome: Outcome, *, now: float, policy: Policy, rand: float, learnt: bool = False
+) -> SegmentRecord:
+    """The record after a failed UpdatePullToPushTask (a successful one stores the new spec: see the executor).
+
+    ``learnt``: the refusal answered an open question (destination, past start): the next try differs, at once."""
     if outcome.kind == OutcomeKind.NOT_FOUND:
         return _failed(record, outcome, failure_seen_at=now)  # gone: the restart path confirms and re-creates
+    if outcome.refusal == Refusal.UPDATE_RUNNING:
+        # Not a failure: the platform answered Q5. The decision (next segment, or replace) is the reconciler's.
+        return dataclasses.replace(record, next_attempt_at=None)
+    if learnt:
+        return _failed(record, outcome, next_attempt_at=now)
     return _failed(record, outcome, next_attempt_at=retry_at(0, policy, now, rand))
 
 

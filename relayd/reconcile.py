@@ -24,6 +24,7 @@ from relayd.backoff import backoff_delay
 from relayd.ids import SegmentKey, TaskId
 from relayd.outcomes import slow_retry_delay, timely_state
 from relayd.platform import ObservedTask
+from relayd.platform.facts import PlatformFacts, RelaunchFrom
 from relayd.policy import Policy
 from relayd.schedules.model import Segment
 from relayd.store import SegmentRecord, SegmentState
@@ -37,6 +38,8 @@ class ActionKind(StrEnum):
     UPDATE = "update"  # UpdatePullToPushTask with the new spec
     CONTINUE = "continue"  # ContinuePullToPushTask: re-enable a disabled task
     RELAUNCH = "relaunch"  # RelaunchPullToPushTask: restart a failing active task
+    STOP_CONTINUE = "stop_continue"  # Stop, then Continue: restart where Relaunch is refused on 生效中 (Q1)
+    REPLACE = "replace"  # delete the running task, then create it afresh: a change for a task Update refuses (Q5)
     DELETE = "delete"  # DeletePullToPushTask, then mark the record deleted
     DELETE_DUPLICATE = "delete_duplicate"  # a second task with the same Title: delete it, keep the record's
     CONFIRM = "confirm"  # list this Title afresh before deciding on a failure signal
@@ -102,12 +105,23 @@ class Action:
     segment: Segment | None = None
     task: ObservedTask | None = None
     reason: Reason = Reason.REFRESH
+    handoff: bool = False
+    """CREATE: the segment takes over from the previous one on its destination (its gap is measured)."""
+    start_shift_s: int = 0
+    """CREATE: start the task this much after the segment's start (tasks on one destination may not touch)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Plan:
     actions: tuple[Action, ...]
     wake_at: float | None  # next instant this schedule needs a look (None: nothing scheduled)
+    deferred: frozenset[SegmentKey] = frozenset()
+    """Running segments whose change waits for the next segment (the platform refuses Update while 生效中)."""
+
+
+NO_FACTS = PlatformFacts()
+HANDOFF_SHIFT_S = 1
+"""Where tasks on one destination may not even touch (Q10, ``exclusive``), the next one starts this much later."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +131,11 @@ class _Ctx:
     view: PlatformView
     rand: float
     nudged_at: float | None
+    facts: PlatformFacts = NO_FACTS
+    ends: frozenset[int] = frozenset()
+    """Ends of this schedule's planned or recorded segments: a segment starting at one of them is a hand-off."""
+    replace_running: bool = False
+    """Apply a change to a running task Update refuses at once, by replacing the task (else: next segment)."""
 
 
 def new_record(segment: Segment, now: float) -> SegmentRecord:
@@ -138,6 +157,7 @@ def _min_time(*instants: float | None) -> float | None:
 class _Step:
     actions: tuple[Action, ...] = ()
     wake_at: float | None = None
+    deferred: bool = False
 
 
 def _one(action: Action, wake_at: float | None = None) -> _Step:
@@ -251,7 +271,21 @@ def _ensure_created(segment: Segment, record: SegmentRecord, ctx: _Ctx, *, remem
         if remember:
             return _one(Action(ActionKind.SAVE, record, reason=Reason.PLANNED), due)
         return _Step(wake_at=due)
-    return _one(Action(ActionKind.CREATE, record, segment=segment, reason=Reason.PREPARE_AHEAD))
+    return _one(_shaped(ActionKind.CREATE, record, segment, ctx, Reason.PREPARE_AHEAD))
+
+
+def _shaped(kind: ActionKind, record: SegmentRecord, segment: Segment, ctx: _Ctx, reason: Reason) -> Action:
+    """A CREATE or UPDATE carrying the segment's window as the platform will accept it (see ``_touching_refused``)."""
+    handoff = segment.start in ctx.ends
+    shift = HANDOFF_SHIFT_S if handoff and _touching_refused(ctx.facts) else 0
+    return Action(kind, record, segment=segment, reason=reason, handoff=handoff, start_shift_s=shift)
+
+
+def _touching_refused(facts: PlatformFacts) -> bool:
+    """Q10: tasks on one destination may not overlap, and windows that merely touch count as overlapping (unless
+    known otherwise). The next task is then created ahead as usual, starting a second after the boundary: a hand-off
+    never waits for a call made at the boundary, and the gap is one second."""
+    return bool(facts.destination_exclusive) and facts.destination_touching_ok is not True
 
 
 def _failure_signal(record: SegmentRecord, ctx: _Ctx) -> FailureSignal | None:
@@ -276,9 +310,33 @@ def _maintain(segment: Segment, record: SegmentRecord, ctx: _Ctx) -> _Step:
     signal = _failure_signal(record, ctx)
     if signal is None:
         return _healthy(segment, record, ctx)
-    if segment.spec_hash != record.spec_hash and signal != FailureSignal.MISSING:
-        return _one(Action(ActionKind.UPDATE, record, segment=segment, reason=Reason.SPEC_CHANGED))
+    if segment.spec_hash != record.spec_hash and signal != FailureSignal.MISSING and _may_update(record, ctx):
+        if record.last_error is not None and record.title not in ctx.view.fresh:
+            # The last call failed (an update answered "not found" in some code?): look before updating again.
+            return _one(Action(ActionKind.CONFIRM, record, segment=segment, reason=Reason.SPEC_CHANGED))
+        return _one(_shaped(ActionKind.UPDATE, record, segment, ctx, Reason.SPEC_CHANGED))
     return _restart(segment, record, signal, ctx)
+
+
+def _may_update(record: SegmentRecord, ctx: _Ctx) -> bool:
+    """Q5: a task that has started is updated in place only where the platform is not known to refuse it."""
+    return ctx.facts.update_running is not False or ctx.now < record.start
+
+
+def _change(segment: Segment, record: SegmentRecord, ctx: _Ctx) -> _Step:
+    """The schedule changed under a task. Update it in place; where the platform refuses Update while 生效中,
+    either replace the task now (the operator asked for immediate effect) or leave it running on its old spec until
+    it ends — the next segment is created from the new one. A failed update is retried only after a fresh look (an
+    unknown TaskId may come back as any error code: the listing tells whether the task is gone)."""
+    if record.next_attempt_at is not None and ctx.now < record.next_attempt_at:
+        return _Step(wake_at=record.next_attempt_at)  # a failed update backs off
+    if record.last_error is not None and record.title not in ctx.view.fresh:
+        return _one(Action(ActionKind.CONFIRM, record, segment=segment, reason=Reason.SPEC_CHANGED))
+    if _may_update(record, ctx):
+        return _one(_shaped(ActionKind.UPDATE, record, segment, ctx, Reason.SPEC_CHANGED))
+    if ctx.replace_running:
+        return _one(Action(ActionKind.REPLACE, record, segment=segment, reason=Reason.SPEC_CHANGED))
+    return _Step(wake_at=record.end, deferred=True)
 
 
 def _restart(segment: Segment, record: SegmentRecord, signal: FailureSignal, ctx: _Ctx) -> _Step:
@@ -315,19 +373,23 @@ def _act_on_failure(segment: Segment, record: SegmentRecord, signal: FailureSign
     if record.title not in ctx.view.fresh:
         return _one(Action(ActionKind.CONFIRM, record, segment=segment, reason=Reason(signal.value)))
     task = ctx.view.first(record.title, record.task_id)
-    kind = _ACTION_FOR.get(signal, ActionKind.RELAUNCH)
-    if kind == ActionKind.RELAUNCH and (task is None or task.status != TaskStatus.ACTIVE):
+    kind = _ACTION_FOR.get(signal, _relaunch_kind(ctx.facts))
+    if kind in (ActionKind.RELAUNCH, ActionKind.STOP_CONTINUE) and (task is None or task.status != TaskStatus.ACTIVE):
         # A failure reported for a task that is not relaying (not started yet, or just ended): nothing to relaunch.
         cleared = _save(record, ctx, Reason.FAILURE_NOT_ACTIONABLE, failure_seen_at=None, next_attempt_at=None)
         return _one(cleared)
     return _one(Action(kind, record, segment=segment, task=task, reason=Reason(signal.value)))
 
 
+def _relaunch_kind(facts: PlatformFacts) -> ActionKind:
+    """Q1: restart a failing 生效中 task with Relaunch, or — where Relaunch is accepted only from 停用 — Stop it
+    and Continue it (Continue is documented to enable a disabled task; it works in every answer)."""
+    return ActionKind.STOP_CONTINUE if facts.relaunch_from == RelaunchFrom.DISABLED else ActionKind.RELAUNCH
+
+
 def _healthy(segment: Segment, record: SegmentRecord, ctx: _Ctx) -> _Step:
     if segment.spec_hash != record.spec_hash:
-        if record.next_attempt_at is not None and ctx.now < record.next_attempt_at:
-            return _Step(wake_at=record.next_attempt_at)  # a failed update backs off
-        return _one(Action(ActionKind.UPDATE, record, segment=segment, reason=Reason.SPEC_CHANGED))
+        return _change(segment, record, ctx)
     changes: dict[str, object] = {}
     state = timely_state(record, ctx.now)
     if record.state != state:
@@ -373,18 +435,22 @@ def decide(
     policy: Policy,
     rand: float,
     nudged_at: float | None = None,
+    facts: PlatformFacts = NO_FACTS,
+    replace_running: bool = False,
 ) -> Plan:
     """All actions for one schedule, in segment order, and when to look again.
 
     ``nudged_at``: the last instant something happened that may have cured a failed segment's cause (a config
     reload, a successful call of the kind that failed): segments that failed before it are tried again at once.
     """
-    ctx = _Ctx(now=now, policy=policy, view=view, rand=rand, nudged_at=nudged_at)
+    ends = frozenset(s.end for s in desired) | {r.end for r in records if r.state != SegmentState.DELETED}
+    ctx = _Ctx(now, policy, view, rand, nudged_at, facts, ends, replace_running)
     by_key: dict[SegmentKey, SegmentRecord] = {r.key: r for r in records}
     planned: dict[SegmentKey, Segment] = {s.key: s for s in desired}
     keys = list(planned) + [k for k in by_key if k not in planned]
     actions: list[Action] = _duplicates(by_key.values(), view)
     wake: float | None = None
+    deferred: set[SegmentKey] = set()
     remembered = any(r.state == SegmentState.PENDING and r.task_id is None for r in records)
     for key in keys:
         segment, record = planned.get(key), by_key.get(key)
@@ -400,7 +466,9 @@ def decide(
             remembered = True
         actions.extend(step.actions)
         wake = _min_time(wake, step.wake_at)
-    return Plan(tuple(actions), wake)
+        if step.deferred:
+            deferred.add(key)
+    return Plan(tuple(actions), wake, frozenset(deferred))
 
 
 def _far_ahead(segment: Segment, ctx: _Ctx) -> bool:
@@ -412,14 +480,26 @@ def _is_planned_save(step: _Step) -> bool:
     return len(step.actions) == 1 and step.actions[0].reason == Reason.PLANNED
 
 
-def create_body(segment: Segment, *, now: float, callback_url: str | None) -> dict[str, object]:
+PAST_START_LEAD_S = 3
+"""Where a StartTime in the past is refused (Q9), a late task starts this far ahead of ``now`` (clock skew, latency)."""
+
+
+def create_body(
+    segment: Segment,
+    *,
+    now: float,
+    callback_url: str | None,
+    start_shift_s: int = 0,
+    past_start_refused: bool = False,
+) -> dict[str, object]:
     """The full CreatePullToPushTask body for a segment.
 
     A segment created after its start (relayd was down, or a re-create after a loss) starts now: the platform
-    is not documented to accept a StartTime in the past.
+    is not documented to accept a StartTime in the past, and where it is known to refuse one, a few seconds ahead.
     """
     body: dict[str, object] = dict(segment.body)
-    body["StartTime"] = max(segment.start, int(now))
+    earliest = int(now) + PAST_START_LEAD_S if past_start_refused else int(now)
+    body["StartTime"] = max(segment.start + start_shift_s, earliest)
     body["EndTime"] = segment.end
     body["Title"] = segment.title
     if segment.group:

@@ -175,6 +175,14 @@ class Settings(BaseSettings):
     )
     prepare_ahead: Duration = Field(3600.0, ge=0, description="Create the next chained task this long before.")
     retention: Duration = Field(3600.0, ge=0, description="Keep ended tasks this long before deleting them.")
+    platform_facts: Path | None = Field(
+        None, description="The platform facts file `relayd probe --write` made; unset: assume nothing, learn."
+    )
+    running_change: Annotated[Literal["next_segment", "replace"], BeforeValidator(_lower)] = Field(
+        "next_segment",
+        description="Where the platform refuses Update while a task runs: apply a schedule change from the next "
+        "segment, or at once by replacing the running task (a short gap).",
+    )
     resync_interval: Duration = Field(300.0, gt=0, description="Full reconcile against the platform this often.")
     horizon: Duration = Field(14 * 86400.0, gt=0, description="How far ahead schedules are planned.")
     history_days: int = Field(30, ge=1, description="Days of task/event history kept in the state store.")

@@ -16,7 +16,7 @@ from relayd.metrics import ApiObserver
 from relayd.reconcile import NextAction, next_action
 from relayd.store import SegmentRecord, SegmentState, StateStore
 from relayd.streams import StreamWatch
-from relayd.web.views import ScheduleInfo
+from relayd.web.views import ScheduleInfo, SegmentNotes
 
 
 def segment_counts(records: Iterable[SegmentRecord]) -> dict[str, int]:
@@ -71,6 +71,9 @@ class StatusView:
             return None
         policy = self._engine.policy_for(record.schedule_id)
         return next_action(record, policy, self._jobs.next_wake(record.schedule_id))
+
+    def segment_notes(self, key: SegmentKey) -> SegmentNotes:
+        return SegmentNotes(self._engine.handoff_gaps.get(key), self._engine.deferred.get(key))
 
     def config_loaded(self) -> bool:
         return self._config.loaded

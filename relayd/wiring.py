@@ -28,10 +28,11 @@ from relayd.jobs import Jobs, build_scheduler
 from relayd.metrics import Metrics
 from relayd.noticing import Notices
 from relayd.platform import Platform
+from relayd.platform.facts import FactsError, PlatformFacts, load_facts
 from relayd.platform.live import LivePlatform
 from relayd.queueing import ReconcileQueue
 from relayd.schedules.model import Schedule
-from relayd.settings import Settings
+from relayd.settings import Settings, SettingsError
 from relayd.statusview import StatusView
 from relayd.store import SharedStore
 from relayd.store.opening import open_store
@@ -112,6 +113,7 @@ async def build_parts(
         deadline_s=settings.api_deadline,
         observer=observer,
     )
+    facts = platform_facts(settings)
     secret = await _callback_secret(settings, store)
     public = _public_url(settings)
     scheduler = build_scheduler()
@@ -133,6 +135,8 @@ async def build_parts(
         clock=clock,
         rand=random.random,
         on_outcome=outcome_metrics(metrics),
+        facts=facts,
+        on_handoff=lambda record, gap: metrics.handoff_gap(gap),
     )
     config = Configuration(settings.schedules_dir, store, metrics)
     notices = Notices(engine, store, queue.submit)
@@ -180,6 +184,21 @@ async def start_web(parts: Parts, stack: AsyncExitStack) -> int:
     bound = await server.start(host, port)
     stack.push_async_callback(server.stop)
     return bound
+
+
+def platform_facts(settings: Settings) -> PlatformFacts | None:
+    """The facts file ``relayd probe`` wrote (setting ``platform_facts``); None: assume nothing, learn from refusals."""
+    path = settings.platform_facts
+    if path is None:
+        return None
+    try:
+        facts, unknown = load_facts(path)
+    except FactsError as error:
+        raise SettingsError([f"platform_facts: {error}"]) from None
+    if unknown:
+        log.warning("platform_facts_unknown", path=str(path), names=unknown, note="written by a newer relayd probe?")
+    log.info("platform_facts_loaded", path=str(path), facts=facts.known())
+    return facts
 
 
 def _api_token(settings: Settings) -> str:

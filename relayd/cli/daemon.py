@@ -55,7 +55,7 @@ def run_command(config_file: Path | None, **flags: Any) -> None:
     configure_logging(settings.log_level, settings.log_format, secrets=settings.secret_values())
     try:
         asyncio.run(Daemon(settings).run())
-    except ListenError as error:
+    except (ListenError, SettingsError) as error:
         _fail(str(error), EXIT_SETTINGS)
     except StoreLockedError as error:
         _fail(str(error), EXIT_LOCKED)

@@ -53,6 +53,9 @@ class LivePlatform:
     async def delete(self, task_id: TaskId, group: str | None) -> None:
         await self._client.delete_task(task_id, group)
 
+    async def stop(self, task_id: TaskId, group: str | None) -> None:
+        await self._client.stop_task(task_id, group)
+
     async def resume(self, task_id: TaskId, group: str | None) -> None:
         await self._client.continue_task(task_id, group)
 

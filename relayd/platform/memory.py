@@ -7,6 +7,10 @@ and listings yield between pages, so concurrency bugs show here as they would ag
 Faults are injected per action with :meth:`MemoryPlatform.inject`: the call raises the given error, either
 before acting (the platform refused) or after acting (``acted=True``: the platform did the work but the answer
 was lost or garbled — the ambiguous case a client cannot tell from a refusal).
+
+:class:`MemoryQuirks` plays the emulator's strict answers to the open questions (``docs/emulator.md``) with the same
+error codes and messages: destination uniqueness, Update refused while 生效中, StartTime in the past refused,
+Relaunch only from 停用, and the not-found code. The default is the lenient platform.
 """
 
 from __future__ import annotations
@@ -22,8 +26,23 @@ from typing import Any
 from relayd.ids import GroupName, TaskId
 from relayd.platform import ListedTask, ObservedTask, status_at
 from relayd.schedules.titles import same_segment
-from relayd.volc.errors import LiveError
+from relayd.volc.errors import ApiError, LiveError
 from relayd.volc.models import GroupItem, TagInfo, TaskStatus
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryQuirks:
+    """The platform's answers to the open questions, as the emulator's quirks of the same names."""
+
+    destination: str = "shared"  # shared | exclusive | exclusive-touching-ok
+    update_running: bool = True
+    past_start: bool = True
+    relaunch_from: str = "active"  # active | disabled | any
+    not_found: str = "ResourceNotFound"
+
+
+def _refused(message: str) -> ApiError:
+    return ApiError("Action", http_status=400, code="InvalidParam", message=message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,8 +54,11 @@ class _Fault:
 class MemoryPlatform:
     """Owned and foreign tasks by id, groups by name; ``calls`` counts each action."""
 
-    def __init__(self, clock: Callable[[], float] = time.time, *, page_size: int = 500) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.time, *, page_size: int = 500, quirks: MemoryQuirks | None = None
+    ) -> None:
         self._clock = clock
+        self.quirks = quirks or MemoryQuirks()
         self._page_size = page_size
         self._ids = itertools.count(1)
         self._faults: dict[str, deque[_Fault]] = {}
@@ -73,29 +95,47 @@ class MemoryPlatform:
 
     async def create(self, body: dict[str, Any]) -> TaskId:
         async with self._call("create") as acted:
+            self._check_start(body, None)
+            self._check_destination(body, None)
             task_id = self.add(body)
             acted.append(task_id)
         return task_id
 
     async def update(self, body: dict[str, Any]) -> None:
         async with self._call("update"):
-            task_id = TaskId(str(body["TaskId"]))
+            task_id = self._known(TaskId(str(body["TaskId"])))
+            if not self.quirks.update_running and self._fresh(self.tasks[task_id]).task.status == TaskStatus.ACTIVE:
+                raise _refused(f"TaskId: task {task_id} is 生效中 (running) and cannot be updated")
+            self._check_start(body, self.tasks[task_id].task)
+            self._check_destination(body, task_id)
             if task_id in self.tasks:
                 self._store(task_id, {k: v for k, v in body.items() if k != "TaskId"})
 
     async def delete(self, task_id: TaskId, group: str | None) -> None:
         async with self._call("delete"):
-            self.remove(task_id)
+            self.remove(self._known(task_id))
+
+    async def stop(self, task_id: TaskId, group: str | None) -> None:
+        async with self._call("stop"):
+            self.set_status(self._known(task_id), TaskStatus.DISABLED)
 
     async def resume(self, task_id: TaskId, group: str | None) -> None:
         async with self._call("resume"):
-            if task_id in self.tasks:
+            if self._known(task_id) in self.tasks:
                 task = self.tasks[task_id].task
                 self.set_status(task_id, status_at(task.start, task.end, self._clock()))
 
     async def relaunch(self, task_id: TaskId, group: str | None) -> None:
         async with self._call("relaunch"):
-            pass
+            status = self._fresh(self.tasks[self._known(task_id)]).task.status
+            allowed = {"active": (TaskStatus.ACTIVE,), "disabled": (TaskStatus.DISABLED,)}.get(
+                self.quirks.relaunch_from, (TaskStatus.ACTIVE, TaskStatus.DISABLED)
+            )
+            if status not in allowed:
+                raise _refused(f"TaskId: task {task_id} is {status.name}; only {allowed[0].name} can be relaunched")
+            if status == TaskStatus.DISABLED:
+                task = self.tasks[task_id].task
+                self.set_status(task_id, status_at(task.start, task.end, self._clock()))
 
     async def list_all(self) -> AsyncIterator[ListedTask]:
         self._count("list_all")
@@ -126,6 +166,32 @@ class MemoryPlatform:
             self.groups[name] = _group(name, project, tags)
 
     # --- internals ------------------------------------------------------------------------------------------
+
+    def _known(self, task_id: TaskId) -> TaskId:
+        if task_id not in self.tasks:
+            code = self.quirks.not_found
+            status = 404 if code == "ResourceNotFound" else 400
+            raise ApiError("Action", http_status=status, code=code, message=f"TaskId: task {task_id} does not exist")
+        return task_id
+
+    def _check_start(self, body: Mapping[str, Any], current: ObservedTask | None) -> None:
+        start = int(body["StartTime"])
+        if self.quirks.past_start or (current is not None and current.start == start):
+            return
+        if start < self._clock():
+            raise _refused(f"StartTime: {start} is in the past (now {int(self._clock())}); it must not be earlier")
+
+    def _check_destination(self, body: Mapping[str, Any], itself: TaskId | None) -> None:
+        if self.quirks.destination == "shared":
+            return
+        start, end, dst = int(body["StartTime"]), int(body["EndTime"]), body.get("DstAddr")
+        touching = self.quirks.destination == "exclusive"
+        for task_id, listed in self.tasks.items():
+            other = self._fresh(listed).task
+            if task_id == itself or listed.dst_addr != dst or other.end <= self._clock():
+                continue
+            if (start < other.end and other.start < end) or (touching and (start == other.end or end == other.start)):
+                raise _refused(f"DstAddr: the destination is already used by task {task_id}")
 
     def _count(self, action: str) -> None:
         self.calls[action] = self.calls.get(action, 0) + 1

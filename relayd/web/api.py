@@ -24,7 +24,7 @@ from relayd.ids import ScheduleId, SegmentKey
 from relayd.store import Event, SegmentRecord, SegmentState
 from relayd.web.console.chains import ChainWarning, warnings
 from relayd.web.errors import BadRequest, NotFound
-from relayd.web.views import DaemonView, NextAction, ScheduleInfo, StoreView
+from relayd.web.views import DaemonView, NextAction, ScheduleInfo, SegmentNotes, StoreView
 
 MAX_EVENTS = 1000
 DEFAULT_EVENTS = 100
@@ -52,8 +52,11 @@ def next_action_json(action: NextAction | None, now: float) -> dict[str, Any] | 
     return {"action": action.action, **times("at", action.at), "in_s": round(action.at - now, 3)}
 
 
-def segment_json(seg: SegmentRecord, action: NextAction | None, now: float) -> dict[str, Any]:
+def segment_json(
+    seg: SegmentRecord, action: NextAction | None, now: float, notes: SegmentNotes | None = None
+) -> dict[str, Any]:
     """One segment as the API shows it."""
+    notes = notes or SegmentNotes()
     error = {"message": seg.last_error, "request_id": seg.last_request_id} if seg.last_error else None
     return {
         "key": seg.key,
@@ -72,6 +75,8 @@ def segment_json(seg: SegmentRecord, action: NextAction | None, now: float) -> d
         "last_error": error,
         **times("healthy_since", seg.healthy_since),
         **times("updated_at", seg.updated_at or None),
+        "handoff_gap_s": notes.handoff_gap_s,
+        "change_applies": notes.change_applies,
     }
 
 
@@ -144,7 +149,7 @@ def summarise(
 
 
 def _segment_or_none(seg: SegmentRecord | None, view: DaemonView, now: float) -> dict[str, Any] | None:
-    return segment_json(seg, view.next_action(seg.key), now) if seg is not None else None
+    return segment_json(seg, view.next_action(seg.key), now, view.segment_notes(seg.key)) if seg is not None else None
 
 
 def event_json(event: Event) -> dict[str, Any]:
@@ -248,7 +253,8 @@ class StatusApi:
             item["segments"] = [self._segment_with_flags(s, flags.get(s.key, []), now) for s in segs]
 
     def _segment_with_flags(self, seg: SegmentRecord, flags: list[ChainWarning], now: float) -> dict[str, Any]:
-        return {**segment_json(seg, self._view.next_action(seg.key), now), "warnings": [f.value for f in flags]}
+        shown = segment_json(seg, self._view.next_action(seg.key), now, self._view.segment_notes(seg.key))
+        return {**shown, "warnings": [f.value for f in flags]}
 
     async def get_schedule(self, request: web.Request) -> web.Response:
         now = self._view.now()
@@ -258,7 +264,8 @@ class StatusApi:
         segments = sorted(self._store.segments(sid, include_deleted=include_deleted), key=lambda s: (s.start, s.index))
         if info is None and not segments:
             raise NotFound(f"no schedule {sid!r}")
-        detail = [segment_json(s, self._view.next_action(s.key), now) for s in segments]
+        view = self._view
+        detail = [segment_json(s, view.next_action(s.key), now, view.segment_notes(s.key)) for s in segments]
         body = {**times("now", now), "schedule": summarise(sid, info, segments, self._view, now), "segments": detail}
         return web.json_response(body)
 

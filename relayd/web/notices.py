@@ -9,6 +9,11 @@ insists on a schema:
 * The event comes from an explicit event name (``EventType``, ``Event``, ``Type``, ``Action``) first, then from the
   task status: the Chinese ``Status`` string (停用/未开始/生效中/已结束), an English status word, or the legacy
   ``TaskStatus`` integer (0–3). Anything unrecognised is ``UNKNOWN`` — still recorded, still a reconcile hint.
+* Neighbours' schemas are read for what they mean (reference §10, Q11): a failure reason (Alibaba's
+  ``Reason: PullStreamFailed``, Tencent's ``alarm_type``) makes the notice a failure whatever the status says —
+  Alibaba's ``TaskStatus: 2`` with a reason is "abnormal, recovering", never a start; Alibaba's ``TaskStatus: -1``
+  (exited) is a failure; Tencent's ``callback_event`` ``TaskStart`` / ``TaskAlarm`` / ``TaskExit`` is a start / a
+  failure / a stop. A stop is a failure signal too: the reconciler confirms it with a listing before acting.
 * Time comes from ``Time``/``Timestamp``/``EventTime``/``ts`` as unix seconds, unix milliseconds (values above
   1e11) or an RFC3339 string.
 
@@ -40,10 +45,10 @@ class CallbackEvent(enum.StrEnum):
 
 
 _WORDS: dict[CallbackEvent, tuple[str, ...]] = {
-    CallbackEvent.START: ("start", "started", "begin", "running", "active", "生效中", "开始"),
+    CallbackEvent.START: ("start", "started", "begin", "running", "active", "生效中", "开始", "taskstart"),
     CallbackEvent.PENDING: ("pending", "notstarted", "waiting", "scheduled", "未开始"),
     CallbackEvent.END: ("end", "ended", "finish", "finished", "complete", "completed", "done", "已结束", "结束"),
-    CallbackEvent.STOP: ("stop", "stopped", "disable", "disabled", "pause", "paused", "停用", "停止"),
+    CallbackEvent.STOP: ("stop", "stopped", "disable", "disabled", "pause", "paused", "停用", "停止", "taskexit"),
     CallbackEvent.FAIL: (
         "fail",
         "failed",
@@ -56,6 +61,7 @@ _WORDS: dict[CallbackEvent, tuple[str, ...]] = {
         "abnormal",
         "失败",
         "中断",
+        "taskalarm",
     ),
     CallbackEvent.RECOVER: ("recover", "recovered", "resume", "resumed", "restore", "restored", "恢复"),
 }
@@ -63,7 +69,10 @@ _WORD_TO_EVENT = {word: event for event, words in _WORDS.items() for word in wor
 _TASK_STATUS_INT = {0: CallbackEvent.STOP, 1: CallbackEvent.PENDING, 2: CallbackEvent.START, 3: CallbackEvent.END}
 
 _TASK_ID_KEYS = ("taskid", "id")
-_EVENT_KEYS = ("eventtype", "event", "type", "action", "eventname")
+_EVENT_KEYS = ("eventtype", "event", "callbackevent", "type", "action", "eventname")
+_REASON_KEYS = ("reason", "alarmtype", "errorcode", "errcode", "failreason")
+_FAILURE_MARKS = ("fail", "unstable", "error", "abnormal", "endearly", "interrupt", "失败", "异常", "中断")
+_EXITED = -1  # Alibaba's TaskStatus for a relay that exited on a failure
 _STATUS_KEYS = ("status", "taskstatus", "state")
 _TIME_KEYS = ("time", "timestamp", "eventtime", "ts", "sendtime")
 _EVENT_ID_KEYS = ("eventid", "messageid", "msgid")
@@ -135,7 +144,18 @@ def event_from_status(value: Any) -> CallbackEvent | None:
     return event_from_word(value)
 
 
+def _failure_reason(fields: Mapping[str, Any]) -> bool:
+    """A reason or alarm naming a failure: the relay is failing, whatever status or event word comes with it."""
+    for key in _REASON_KEYS:
+        value = fields.get(key)
+        if isinstance(value, str) and any(mark in _norm(value) for mark in _FAILURE_MARKS):
+            return True
+    return False
+
+
 def _event(fields: Mapping[str, Any]) -> CallbackEvent:
+    if _failure_reason(fields) or _status_int(fields) == _EXITED:
+        return CallbackEvent.FAIL
     # An explicit event name says what happened; a status only says where the task is now. A numeric "Type" is
     # the task's live/VOD type, not an event, so integers count only under the status keys.
     for key in _EVENT_KEYS:
@@ -147,6 +167,13 @@ def _event(fields: Mapping[str, Any]) -> CallbackEvent:
         if value is not None and (event := event_from_status(value)) is not None:
             return event
     return CallbackEvent.UNKNOWN
+
+
+def _status_int(fields: Mapping[str, Any]) -> int | None:
+    value = fields.get("taskstatus")
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value.strip())
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def parse_time(value: Any) -> float | None:

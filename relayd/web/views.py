@@ -43,12 +43,24 @@ class ScheduleInfo:
     problems: tuple[str, ...] = field(default=())
 
 
+@dataclass(frozen=True, slots=True)
+class SegmentNotes:
+    """What the engine knows of a segment beyond its record (since start-up): its hand-off gap, and where a schedule
+    change waits for the next segment because the platform refuses Update while a task runs."""
+
+    handoff_gap_s: float | None = None
+    change_applies: str | None = None
+
+
 class DaemonView(Protocol):
     def schedules(self) -> Sequence[ScheduleInfo]:
         """Every schedule from the last config load, including ones skipped because of problems."""
 
     def next_action(self, key: SegmentKey) -> NextAction | None:
         """The next timer the daemon holds for this segment, or None."""
+
+    def segment_notes(self, key: SegmentKey) -> SegmentNotes:
+        """The engine's notes on this segment (hand-off gap, deferred change)."""
 
     def config_loaded(self) -> bool:
         """True once the config directory has been loaded at least once."""

@@ -17,7 +17,7 @@ from relayd.metrics import Metrics
 from relayd.store import SegmentRecord, Store
 from relayd.web.app import WebServer, build_app
 from relayd.web.notices import CallbackNotice
-from relayd.web.views import NextAction, ScheduleInfo
+from relayd.web.views import NextAction, ScheduleInfo, SegmentNotes
 
 SECRET = b"test-callback-secret-0123456789"
 TOKEN = "test-api-token"
@@ -47,6 +47,9 @@ class FakeView:
         if self.fail_with is not None:
             raise self.fail_with
         return self.infos
+
+    def segment_notes(self, key: SegmentKey) -> SegmentNotes:
+        return SegmentNotes()
 
     def next_action(self, key: SegmentKey) -> NextAction | None:
         return self.actions.get(key)

@@ -291,8 +291,8 @@ async def test_an_ended_task_is_deleted_after_retention(rig: Rig) -> None:
 async def test_a_task_gone_under_another_not_found_code_is_confirmed_by_listing(rig: Rig) -> None:
     record = await running(rig)
     rig.platform.remove(record.task_id)
-    not_found = api_error("DeletePullToPushTask", http_status=400, code="InvalidParameter.TaskNotExist")
-    rig.platform.inject("delete", not_found)
+    unclear = api_error("DeletePullToPushTask", http_status=400, code="InvalidParam", message="invalid request")
+    rig.platform.inject("delete", unclear)
     await rig.at(T0 + 300)
     await rig.at(T0 + 300 + POLICY.retention)
     failed_delete = rig.record()

@@ -95,3 +95,12 @@ async def test_loop_lag_monitor_sees_a_blocked_loop() -> None:
         await monitor
     assert samples(m)[("relayd_event_loop_lag_seconds", ())] >= 0.0
     assert monitor.done()
+
+
+def test_handoff_gaps_are_a_histogram() -> None:
+    m = Metrics()
+    m.handoff_gap(0.0)
+    m.handoff_gap(1.0)
+    s = samples(m)
+    assert s[("relayd_handoff_gap_seconds_count", ())] == 2 and s[("relayd_handoff_gap_seconds_sum", ())] == 1.0
+    assert s[("relayd_handoff_gap_seconds_bucket", (("le", "0.0"),))] == 1

@@ -100,3 +100,32 @@ def test_parse_time_of_huge_or_non_finite_numbers_is_none() -> None:
     assert parse_time("1" + "0" * 4000) is None
     assert parse_time(float("inf")) is None
     assert parse_time(float("nan")) is None
+
+
+@pytest.mark.parametrize(
+    ("body", "event"),
+    [
+        # Alibaba-like: TaskStatus 2 with a reason is "abnormal, recovering" (still 生效中), never a start.
+        ({"TaskId": "a", "TaskName": "rd", "TaskStatus": 2, "Reason": "PullStreamFailed", "Time": T}, "fail"),
+        ({"TaskId": "a", "TaskName": "rd", "TaskStatus": -1, "Reason": "PushStreamFailed", "Time": T}, "fail"),
+        ({"TaskId": "a", "TaskName": "rd", "TaskStatus": "-1", "Time": T}, "fail"),
+        ({"TaskId": "a", "TaskName": "rd", "TaskStatus": 3, "Time": T}, "end"),
+        # Tencent-like: event_type 314 with callback_event.
+        ({"event_type": 314, "task_id": "a", "callback_event": "TaskAlarm", "alarm_type": "PushStreamFailed"}, "fail"),
+        ({"event_type": 314, "task_id": "a", "callback_event": "TaskAlarm", "alarm_type": "PullFileUnstable"}, "fail"),
+        ({"event_type": 314, "task_id": "a", "callback_event": "TaskExit", "event_time": T}, "stop"),
+        ({"event_type": 314, "task_id": "a", "callback_event": "TaskStart", "event_time": T}, "start"),
+        # relayd's own guess keeps its meaning.
+        ({"TaskId": "a", "Status": "生效中", "TaskStatus": 2, "EventType": "start", "Time": T}, "start"),
+        ({"TaskId": "a", "Status": "生效中", "TaskStatus": 2, "EventType": "fail", "Time": T}, "fail"),
+    ],
+)
+def test_neighbour_schemas_are_read_for_what_they_mean(body: dict[str, Any], event: str) -> None:
+    notice = parse_notice(body)
+    assert notice.task_id == "a" and notice.event == CallbackEvent(event)
+
+
+def test_a_tencent_body_gives_its_time_and_event_id() -> None:
+    body = {"event_type": 314, "task_id": "a", "callback_event": "TaskStart", "event_time": T, "event_id": "e1"}
+    notice = parse_notice(body)
+    assert notice.time == T and notice.event_id == "e1"
