@@ -77,6 +77,12 @@ class BenchView:
     def config_problems(self) -> list[str]:
         return []
 
+    def config_warnings(self) -> list[str]:
+        return []
+
+    def held_removals(self) -> list[ScheduleId]:
+        return []
+
     def last_platform_success(self) -> float | None:
         return time.time()
 

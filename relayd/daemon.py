@@ -94,12 +94,12 @@ class Daemon:
             self._capture_signals(stack)
             self.parts = parts = await build_parts(self.settings, stack, self.metrics, self._clock, self.is_ready)
             self.store, self.engine, self.queue, self.config = parts.store, parts.engine, parts.queue, parts.config
-            self._load_config()
-            self.port = await start_web(self.parts, stack)
+            self.port = await start_web(self.parts, stack, self.request_reload)
             supervisor = Supervisor(self._stop, self._crash)
             stack.push_async_callback(supervisor.stop, self.settings.shutdown_timeout)
             stack.callback(self._stop.set)  # runs first on the way out: loops see the stop
-            self._start_loops(supervisor)
+            self._start_loops(supervisor)  # first: the watchdog beats while the directory loads
+            await self._load_config()
             await self._first_reconcile()
             self.state = RunState.STARTED
             self._notifier.ready()
@@ -199,8 +199,8 @@ class Daemon:
         segments = await self.store.prune_segments(cutoff)
         log.info("history_pruned", events=events, segments=segments)
 
-    def _load_config(self) -> set[ScheduleId]:
-        loaded = self.config.load()
+    async def _load_config(self) -> set[ScheduleId]:
+        loaded = await self.config.load()
         changed = self.engine.set_schedules(loaded.schedules)
         # The parsed configuration lives as long as the process: keep it out of every later full GC pass.
         gc.freeze()
@@ -208,7 +208,7 @@ class Daemon:
 
     async def reload(self) -> None:
         self._notifier.reloading()
-        changed = self._load_config()
+        changed = await self._load_config()
         await self.config.persist(self.engine.schedules)
         await self.parts.sync_groups()
         log.info(

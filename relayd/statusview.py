@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from relayd.configuration import Configuration
 from relayd.engine import Engine
-from relayd.ids import SegmentKey
+from relayd.ids import ScheduleId, SegmentKey
 from relayd.jobs import Jobs
 from relayd.metrics import ApiObserver
 from relayd.reconcile import NextAction, next_action
@@ -71,6 +71,12 @@ class StatusView:
 
     def config_problems(self) -> Sequence[str]:
         return self._config.problems
+
+    def config_warnings(self) -> Sequence[str]:
+        return self._config.current.warnings
+
+    def held_removals(self) -> Sequence[ScheduleId]:
+        return self._config.held
 
     def last_platform_success(self) -> float | None:
         times = [t for t in (self._engine.last_platform_success, self._observer.last_ok) if t is not None]

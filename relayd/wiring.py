@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import aiohttp
 import structlog
 
+from relayd.actions import Actions
 from relayd.configuration import Configuration
 from relayd.engine import Engine, engine_config, outcome_metrics
 from relayd.groups import sync_groups
@@ -27,6 +28,8 @@ from relayd.noticing import Notices
 from relayd.platform import Platform
 from relayd.platform.live import LivePlatform
 from relayd.queueing import ReconcileQueue
+from relayd.removals import RemovalLimits
+from relayd.schedules.loader import Limits
 from relayd.settings import Settings
 from relayd.statusview import StatusView
 from relayd.store import SharedStore
@@ -113,7 +116,13 @@ async def build_parts(
         rand=random.random,
         on_outcome=outcome_metrics(metrics),
     )
-    config = Configuration(settings.schedules_dir, store, metrics)
+    config = Configuration(
+        settings.schedules_dir,
+        store,
+        metrics,
+        limits=Limits(settings.max_schedule_file_bytes, settings.schedule_load_budget),
+        removal_limits=RemovalLimits(settings.max_removals, settings.max_removal_fraction),
+    )
     view = StatusView(
         config=config, engine=engine, store=store, jobs=jobs, observer=observer, clock=clock, is_ready=is_ready
     )
@@ -124,9 +133,13 @@ async def build_parts(
     return Parts(settings, metrics, store, platform, engine, queue, jobs, config, notices, view, secret)
 
 
-async def start_web(parts: Parts, stack: AsyncExitStack) -> int:
-    """Start the HTTP server (callbacks, status API, health, metrics); returns the bound port."""
+async def start_web(parts: Parts, stack: AsyncExitStack, reload: Callable[[], None] = lambda: None) -> int:
+    """Start the HTTP server (callbacks, status API, health, metrics, the operator actions); returns the bound
+    port. ``reload`` asks the daemon for a config reload (releasing held removals needs one)."""
     settings = parts.settings
+    actions = Actions(
+        store=parts.store, jobs=parts.jobs, removals=parts.config.removals, reload=reload, clock=parts.view.now
+    )
     app = build_app(
         store=parts.store,
         view=parts.view,
@@ -139,6 +152,7 @@ async def start_web(parts: Parts, stack: AsyncExitStack) -> int:
         platform_window_s=max(2 * settings.resync_interval, 600.0),
         limits=HttpLimits(read_timeout_s=settings.http_read_timeout, max_connections=settings.http_max_connections),
         started=parts.view.ready,
+        actions=actions,
     )
     server = WebServer(app, shutdown_timeout=min(5.0, settings.shutdown_timeout))
     host, port = parse_listen(settings.listen)

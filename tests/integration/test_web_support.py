@@ -33,6 +33,8 @@ class FakeView:
     actions: dict[SegmentKey, NextAction] = field(default_factory=dict)
     loaded: bool = True
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    held: list[ScheduleId] = field(default_factory=list)
     last_ok: float | None = NOW
     error: str | None = None
     fail_with: Exception | None = None
@@ -55,6 +57,12 @@ class FakeView:
 
     def config_problems(self) -> Sequence[str]:
         return self.problems
+
+    def config_warnings(self) -> Sequence[str]:
+        return self.warnings
+
+    def held_removals(self) -> Sequence[ScheduleId]:
+        return self.held
 
     def last_platform_success(self) -> float | None:
         return self.last_ok
