@@ -27,7 +27,6 @@ from contextlib import AsyncExitStack
 from enum import StrEnum
 
 import structlog
-from watchfiles import awatch
 
 from relayd.configuration import Configuration
 from relayd.engine import Engine
@@ -38,12 +37,12 @@ from relayd.sdnotify import Notifier, watchdog_loop
 from relayd.settings import Settings
 from relayd.store import SharedStore
 from relayd.supervision import Supervisor, first_of
+from relayd.watching import watch_config
 from relayd.wiring import FIRST_PASS_WORKERS, STEADY_WORKERS, Parts, build_parts, start_web
 
 log = structlog.get_logger("relayd.daemon")
 
 READY_WAIT_S = 60.0
-WATCH_RETRY_S = 5.0
 
 
 class RunState(StrEnum):
@@ -140,7 +139,7 @@ class Daemon:
         supervisor.start("relayd-reconcile-queue", self.queue.run(self._stop))
         supervisor.start("relayd-notices", self.parts.notices.run(self._stop))
         supervisor.start("relayd-reload", self._reload_loop())
-        supervisor.start("relayd-config-watch", self._watch_config())
+        supervisor.start("relayd-config-watch", watch_config(self.settings.schedules_dir, self._reload, self._stop))
         supervisor.start("relayd-loop-lag", loop_lag_monitor(self.metrics, self._stop))
         if self._notifier.watchdog_interval() is not None:
             supervisor.start("relayd-watchdog", watchdog_loop(self._notifier, self._stop))
@@ -231,20 +230,3 @@ class Daemon:
                 return
             self._reload.clear()
             await self.reload()
-
-    async def _watch_config(self) -> None:
-        """Reload on every change in the directory, and when the directory itself disappears or comes back."""
-        directory = self.settings.schedules_dir
-        present = directory.is_dir()
-        while not self._stop.is_set():
-            if present:
-                with contextlib.suppress(OSError):
-                    async for _changes in awatch(directory, stop_event=self._stop, debounce=500, recursive=False):
-                        log.info("config_changed", directory=str(directory))
-                        self._reload.set()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), WATCH_RETRY_S)
-            if present != directory.is_dir():
-                present = not present
-                log.warning("config_directory_changed", directory=str(directory), present=present)
-                self._reload.set()
