@@ -92,11 +92,12 @@ async def test_a_directory_moved_away_deletes_nothing_and_moving_it_back_resumes
             os.kill(os.getpid(), signal.SIGHUP)  # the daemon's own reload signal
 
             async def reported() -> bool:
-                return "does not exist" in await _problems(daemon)
+                return str(directory) in await _problems(daemon)
 
             await wait_for(reported, 30, what="the missing directory reported")
             await daemon.queue.drained()
             assert _deleted_early(emu) == []
+            assert "does not exist" in await _problems(daemon)
             assert before <= {t["TaskId"] for t in owned_tasks(emu)}
             assert sorted(daemon.engine.schedules) == ["va", "vb", "vc", "vd"]
 
@@ -124,9 +125,9 @@ async def test_b_starting_without_the_directory_deletes_nothing_the_store_knows(
     before = {t["TaskId"] for t in owned_tasks(emu)}
     async with running_daemon(settings) as daemon, _monitored(emu, daemon):
         await daemon.queue.drained()
+        assert _deleted_early(emu) == []
         assert "does not exist" in await _problems(daemon)
         assert sorted(daemon.engine.schedules) == ["sa", "sb", "sc"]
-        assert _deleted_early(emu) == []
         assert before <= {t["TaskId"] for t in owned_tasks(emu)}
         await wait_for(lambda: len({t["TaskId"] for t in emu.history()} - before) >= 3, 40, what="next segments")
     assert _deleted_early(emu) == []
