@@ -69,6 +69,7 @@ class Configuration:
         self._limits = limits
         self._good: dict[str, FileResult] = {}
         self.removals = RemovalHold(removal_limits, metrics)
+        self._loading = asyncio.Lock()  # one load at a time: a slower, older read must not land last
         self.current = Loaded([], [], [])
         self.loaded = False
 
@@ -84,7 +85,11 @@ class Configuration:
     async def load(self) -> Loaded:
         """Read the directory (in a worker thread, within the size and time limits: the event loop and the
         watchdog keep going) and resolve it against the last good version of each file and the removal guard."""
-        raw = await asyncio.to_thread(load_dir, self._directory, limits=self._limits)
+        async with self._loading:
+            raw = await asyncio.to_thread(load_dir, self._directory, limits=self._limits)
+            return self._fold(raw)
+
+    def _fold(self, raw: DirResult) -> Loaded:
         applied = self._applied()
         resolved, problems = self._resolve(raw)
         schedules = self.removals.weigh(applied, resolved.schedules())
