@@ -80,6 +80,12 @@ class BenchView:
     def stream_health(self, schedule_id: ScheduleId) -> None:
         return None
 
+    def config_warnings(self) -> list[str]:
+        return []
+
+    def held_removals(self) -> list[ScheduleId]:
+        return []
+
     def last_platform_success(self) -> float | None:
         return time.time()
 

@@ -8,7 +8,13 @@ state"). So each load is resolved file by file:
   schedules the store kept (``AppliedSchedule``) — and its problems are reported;
 - a file that is gone is gone (deleting a file removes its schedules);
 - a directory that is missing or unreadable changes nothing: every file keeps its last good version. A forgotten
-  volume mount or a renamed directory must not delete every relay.
+  volume mount or a renamed directory must not delete every relay;
+- schedules that would disappear go through the removal guard (:mod:`relayd.removals`): a load that would remove
+  many at once removes none of them until the operator confirms, and they keep running meanwhile.
+
+The directory is read in a worker thread within the size and time limits (``max_schedule_file_bytes``,
+``schedule_load_budget``), so a hostile or huge file never stalls the event loop or the systemd watchdog.
+Warnings (two schedules on one destination at once) are logged and shown, never counted as problems.
 
 The resolved files then go through the loader's one cross-file rule (:func:`relayd.schedules.loader.resolve`:
 the first definition of an id wins). The result also feeds the status API (``ScheduleInfo``, problems) and the
@@ -25,7 +31,8 @@ import structlog
 
 from relayd.ids import ScheduleId
 from relayd.metrics import Metrics
-from relayd.schedules.loader import ConfigProblem, DirResult, FileResult, load_dir, resolve
+from relayd.removals import FIX, RemovalHold, RemovalLimits
+from relayd.schedules.loader import ConfigProblem, DirResult, FileResult, Limits, load_dir, resolve
 from relayd.schedules.model import GroupSpec, Schedule
 from relayd.store import AppliedSchedule, StateStore, StoreError
 from relayd.web.views import ScheduleInfo
@@ -41,16 +48,28 @@ class Loaded:
     groups: list[GroupSpec]
     problems: list[str]
     infos: list[ScheduleInfo] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 class Configuration:
     """The last good configuration, per file; :meth:`load` folds a fresh read of the directory into it."""
 
-    def __init__(self, directory: Path, store: StateStore, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        store: StateStore,
+        metrics: Metrics,
+        *,
+        limits: Limits,
+        removal_limits: RemovalLimits,
+    ) -> None:
         self._directory = directory
         self._store = store
         self._metrics = metrics
+        self._limits = limits
         self._good: dict[str, FileResult] = {}
+        self.removals = RemovalHold(removal_limits, metrics)
+        self._loading = asyncio.Lock()  # one load at a time: a slower, older read must not land last
         self.current = Loaded([], [], [])
         self.loaded = False
 
@@ -58,22 +77,55 @@ class Configuration:
     def problems(self) -> list[str]:
         return self.current.problems
 
-    def load(self) -> Loaded:
-        """Read the directory and resolve it against the last good version of each file."""
-        raw = load_dir(self._directory)
-        if not self._directory.is_dir():
-            effective = list(self._good.values()) or self._from_store()
-            resolved = resolve(effective)
-            problems = [str(p) for p in raw.all_problems()] + ["the last good configuration is kept"]
-        else:
-            resolved = resolve([self._good_version(f) for f in raw.files])
-            problems = [str(p) for p in _file_problems(raw) + resolved.problems]
-        for problem in problems:
-            log.error("config_problem", problem=problem)
+    @property
+    def held(self) -> tuple[ScheduleId, ...]:
+        """Schedules the removal guard keeps running although the directory no longer declares them."""
+        return self.removals.held
+
+    async def load(self) -> Loaded:
+        """Read the directory (in a worker thread, within the size and time limits: the event loop and the
+        watchdog keep going) and resolve it against the last good version of each file and the removal guard."""
+        async with self._loading:
+            raw = await asyncio.to_thread(load_dir, self._directory, limits=self._limits)
+            return self._fold(raw)
+
+    def _fold(self, raw: DirResult) -> Loaded:
+        applied = self._applied()
+        resolved, problems = self._resolve(raw)
+        schedules = self.removals.weigh(applied, resolved.schedules())
+        infos = _infos(raw, resolved) + self._held_infos(applied)
+        warnings = [str(w) for w in raw.warnings]
+        _report(problems, warnings)
         self._metrics.config_load_errors(sum(1 for f in raw.files if f.problems), current_problems=len(problems))
-        self.current = Loaded(resolved.schedules(), resolved.groups(), problems, _infos(raw, resolved))
+        self.current = Loaded(schedules, resolved.groups(), problems, infos, warnings)
         self.loaded = True
         return self.current
+
+    def _resolve(self, raw: DirResult) -> tuple[DirResult, list[str]]:
+        """An unreadable directory keeps every file's last good version; otherwise each bad file keeps its own."""
+        if raw.unreadable is not None:
+            resolved = resolve(list(self._good.values()) or self._from_store())
+            return resolved, [str(raw.unreadable), "the last good configuration is kept"]
+        resolved = resolve([self._good_version(f) for f in raw.files])
+        found = _file_problems(raw) + resolved.problems
+        # Problems of the directory itself (a file name that is not UTF-8) come only from the fresh read; its
+        # cross-file ones (always naming a field) were recomputed on the resolved files above.
+        found += [p for p in raw.problems if p.field is None]
+        return resolved, [str(p) for p in found]
+
+    def _applied(self) -> dict[ScheduleId, Schedule]:
+        """What runs now: the last load's schedules, or at start-up the store's applied snapshot."""
+        if self.loaded:
+            return {s.id: s for s in self.current.schedules}
+        return {sid: Schedule.model_validate(a.payload) for sid, a in self._store.applied().items()}
+
+    def _held_infos(self, applied: dict[ScheduleId, Schedule]) -> list[ScheduleInfo]:
+        note = f"no longer declared; its removal is held — {FIX}"
+        return [_info(applied[sid], (note,)) for sid in self.held]
+
+    def release_removals(self) -> tuple[ScheduleId, ...]:
+        """Approve the removals held now; the next load carries them out."""
+        return self.removals.release()
 
     def _good_version(self, file: FileResult) -> FileResult:
         name = str(file.path)
@@ -127,18 +179,25 @@ def _file_problems(raw: DirResult) -> list[ConfigProblem]:
     return [p for f in raw.files for p in f.problems]
 
 
+def _report(problems: list[str], warnings: list[str]) -> None:
+    for problem in problems:
+        log.error("config_problem", problem=problem)
+    for warning in warnings:
+        log.warning("config_warning", warning=warning)
+
+
+def _info(schedule: Schedule, problems: tuple[str, ...]) -> ScheduleInfo:
+    return ScheduleInfo(
+        id=schedule.id,
+        title=schedule.title or "",
+        enabled=schedule.enabled,
+        source=schedule.source_file,
+        group=schedule.group,
+        problems=problems,
+    )
+
+
 def _infos(raw: DirResult, resolved: DirResult) -> list[ScheduleInfo]:
     """Every schedule the daemon runs, with the problems of the file it came from (if that file is now bad)."""
     problems = {str(f.path): tuple(str(p) for p in f.problems) for f in raw.files}
-    return [
-        ScheduleInfo(
-            id=s.id,
-            title=s.title or "",
-            enabled=s.enabled,
-            source=s.source_file,
-            group=s.group,
-            problems=problems.get(str(f.path), ()),
-        )
-        for f in resolved.files
-        for s in f.schedules
-    ]
+    return [_info(s, problems.get(str(f.path), ())) for f in resolved.files for s in f.schedules]

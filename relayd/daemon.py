@@ -27,7 +27,6 @@ from contextlib import AsyncExitStack
 from enum import StrEnum
 
 import structlog
-from watchfiles import awatch
 
 from relayd.configuration import Configuration
 from relayd.engine import Engine
@@ -38,12 +37,12 @@ from relayd.sdnotify import Notifier, watchdog_loop
 from relayd.settings import Settings
 from relayd.store import SharedStore
 from relayd.supervision import Supervisor, first_of
+from relayd.watching import watch_config
 from relayd.wiring import FIRST_PASS_WORKERS, STEADY_WORKERS, Parts, build_parts, start_web
 
 log = structlog.get_logger("relayd.daemon")
 
 READY_WAIT_S = 60.0
-WATCH_RETRY_S = 5.0
 
 
 class RunState(StrEnum):
@@ -93,12 +92,12 @@ class Daemon:
             self._capture_signals(stack)
             self.parts = parts = await build_parts(self.settings, stack, self.metrics, self._clock, self.is_ready)
             self.store, self.engine, self.queue, self.config = parts.store, parts.engine, parts.queue, parts.config
-            self._load_config()
-            self.port = await start_web(self.parts, stack)
+            self.port = await start_web(self.parts, stack, self.request_reload)
             supervisor = Supervisor(self._stop, self._crash)
             stack.push_async_callback(supervisor.stop, self.settings.shutdown_timeout)
             stack.callback(self._stop.set)  # runs first on the way out: loops see the stop
-            self._start_loops(supervisor)
+            self._start_loops(supervisor)  # first: the watchdog beats while the directory loads
+            await self._load_config()
             await self._first_reconcile()
             self.state = RunState.STARTED
             self._notifier.ready()
@@ -138,7 +137,7 @@ class Daemon:
     def _start_loops(self, supervisor: Supervisor) -> None:
         supervisor.start("relayd-reconcile-queue", self.queue.run(self._stop))
         supervisor.start("relayd-reload", self._reload_loop())
-        supervisor.start("relayd-config-watch", self._watch_config())
+        supervisor.start("relayd-config-watch", watch_config(self.settings.schedules_dir, self._reload, self._stop))
         supervisor.start("relayd-loop-lag", loop_lag_monitor(self.metrics, self._stop))
         for name, loop in self.parts.loops(self._stop):
             supervisor.start(name, loop)
@@ -199,8 +198,8 @@ class Daemon:
         segments = await self.store.prune_segments(cutoff)
         log.info("history_pruned", events=events, segments=segments)
 
-    def _load_config(self) -> set[ScheduleId]:
-        loaded = self.config.load()
+    async def _load_config(self) -> set[ScheduleId]:
+        loaded = await self.config.load()
         changed = self.parts.set_schedules(loaded.schedules)
         # The parsed configuration lives as long as the process: keep it out of every later full GC pass.
         gc.freeze()
@@ -208,7 +207,7 @@ class Daemon:
 
     async def reload(self) -> None:
         self._notifier.reloading()
-        changed = self._load_config()
+        changed = await self._load_config()
         await self.config.persist(self.engine.schedules)
         await self.parts.sync_groups()
         log.info(
@@ -231,20 +230,3 @@ class Daemon:
                 return
             self._reload.clear()
             await self.reload()
-
-    async def _watch_config(self) -> None:
-        """Reload on every change in the directory, and when the directory itself disappears or comes back."""
-        directory = self.settings.schedules_dir
-        present = directory.is_dir()
-        while not self._stop.is_set():
-            if present:
-                with contextlib.suppress(OSError):
-                    async for _changes in awatch(directory, stop_event=self._stop, debounce=500, recursive=False):
-                        log.info("config_changed", directory=str(directory))
-                        self._reload.set()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), WATCH_RETRY_S)
-            if present != directory.is_dir():
-                present = not present
-                log.warning("config_directory_changed", directory=str(directory), present=present)
-                self._reload.set()

@@ -201,6 +201,11 @@ class Metrics:
             ["schedule", "kind"],
             registry=r,
         )
+        self.removals_held = Gauge(
+            "relayd_config_removals_held",
+            "Schedules the removal guard keeps running although the config no longer declares them.",
+            registry=r,
+        )
 
     def _build_alert_metrics(self) -> None:
         r = self.registry
@@ -272,6 +277,10 @@ class Metrics:
             self.config_errors.inc(count)
         if current_problems is not None:
             self.config_problems.set(current_problems)
+
+    def config_removals_held(self, count: int) -> None:
+        """Set how many schedule removals the removal guard holds back now."""
+        self.removals_held.set(count)
 
     def set_alerts_open(self, counts: Mapping[tuple[str, str], int]) -> None:
         """Replace the open-alerts gauge with counts by (kind, severity)."""

@@ -81,6 +81,12 @@ class StatusView:
     def config_problems(self) -> Sequence[str]:
         return self._config.problems
 
+    def config_warnings(self) -> Sequence[str]:
+        return self._config.current.warnings
+
+    def held_removals(self) -> Sequence[ScheduleId]:
+        return self._config.held
+
     def last_platform_success(self) -> float | None:
         times = [t for t in (self._engine.last_platform_success, self._observer.last_ok) if t is not None]
         return max(times) if times else None
@@ -105,6 +111,7 @@ class StatusView:
             last_platform_success=self.last_platform_success(),
             platform_error=self._observer.last_error,
             config_problems=self._config.problems,
+            held_removals=self._config.held,
             streams=self._streams.stalls(),
         )
 

@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 import structlog
 
+from relayd.actions import Actions
 from relayd.alerts.manager import AlertManager
 from relayd.configuration import Configuration
 from relayd.engine import Engine, engine_config, outcome_metrics
@@ -31,6 +32,8 @@ from relayd.platform import Platform
 from relayd.platform.facts import FactsError, PlatformFacts, load_facts
 from relayd.platform.live import LivePlatform
 from relayd.queueing import ReconcileQueue
+from relayd.removals import RemovalLimits
+from relayd.schedules.loader import Limits
 from relayd.schedules.model import Schedule
 from relayd.settings import Settings, SettingsError
 from relayd.statusview import StatusView
@@ -138,7 +141,13 @@ async def build_parts(
         facts=facts,
         on_handoff=lambda record, gap: metrics.handoff_gap(gap),
     )
-    config = Configuration(settings.schedules_dir, store, metrics)
+    config = Configuration(
+        settings.schedules_dir,
+        store,
+        metrics,
+        limits=Limits(settings.max_schedule_file_bytes, settings.schedule_load_budget),
+        removal_limits=RemovalLimits(settings.max_removals, settings.max_removal_fraction),
+    )
     notices = Notices(engine, store, queue.submit)
     streams = StreamWatch(store=store, notices=notices, events=metrics, clock=clock)
     view = StatusView(
@@ -162,9 +171,13 @@ async def build_parts(
     )
 
 
-async def start_web(parts: Parts, stack: AsyncExitStack) -> int:
-    """Start the HTTP server (callbacks, status API, health, metrics); returns the bound port."""
+async def start_web(parts: Parts, stack: AsyncExitStack, reload: Callable[[], None] = lambda: None) -> int:
+    """Start the HTTP server (callbacks, status API, health, metrics, the operator actions); returns the bound
+    port. ``reload`` asks the daemon for a config reload (releasing held removals needs one)."""
     settings = parts.settings
+    actions = Actions(
+        store=parts.store, jobs=parts.jobs, removals=parts.config.removals, reload=reload, clock=parts.view.now
+    )
     app = build_app(
         store=parts.store,
         view=parts.view,
@@ -178,6 +191,7 @@ async def start_web(parts: Parts, stack: AsyncExitStack) -> int:
         limits=HttpLimits(read_timeout_s=settings.http_read_timeout, max_connections=settings.http_max_connections),
         started=parts.view.ready,
         alerts=parts.alerts.open_alerts,
+        actions=actions,
     )
     server = WebServer(app, shutdown_timeout=min(5.0, settings.shutdown_timeout))
     host, port = parse_listen(settings.listen)

@@ -1,5 +1,7 @@
 """``relayd status [ID] [--json]``: what the running daemon is doing, read from its status API.
 
+The overview ends with the config's problems and warnings and the removals the removal guard holds.
+
 The command is a thin HTTP client of ``GET /v1/schedules`` and ``GET /v1/schedules/{id}``; rendering is pure
 (``render_overview`` / ``render_detail``: the API's JSON in, text out) so it is tested without a daemon.
 
@@ -80,13 +82,13 @@ def resolve_target(url: str | None, token: str | None, token_path: Path | None, 
 # -- fetching ---------------------------------------------------------------------------------------------------
 
 
-async def fetch(target: Target, path: str, timeout_s: float) -> Any:
-    """GET ``path`` as JSON, turning every failure into a StatusError with a clear message."""
+async def fetch(target: Target, path: str, timeout_s: float, *, method: str = "GET") -> Any:
+    """``method`` ``path`` (GET by default) as JSON, turning every failure into a StatusError with a clear message."""
     headers = {"Authorization": f"Bearer {target.token}"} if target.token else {}
     try:
         async with (
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as session,
-            session.get(target.url + path, headers=headers) as response,
+            session.request(method, target.url + path, headers=headers) as response,
         ):
             _check_status(response.status, path)
             return await response.json(content_type=None)
@@ -103,6 +105,8 @@ def _check_status(status: int, path: str) -> None:
         raise StatusError("relayd rejected the API token (or its operator API is disabled: no api_token set)")
     if status == 404:
         raise StatusError(f"not found: {path}")
+    if status == 501:
+        raise StatusError(f"this relayd does not offer {path}: upgrade it")
     if status != 200:
         raise StatusError(f"relayd answered HTTP {status} for {path}")
 
@@ -205,7 +209,23 @@ def render_overview(body: dict[str, Any]) -> str:
         text += "\n\nopen alerts:\n" + "\n".join(
             f"  [{a['severity']}] {a['kind']} {a['subject']}: {a['message']}" for a in alerts
         )
+    warnings = body.get("config_warnings") or []
+    if warnings:
+        text += "\n\nconfig warnings:\n" + "\n".join(f"  {w}" for w in warnings)
+    held = body.get("held_removals") or []
+    if held:
+        text += "\n\n" + render_held(held)
     return text
+
+
+def render_held(held: Sequence[str]) -> str:
+    """The removals the guard holds, and how to let them go."""
+    if not held:
+        return "no removals are held"
+    return (
+        f"removals held: {len(held)} schedules are no longer declared but keep running:\n  {', '.join(held)}\n"
+        "  remove them with relayd apply --allow-removals, or restore their files"
+    )
 
 
 SEGMENT_HEADERS = ("#", "WINDOW (UTC)", "STATE", "TASK", "ATTEMPTS", "NEXT ACTION", "LAST ERROR")

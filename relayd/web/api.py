@@ -3,7 +3,9 @@
 Shaping is pure (``segment_json``, ``summarise``: records + ``now`` in, JSON-able dicts out) and the handlers are
 thin reads of the store's in-memory segments, the daemon view and the event history. Every time is given twice:
 RFC3339 UTC (``start``) and unix seconds (``start_unix``). A schedule that the config no longer declares but that
-still has segments in the store (its tasks are being removed) is listed with ``"declared": false``.
+still has segments in the store (its tasks are being removed) is listed with ``"declared": false``. The list also
+carries ``config_problems``, ``config_warnings`` and ``held_removals`` (schedules the removal guard keeps running
+although the config no longer declares them; ``POST /v1/removals/release`` lets them go).
 
 ``GET /v1/schedules?segments=1`` adds every schedule's segments (the console's timeline draws them all from this
 one answer), each with ``warnings`` (``gap_before``, ``overlap``: see ``console.chains``).
@@ -241,6 +243,8 @@ class StatusApi:
             "schedules": schedules,
             "config_problems": list(self._view.config_problems()),
             "alerts": [alert_json(a, now) for a in self._alerts()],
+            "config_warnings": list(self._view.config_warnings()),
+            "held_removals": list(self._view.held_removals()),
         }
         return web.json_response(body)
 

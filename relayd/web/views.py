@@ -72,6 +72,12 @@ class DaemonView(Protocol):
     def config_problems(self) -> Sequence[str]:
         """Human-readable problems from the last load (file, field, reason), empty when clean."""
 
+    def config_warnings(self) -> Sequence[str]:
+        """Warnings from the last load (never problems: nothing was skipped for them), empty when none."""
+
+    def held_removals(self) -> Sequence[ScheduleId]:
+        """Schedules the removal guard keeps running although the config no longer declares them."""
+
     def last_platform_success(self) -> float | None:
         """Unix time of the last successful platform API call (``ApiObserver.last_ok`` fits), None if none yet."""
 

@@ -33,6 +33,8 @@ class FakeView:
     actions: dict[SegmentKey, NextAction] = field(default_factory=dict)
     loaded: bool = True
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    held: list[ScheduleId] = field(default_factory=list)
     last_ok: float | None = NOW
     error: str | None = None
     fail_with: Exception | None = None
@@ -62,6 +64,12 @@ class FakeView:
 
     def stream_health(self, schedule_id: ScheduleId) -> dict[str, Any] | None:
         return self.health.get(schedule_id)
+
+    def config_warnings(self) -> Sequence[str]:
+        return self.warnings
+
+    def held_removals(self) -> Sequence[ScheduleId]:
+        return self.held
 
     def last_platform_success(self) -> float | None:
         return self.last_ok
