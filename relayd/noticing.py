@@ -15,9 +15,14 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import structlog
+
 from relayd.engine import Engine
 from relayd.ids import ScheduleId, SegmentKey
+from relayd.store import StoreWriteError
 from relayd.web.notices import CallbackEvent, CallbackNotice
+
+log = structlog.get_logger("relayd.noticing")
 
 _FAILURE_EVENTS = frozenset({CallbackEvent.FAIL, CallbackEvent.STOP})
 
@@ -54,8 +59,11 @@ class Notices:
 
     async def apply(self, item: _Notice) -> None:
         notice = item.notice
-        if notice.event in _FAILURE_EVENTS:
-            await self._engine.note_failure(item.key, notice.time)
-        elif notice.event == CallbackEvent.RECOVER:
-            await self._engine.note_recovery(item.key, notice.time)
+        try:
+            if notice.event in _FAILURE_EVENTS:
+                await self._engine.note_failure(item.key, notice.time)
+            elif notice.event == CallbackEvent.RECOVER:
+                await self._engine.note_recovery(item.key, notice.time)
+        except StoreWriteError as error:  # e.g. fenced: another instance leads now; the callback is in the history
+            log.warning("notice_not_recorded", segment_key=item.key, error=str(error))
         self._submit(item.schedule_id)

@@ -7,8 +7,10 @@ The daemon (``relayd.daemon``) only runs the lifecycle over what this returns.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import secrets
+import socket
 import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
@@ -22,6 +24,7 @@ from relayd.engine import Engine, engine_config, outcome_metrics
 from relayd.groups import sync_groups
 from relayd.ids import ScheduleId
 from relayd.jobs import Jobs, build_scheduler
+from relayd.leadership import CallbackReplay, Elector, LeaseTiming, NotLeaderError, refresh_store
 from relayd.metrics import Metrics
 from relayd.noticing import Notices
 from relayd.platform import Platform
@@ -29,12 +32,13 @@ from relayd.platform.live import LivePlatform
 from relayd.queueing import ReconcileQueue
 from relayd.settings import Settings
 from relayd.statusview import StatusView
-from relayd.store import SharedStore
+from relayd.store import SharedStore, StoreWriteError
 from relayd.store.opening import open_store
 from relayd.volc.client import LiveClient
 from relayd.web.app import WebServer, build_app, parse_listen
 from relayd.web.auth import ensure_token_file, token_file
 from relayd.web.connections import HttpLimits
+from relayd.web.instances import InstancesApi
 from relayd.web.signing import callback_url
 
 log = structlog.get_logger("relayd.wiring")
@@ -58,10 +62,39 @@ class Parts:
     notices: Notices
     view: StatusView
     callback_secret: bytes
+    elector: Elector
 
     async def sync_groups(self) -> bool:
-        """Create or update the declared ``[[group]]``s (first definition of a name wins)."""
+        """Create or update the declared ``[[group]]``s (first definition of a name wins); only the acting leader."""
+        if not self.elector.may_act():
+            return False
         return await sync_groups(self.platform, self.config.current.groups)
+
+    async def prepare_takeover(self) -> bool:
+        """A newly elected leader: reload the state the previous leader wrote, then list the platform."""
+        await refresh_store(self.store)
+        return await self.engine.list_platform()
+
+    async def lead(self, stop: asyncio.Event) -> None:
+        """The election loop, and the leader's side of standbys' wake-ups (their callbacks replayed here)."""
+        replay = CallbackReplay(self.store, self.notices.hint, self.queue.submit, self.view.now)
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self.elector.run(stop), name="relayd-election")
+            group.create_task(self.elector.follow_wakes(stop, replay), name="relayd-wakes")
+
+    async def prune(self) -> None:
+        """Drop events and deleted segments older than ``history_days`` (the acting leader only: fenced writes)."""
+        if not self.elector.may_act():
+            return
+        cutoff = self.view.now() - self.settings.history_days * 86400
+        events = await self.store.prune_events(cutoff)
+        segments = await self.store.prune_segments(cutoff)
+        log.info("history_pruned", events=events, segments=segments)
+
+    async def start_acting(self) -> None:
+        """A leader that may act: its groups, then every schedule through the queue."""
+        await self.sync_groups()
+        self.queue.submit_many(sorted(self.engine.known_ids()))
 
 
 def platform_for(client: LiveClient) -> Platform:
@@ -78,6 +111,7 @@ async def build_parts(
 ) -> Parts:
     store = await open_store(settings, clock=clock)
     stack.push_async_callback(store.close)
+    elector = Elector(store, instance_id=instance_name(settings), timing=lease_timing(settings), metrics=metrics)
     session = await stack.enter_async_context(aiohttp.ClientSession())
     observer = metrics.api_observer(clock)
     client = LiveClient(
@@ -90,14 +124,22 @@ async def build_parts(
         max_attempts=settings.api_max_attempts,
         deadline_s=settings.api_deadline,
         observer=observer,
+        instance_id=elector.instance_id,
+        write_gate=elector.check_write,
     )
     secret = await _callback_secret(settings, store)
     public = _public_url(settings)
     scheduler = build_scheduler()
 
     async def reconcile(schedule_id: ScheduleId) -> None:
+        if not elector.may_act():
+            return  # a standby (or a leader not ready yet): the leader's takeover submits every schedule
         started = time.perf_counter()
-        await engine.reconcile(schedule_id)
+        try:
+            await engine.reconcile(schedule_id)
+        except NotLeaderError as refused:
+            log.info("reconcile_stopped_not_leader", schedule_id=schedule_id, reason=str(refused))
+            return
         metrics.observe_reconcile(time.perf_counter() - started)
 
     queue = ReconcileQueue(reconcile, workers=FIRST_PASS_WORKERS, limit=STEADY_WORKERS)
@@ -121,7 +163,26 @@ async def build_parts(
     scheduler.start()
     stack.callback(scheduler.shutdown, wait=False)
     notices = Notices(engine, queue.submit)
-    return Parts(settings, metrics, store, platform, engine, queue, jobs, config, notices, view, secret)
+    parts = Parts(settings, metrics, store, platform, engine, queue, jobs, config, notices, view, secret, elector)
+    elector.prepare, elector.on_acting = parts.prepare_takeover, parts.start_acting
+    return parts
+
+
+def instance_name(settings: Settings) -> str:
+    """``instance_id``, else ``<hostname>:<listen port>`` (distinct for instances on one host: one port each)."""
+    if settings.instance_id:
+        return settings.instance_id
+    _, port = parse_listen(settings.listen)
+    return f"{socket.gethostname()}:{port}"
+
+
+def lease_timing(settings: Settings) -> LeaseTiming:
+    return LeaseTiming(
+        ttl=settings.lease_ttl,
+        renew=settings.lease_renew_interval,
+        margin=settings.lease_margin,
+        standby_refresh=settings.standby_refresh_interval,
+    )
 
 
 async def start_web(parts: Parts, stack: AsyncExitStack) -> int:
@@ -131,7 +192,7 @@ async def start_web(parts: Parts, stack: AsyncExitStack) -> int:
         store=parts.store,
         view=parts.view,
         metrics=parts.metrics,
-        hint=parts.notices.hint,
+        hint=parts.elector.route(parts.notices.hint),
         callback_secret=parts.callback_secret,
         callback_auth_key=settings.callback_auth_key.get_secret_value() if settings.callback_auth_key else None,
         callback_max_age=settings.callback_max_age,
@@ -139,6 +200,12 @@ async def start_web(parts: Parts, stack: AsyncExitStack) -> int:
         platform_window_s=max(2 * settings.resync_interval, 600.0),
         limits=HttpLimits(read_timeout_s=settings.http_read_timeout, max_connections=settings.http_max_connections),
         started=parts.view.ready,
+        instances=InstancesApi(
+            instances=parts.store.instances,
+            standing=parts.elector.standing,
+            now=parts.view.now,
+            lease_s=settings.lease_ttl,
+        ),
     )
     server = WebServer(app, shutdown_timeout=min(5.0, settings.shutdown_timeout))
     host, port = parse_listen(settings.listen)
@@ -159,8 +226,13 @@ async def _callback_secret(settings: Settings, store: SharedStore) -> bytes:
         return settings.callback_secret.get_secret_value().encode()
     stored = store.meta("callback_secret")
     if stored is None:
-        stored = secrets.token_hex(32)
-        await store.set_meta("callback_secret", stored)
+        try:
+            await store.set_meta("callback_secret", secrets.token_hex(32))
+        except StoreWriteError:  # another instance leads (fenced): it has stored one; every instance shares it
+            await refresh_store(store)
+        stored = store.meta("callback_secret")
+        if stored is None:
+            raise StoreWriteError("cannot store the generated callback_secret: set callback_secret in the config")
     return stored.encode()
 
 
