@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from relayd.cli.status import render_instances
 from relayd.ids import ScheduleId, SegmentKey
 from relayd.leadership import (
     CallbackReplay,
@@ -22,7 +23,9 @@ from relayd.leadership import (
 )
 from relayd.metrics import Metrics
 from relayd.store import Event, StoreError
-from relayd.store.leases import Lease, Role
+from relayd.store.leases import InstanceInfo, Lease, Role
+from relayd.web.health import NOT_FOLLOWING, readiness
+from relayd.web.instances import instance_json
 from relayd.web.notices import CallbackEvent, parse_notice
 
 TIMING = LeaseTiming(ttl=10.0, renew=2.0, margin=3.0)
@@ -224,3 +227,26 @@ async def test_follow_wakes_stops_on_the_stop_event() -> None:
 
     await asyncio.wait_for(e.follow_wakes(stop, Replay()), 5)  # type: ignore[arg-type]
     assert seen == ["s1"]
+
+
+def test_status_renders_every_instance_with_role_lease_and_heartbeat() -> None:
+    now = 10_000.0
+    rows = [
+        instance_json(InstanceInfo("a", Role.LEADER, now - 1, now + 8), now, lease_s=10.0),
+        instance_json(InstanceInfo("b", Role.STANDBY, now - 45, None), now, lease_s=10.0),
+    ]
+    assert rows[0]["lease_expires_in_s"] == 8.0 and not rows[0]["stale"]
+    assert rows[1]["lease_expires_in_s"] is None and rows[1]["stale"]
+    text = render_instances({"self": {"instance_id": "b"}, "instances": rows})
+    assert "a " in text and "leader" in text and "8s" in text
+    assert "b (this)" in text and "standby" in text and "(stale)" in text
+    assert render_instances({"instances": []}) == ""
+
+
+def test_a_following_standby_is_ready_without_platform_calls_and_one_cut_off_is_not() -> None:
+    common: dict[str, Any] = {"store_healthy": True, "config_loaded": True, "now": 100.0, "platform_window_s": 60.0}
+    assert readiness(**common, last_platform_success=None, platform_error=None, standby=True) == []
+    assert readiness(**common, last_platform_success=None, platform_error=None, standby=True, following=False) == [
+        NOT_FOLLOWING
+    ]
+    assert readiness(**common, last_platform_success=None, platform_error=None) != []
