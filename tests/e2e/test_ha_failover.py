@@ -150,3 +150,44 @@ async def test_sigkill_then_sigstop_of_the_leader_fails_over_with_no_duplicate_a
     logs = a.log.read_text() + b.log.read_text()
     assert "pg-test-secret" not in logs
     assert "Traceback" not in logs
+
+
+@pytest.mark.timeout(240)
+async def test_a_postgresql_restart_steps_the_leader_down_deletes_nothing_and_a_leader_acts_again(
+    emulator: Any, postgres: PostgresServer, pg_schema: str, tmp_path: Path
+) -> None:
+    emu = await emulator(max_task_seconds=CAP, admin=True)
+    now = int(time.time())
+    schedules = "".join(live_schedule(f"h{n}", now - 5, now + 600) for n in range(3))
+    a, b = (Instance(n, tmp_path, emu, postgres.url, pg_schema, schedules) for n in ("a", "b"))
+    plan = load_dir(tmp_path / "a" / "schedules").schedules()
+    timing = inv.Timing(cap=CAP, prepare_ahead=6, retention=2, slack=4)
+
+    def exact() -> bool:
+        return inv.check_exact_plan(owned_tasks(emu), plan, time.time(), timing) == []
+
+    try:
+        a.proc.start()
+        await wait_for(lambda: a.logged("leader_acting") == 1, 60, what="a leading")
+        b.proc.start()
+        await wait_for(b.ready, 60, what="b ready as a standby")
+        await wait_for(exact, 60, what="the plan on the platform")
+        postgres.stop("immediate")
+        try:
+            await wait_for(lambda: a.logged("leadership_lost") == 1, 30, what="a stepping down without the database")
+            stopped_writes = sum(emu.write_counts().values())
+            relaying = {t["TaskId"] for t in owned_tasks(emu) if t["TaskStatus"] == 2}
+            assert relaying  # tasks already on the platform keep running while nobody leads
+        finally:
+            postgres.start()
+        assert sum(emu.write_counts().values()) == stopped_writes  # no write, above all no delete, while down
+        assert relaying <= {t["TaskId"] for t in emu.tasks()}
+        await wait_for(lambda: a.logged("leader_acting") + b.logged("leader_acting") >= 2, 60, what="a new leader")
+        await wait_for(exact, 60, what="the plan after the restart")
+        assert a.proc.proc is not None and a.proc.proc.poll() is None
+        assert b.proc.proc is not None and b.proc.proc.poll() is None
+    finally:
+        for instance in (a, b):
+            if instance.proc.proc is not None and instance.proc.proc.poll() is None:
+                instance.proc.terminate(30)
+    assert _duplicates(emu.history()) == []
