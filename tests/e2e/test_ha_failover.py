@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from tests.e2e.harness import (
     write_env_config,
     write_schedules,
 )
+from tests.e2e.test_reliability_process import _no_duplicate_ever
 from tests.integration.postgres import PostgresServer
 
 pytestmark = pytest.mark.slow
@@ -78,16 +80,31 @@ class Instance:
             return dict(await resp.json())
 
 
-def _duplicates(history: list[dict[str, Any]]) -> list[str]:
-    by_title: dict[str, list[tuple[float, float]]] = {}
-    for task in history:
-        end = task["DeletedAt"] if task["DeletedAt"] is not None else float("inf")
-        by_title.setdefault(task["Title"], []).append((task["CreatedAt"], end))
-    return [
-        t
-        for t, spans in by_title.items()
-        if any(b[0] < a[1] for a, b in zip(sorted(spans), sorted(spans)[1:], strict=False))
-    ]
+def _stop_all(*instances: Instance) -> None:
+    for instance in instances:
+        if instance.proc.proc is not None and instance.proc.proc.poll() is None:
+            instance.signal(signal.SIGCONT)  # a stopped process cannot handle SIGTERM
+            instance.proc.terminate(30)
+
+
+async def _leader_and_standby(
+    emu: Any, url: str, schema: str, root: Path
+) -> tuple[Instance, Instance, Callable[[], bool]]:
+    """Instances a (leading and acting) and b (a ready standby) on three schedules; and the exact-plan check."""
+    now = int(time.time())
+    schedules = "".join(live_schedule(f"h{n}", now - 5, now + 600) for n in range(3))
+    a, b = (Instance(n, root, emu, url, schema, schedules) for n in ("a", "b"))
+    plan = load_dir(root / "a" / "schedules").schedules()
+    timing = inv.Timing(cap=CAP, prepare_ahead=6, retention=2, slack=4)
+    try:
+        a.proc.start()
+        await wait_for(lambda: a.logged("leader_acting") == 1, 60, what="a leading")
+        b.proc.start()
+        await wait_for(b.ready, 60, what="b ready as a standby")
+    except BaseException:
+        _stop_all(a, b)
+        raise
+    return a, b, lambda: inv.check_exact_plan(owned_tasks(emu), plan, time.time(), timing) == []
 
 
 @pytest.mark.timeout(300)
@@ -95,20 +112,8 @@ async def test_sigkill_then_sigstop_of_the_leader_fails_over_with_no_duplicate_a
     emulator: Any, postgres: PostgresServer, pg_schema: str, tmp_path: Path
 ) -> None:
     emu = await emulator(max_task_seconds=CAP, admin=True)
-    now = int(time.time())
-    schedules = "".join(live_schedule(f"h{n}", now - 5, now + 600) for n in range(3))
-    a, b = (Instance(n, tmp_path, emu, postgres.url, pg_schema, schedules) for n in ("a", "b"))
-    plan = load_dir(tmp_path / "a" / "schedules").schedules()
-    timing = inv.Timing(cap=CAP, prepare_ahead=6, retention=2, slack=4)
-
-    def exact() -> bool:
-        return inv.check_exact_plan(owned_tasks(emu), plan, time.time(), timing) == []
-
+    a, b, exact = await _leader_and_standby(emu, postgres.url, pg_schema, tmp_path)
     try:
-        a.proc.start()
-        await wait_for(lambda: a.logged("leader_acting") == 1, 60, what="a leading")
-        b.proc.start()
-        await wait_for(b.ready, 60, what="b ready as a standby")
         assert (await b.ready() or {}).get("role") == "standby"
         listing = await b.instances()
         assert {i["instance_id"]: i["role"] for i in listing["instances"]} == {"a": "leader", "b": "standby"}
@@ -137,12 +142,9 @@ async def test_sigkill_then_sigstop_of_the_leader_fails_over_with_no_duplicate_a
         assert late == [], json.dumps(late)
         assert emu.write_counts().get("", 0) == 0  # every write named its instance
     finally:
-        for instance in (a, b):
-            if instance.proc.proc is not None and instance.proc.proc.poll() is None:
-                instance.signal(signal.SIGCONT)
-                instance.proc.terminate(30)
+        _stop_all(a, b)
     history = emu.history()
-    assert _duplicates(history) == []
+    assert _no_duplicate_ever(history) == []
     for n in range(3):
         chain = chain_on(history, f"rtmp://push.test/live/h{n}")
         assert chain.overlaps == []
@@ -157,20 +159,8 @@ async def test_a_postgresql_restart_steps_the_leader_down_deletes_nothing_and_a_
     emulator: Any, postgres: PostgresServer, pg_schema: str, tmp_path: Path
 ) -> None:
     emu = await emulator(max_task_seconds=CAP, admin=True)
-    now = int(time.time())
-    schedules = "".join(live_schedule(f"h{n}", now - 5, now + 600) for n in range(3))
-    a, b = (Instance(n, tmp_path, emu, postgres.url, pg_schema, schedules) for n in ("a", "b"))
-    plan = load_dir(tmp_path / "a" / "schedules").schedules()
-    timing = inv.Timing(cap=CAP, prepare_ahead=6, retention=2, slack=4)
-
-    def exact() -> bool:
-        return inv.check_exact_plan(owned_tasks(emu), plan, time.time(), timing) == []
-
+    a, b, exact = await _leader_and_standby(emu, postgres.url, pg_schema, tmp_path)
     try:
-        a.proc.start()
-        await wait_for(lambda: a.logged("leader_acting") == 1, 60, what="a leading")
-        b.proc.start()
-        await wait_for(b.ready, 60, what="b ready as a standby")
         await wait_for(exact, 60, what="the plan on the platform")
         postgres.stop("immediate")
         try:
@@ -187,7 +177,5 @@ async def test_a_postgresql_restart_steps_the_leader_down_deletes_nothing_and_a_
         assert a.proc.proc is not None and a.proc.proc.poll() is None
         assert b.proc.proc is not None and b.proc.proc.poll() is None
     finally:
-        for instance in (a, b):
-            if instance.proc.proc is not None and instance.proc.proc.poll() is None:
-                instance.proc.terminate(30)
-    assert _duplicates(emu.history()) == []
+        _stop_all(a, b)
+    assert _no_duplicate_ever(emu.history()) == []
