@@ -145,7 +145,16 @@ class Daemon:
             supervisor.start("relayd-watchdog", watchdog_loop(self._notifier, self._stop))
 
     async def _first_reconcile(self) -> None:
-        """List the platform (adopting tasks after a crash), reconcile everything once, then start timers."""
+        """The leader's first pass (``_first_pass``), then timers; a standby is ready at once and acts once elected."""
+        if await self.parts.elector.first_round():
+            await self._first_pass()
+        gc.freeze()  # long-lived mirror and observations: a full GC over 10,000 schedules held the loop 100-150 ms
+        s = self.settings
+        self.parts.jobs.every("resync", s.resync_interval, self.resync, first_in=s.resync_interval)
+        self.parts.jobs.every("prune", 3600.0, self.parts.prune, first_in=60.0)
+
+    async def _first_pass(self) -> None:
+        """List the platform (adopting tasks after a crash), then reconcile everything once."""
         delay = 1.0
         while not await self.engine.list_platform():
             self._notifier.status("waiting for the platform API")
@@ -155,6 +164,7 @@ class Daemon:
                 return
             delay = min(delay * 2, 60.0)
         self.metrics.set_task_statuses(self.engine.observations.status_counts())
+        self.parts.elector.begin_acting()
         await self.parts.sync_groups()
         self.queue.submit_many(sorted(self.engine.known_ids()))
         # The first pass runs flat out (READY waits on it); from then on CPU-bound resyncs leave the loop room.
@@ -165,17 +175,10 @@ class Daemon:
         finally:
             self.queue.breathe = True
             self.queue.set_limit(STEADY_WORKERS)
-        # The store's mirror and the observations built by the first pass live long: with 10,000 schedules a full
-        # collection over them held the loop for 100-150 ms, which showed up directly in callback latency.
-        gc.freeze()
-        s = self.settings
-        self.parts.jobs.every("resync", s.resync_interval, self.resync, first_in=s.resync_interval)
-        self.parts.jobs.every("prune", 3600.0, self.prune, first_in=60.0)
 
     async def _await_first_pass(self) -> None:
-        """Wait for every schedule's first pass, but not forever: thousands of schedules are paced by the platform's
-        write limit (10 creates/s), far longer than a service manager waits for READY=1. Past ``READY_WAIT_S``
-        relayd reports ready and keeps working through the queue."""
+        """Wait for every schedule's first pass, but at most ``READY_WAIT_S``: thousands of schedules are paced by the
+        platform's write limit (10 creates/s), far longer than a service manager waits for READY=1."""
         try:
             async with asyncio.timeout(READY_WAIT_S):
                 await self.queue.drained()
@@ -184,19 +187,15 @@ class Daemon:
             self._notifier.status(f"reconciling: {self.queue.depth} schedules still queued")
 
     async def resync(self) -> None:
-        """The repair-everything pass: list all owned tasks and groups, then reconcile every schedule."""
+        """The repair-everything pass: list all owned tasks and groups, then reconcile every schedule (leader only)."""
+        if not self.parts.elector.may_act():
+            return
         await self.config.persist(self.engine.schedules)
         await self.parts.sync_groups()
         if await self.engine.list_platform():
             self.metrics.set_task_statuses(self.engine.observations.status_counts())
         self.queue.submit_many(sorted(self.engine.known_ids()))
         self._notifier.status(self.parts.view.summary())
-
-    async def prune(self) -> None:
-        cutoff = self._clock() - self.settings.history_days * 86400
-        events = await self.store.prune_events(cutoff)
-        segments = await self.store.prune_segments(cutoff)
-        log.info("history_pruned", events=events, segments=segments)
 
     async def _load_config(self) -> set[ScheduleId]:
         loaded = await self.config.load()

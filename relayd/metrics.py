@@ -139,6 +139,7 @@ class Metrics:
         self._build_api_metrics()
         self._build_engine_metrics()
         self._build_alert_metrics()
+        self._build_leader_metrics()
 
     def _build_task_metrics(self) -> None:
         r = self.registry
@@ -306,6 +307,21 @@ class Metrics:
     def observe_loop_lag(self, seconds: float) -> None:
         self.loop_lag.set(seconds)
         self.loop_lag_hist.observe(seconds)
+
+    def _build_leader_metrics(self) -> None:
+        r = self.registry
+        self.leader = Gauge("relayd_leader", "1 while this instance leads and may act on the platform.", registry=r)
+        self.leadership_changes = Counter(
+            "relayd_leadership_changes", "This instance became leader or stepped down.", ["change"], registry=r
+        )
+
+    def set_leader_source(self, acting: Callable[[], bool]) -> None:
+        """``relayd_leader`` reads ``acting`` at each scrape (the gate can close by the clock alone)."""
+        self.leader.set_function(lambda: 1.0 if acting() else 0.0)
+
+    def leadership_change(self, change: str) -> None:
+        """Count a change of role: ``elected`` (lease taken) or ``deposed`` (lease lost or unconfirmed)."""
+        self.leadership_changes.labels(change=change).inc()
 
     def render(self) -> bytes:
         """The registry in Prometheus text exposition format."""

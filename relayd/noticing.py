@@ -18,10 +18,14 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import structlog
+
 from relayd.engine import Engine
 from relayd.ids import ScheduleId, SegmentKey
-from relayd.store import Event, StateStore
+from relayd.store import Event, StateStore, StoreWriteError
 from relayd.web.notices import CallbackEvent, CallbackNotice
+
+log = structlog.get_logger("relayd.noticing")
 
 _FAILURE_EVENTS = frozenset({CallbackEvent.FAIL, CallbackEvent.STOP})
 STREAM_STALLED = "stream_stalled"
@@ -70,8 +74,11 @@ class Notices:
             data = dict(notice.raw)
             event = Event(notice.time, STREAM_STALLED, item.schedule_id, item.key, data=data)
             await self._store.add_event(event)
-        if notice.event in _FAILURE_EVENTS:
-            await self._engine.note_failure(item.key, notice.time)
-        elif notice.event == CallbackEvent.RECOVER:
-            await self._engine.note_recovery(item.key, notice.time)
+        try:
+            if notice.event in _FAILURE_EVENTS:
+                await self._engine.note_failure(item.key, notice.time)
+            elif notice.event == CallbackEvent.RECOVER:
+                await self._engine.note_recovery(item.key, notice.time)
+        except StoreWriteError as error:  # e.g. fenced: another instance leads now; the callback is in the history
+            log.warning("notice_not_recorded", segment_key=item.key, error=str(error))
         self._submit(item.schedule_id)

@@ -87,6 +87,7 @@ def _int_text(value: object) -> object:
 
 Duration = Annotated[float, BeforeValidator(_duration)]
 WholeSeconds = Annotated[int, BeforeValidator(_whole_seconds)]
+_INSTANCE_RE = re.compile(r"[A-Za-z0-9._:-]{1,63}")
 _NAMESPACE_RE = re.compile(r"[A-Za-z0-9]{1,8}")
 _SCHEMA_RE = re.compile(r"[a-z][a-z0-9_]{0,62}")
 
@@ -141,6 +142,26 @@ class Settings(BaseSettings):
     )
     database_schema: str | None = Field(
         None, description="PostgreSQL schema of this installation; unset = relayd_<namespace>."
+    )
+    instance_id: str | None = Field(
+        None, description="This instance's name among those sharing database_url; unset = <hostname>:<listen port>."
+    )
+    lease_ttl: Duration = Field(
+        10.0,
+        gt=0,
+        description="Leadership lease length (PostgreSQL): a standby takes over this long after the "
+        "leader's last renewal.",
+    )
+    lease_renew_interval: Duration = Field(
+        2.0, gt=0, description="The leader renews its lease, and a standby tries to take it, this often."
+    )
+    lease_margin: Duration = Field(
+        3.0,
+        gt=0,
+        description="A leader that could not renew stops platform writes this long before its lease can lapse.",
+    )
+    standby_refresh_interval: Duration = Field(
+        15.0, gt=0, description="A standby reloads its copy of the shared state this often."
     )
     listen: str = Field("127.0.0.1:8080", description="host:port the HTTP server binds ([v6]:port for IPv6).")
     public_url: str | None = Field(
@@ -290,6 +311,13 @@ class Settings(BaseSettings):
         """The PostgreSQL schema of this installation: ``database_schema``, else ``relayd_<namespace>``."""
         return self.database_schema or f"relayd_{self.namespace.lower()}"
 
+    @field_validator("instance_id")
+    @classmethod
+    def _check_instance_id(cls, value: str | None) -> str | None:
+        if value is not None and not _INSTANCE_RE.fullmatch(value):
+            raise ValueError("must be 1-63 characters from letters, digits and . _ : - (e.g. host-a)")
+        return value
+
     @field_validator("namespace")
     @classmethod
     def _check_namespace(cls, value: str) -> str:
@@ -311,6 +339,8 @@ class Settings(BaseSettings):
             raise ValueError("restart_backoff_cap must be >= restart_backoff_base")
         if self.api_deadline < self.api_timeout:
             raise ValueError("api_deadline must be >= api_timeout")
+        if self.lease_renew_interval + self.lease_margin >= self.lease_ttl:
+            raise ValueError("lease_ttl must be longer than lease_renew_interval + lease_margin (e.g. 10s, 2s, 3s)")
         return self
 
     @property

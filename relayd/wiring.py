@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import secrets
+import socket
 import time
 from collections.abc import Callable, Coroutine
 from contextlib import AsyncExitStack
@@ -26,6 +27,7 @@ from relayd.engine import Engine, engine_config, outcome_metrics
 from relayd.groups import sync_groups
 from relayd.ids import ScheduleId
 from relayd.jobs import Jobs, build_scheduler
+from relayd.leadership import CallbackReplay, Elector, LeaseTiming, NotLeaderError, refresh_store
 from relayd.metrics import Metrics
 from relayd.noticing import Notices
 from relayd.platform import Platform
@@ -37,13 +39,14 @@ from relayd.schedules.loader import Limits
 from relayd.schedules.model import Schedule
 from relayd.settings import Settings, SettingsError
 from relayd.statusview import StatusView
-from relayd.store import SharedStore
+from relayd.store import SharedStore, StoreWriteError
 from relayd.store.opening import open_store
 from relayd.streams import StreamWatch
 from relayd.volc.client import LiveClient
 from relayd.web.app import WebServer, build_app, parse_listen
 from relayd.web.auth import ensure_token_file, token_file
 from relayd.web.connections import HttpLimits
+from relayd.web.instances import InstancesApi
 from relayd.web.signing import callback_url
 
 log = structlog.get_logger("relayd.wiring")
@@ -69,6 +72,7 @@ class Parts:
     view: StatusView
     alerts: AlertManager
     callback_secret: bytes
+    elector: Elector
 
     def loops(self, stop: asyncio.Event) -> list[tuple[str, Coroutine[Any, Any, None]]]:
         """The parts' own long-lived loops, named, for the daemon's supervisor."""
@@ -76,6 +80,7 @@ class Parts:
             ("relayd-notices", self.notices.run(stop)),
             ("relayd-alerts", self.alerts.run(stop, facts=self.view.alert_facts, clock=self.view.now)),
             ("relayd-stream-health", self.streams.run(stop)),
+            ("relayd-leadership", self.lead(stop)),
         ]
 
     def set_schedules(self, schedules: list[Schedule]) -> set[ScheduleId]:
@@ -84,8 +89,36 @@ class Parts:
         return self.engine.set_schedules(schedules)
 
     async def sync_groups(self) -> bool:
-        """Create or update the declared ``[[group]]``s (first definition of a name wins)."""
+        """Create or update the declared ``[[group]]``s (first definition of a name wins); only the acting leader."""
+        if not self.elector.may_act():
+            return False
         return await sync_groups(self.platform, self.config.current.groups)
+
+    async def prepare_takeover(self) -> bool:
+        """A newly elected leader: reload the state the previous leader wrote, then list the platform."""
+        await refresh_store(self.store)
+        return await self.engine.list_platform()
+
+    async def lead(self, stop: asyncio.Event) -> None:
+        """The election loop, and the leader's side of standbys' wake-ups (their callbacks replayed here)."""
+        replay = CallbackReplay(self.store, self.notices.hint, self.queue.submit, self.view.now)
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self.elector.run(stop), name="relayd-election")
+            group.create_task(self.elector.follow_wakes(stop, replay), name="relayd-wakes")
+
+    async def prune(self) -> None:
+        """Drop events and deleted segments older than ``history_days`` (the acting leader only: fenced writes)."""
+        if not self.elector.may_act():
+            return
+        cutoff = self.view.now() - self.settings.history_days * 86400
+        events = await self.store.prune_events(cutoff)
+        segments = await self.store.prune_segments(cutoff)
+        log.info("history_pruned", events=events, segments=segments)
+
+    async def start_acting(self) -> None:
+        """A leader that may act: its groups, then every schedule through the queue."""
+        await self.sync_groups()
+        self.queue.submit_many(sorted(self.engine.known_ids()))
 
 
 def platform_for(client: LiveClient) -> Platform:
@@ -102,6 +135,7 @@ async def build_parts(
 ) -> Parts:
     store = await open_store(settings, clock=clock)
     stack.push_async_callback(store.close)
+    elector = Elector(store, instance_id=instance_name(settings), timing=lease_timing(settings), metrics=metrics)
     session = await stack.enter_async_context(aiohttp.ClientSession())
     observer = metrics.api_observer(clock)
     client = LiveClient(
@@ -115,6 +149,8 @@ async def build_parts(
         max_attempts=settings.api_max_attempts,
         deadline_s=settings.api_deadline,
         observer=observer,
+        instance_id=elector.instance_id,
+        write_gate=elector.check_write,
     )
     facts = platform_facts(settings)
     secret = await _callback_secret(settings, store)
@@ -122,8 +158,14 @@ async def build_parts(
     scheduler = build_scheduler()
 
     async def reconcile(schedule_id: ScheduleId) -> None:
+        if not elector.may_act():
+            return  # a standby (or a leader not ready yet): the leader's takeover submits every schedule
         started = time.perf_counter()
-        await engine.reconcile(schedule_id)
+        try:
+            await engine.reconcile(schedule_id)
+        except NotLeaderError as refused:
+            log.info("reconcile_stopped_not_leader", schedule_id=schedule_id, reason=str(refused))
+            return
         metrics.observe_reconcile(time.perf_counter() - started)
 
     queue = ReconcileQueue(reconcile, workers=FIRST_PASS_WORKERS, limit=STEADY_WORKERS)
@@ -166,8 +208,26 @@ async def build_parts(
     scheduler.start()
     stack.callback(scheduler.shutdown, wait=False)
     alerts = AlertManager.from_settings(settings, store=store, metrics=metrics)
-    return Parts(
-        settings, metrics, store, platform, engine, queue, jobs, config, notices, streams, view, alerts, secret
+    fields = (settings, metrics, store, platform, engine, queue, jobs, config, notices, streams, view, alerts, secret)
+    parts = Parts(*fields, elector)
+    elector.prepare, elector.on_acting = parts.prepare_takeover, parts.start_acting
+    return parts
+
+
+def instance_name(settings: Settings) -> str:
+    """``instance_id``, else ``<hostname>:<listen port>`` (distinct for instances on one host: one port each)."""
+    if settings.instance_id:
+        return settings.instance_id
+    _, port = parse_listen(settings.listen)
+    return f"{socket.gethostname()}:{port}"
+
+
+def lease_timing(settings: Settings) -> LeaseTiming:
+    return LeaseTiming(
+        ttl=settings.lease_ttl,
+        renew=settings.lease_renew_interval,
+        margin=settings.lease_margin,
+        standby_refresh=settings.standby_refresh_interval,
     )
 
 
@@ -182,7 +242,7 @@ async def start_web(parts: Parts, stack: AsyncExitStack, reload: Callable[[], No
         store=parts.store,
         view=parts.view,
         metrics=parts.metrics,
-        hint=parts.notices.hint,
+        hint=parts.elector.route(parts.notices.hint),
         callback_secret=parts.callback_secret,
         callback_auth_key=settings.callback_auth_key.get_secret_value() if settings.callback_auth_key else None,
         callback_max_age=settings.callback_max_age,
@@ -192,6 +252,12 @@ async def start_web(parts: Parts, stack: AsyncExitStack, reload: Callable[[], No
         started=parts.view.ready,
         alerts=parts.alerts.open_alerts,
         actions=actions,
+        instances=InstancesApi(
+            instances=parts.store.instances,
+            standing=parts.elector.standing,
+            now=parts.view.now,
+            lease_s=settings.lease_ttl,
+        ),
     )
     server = WebServer(app, shutdown_timeout=min(5.0, settings.shutdown_timeout))
     host, port = parse_listen(settings.listen)
@@ -227,8 +293,13 @@ async def _callback_secret(settings: Settings, store: SharedStore) -> bytes:
         return settings.callback_secret.get_secret_value().encode()
     stored = store.meta("callback_secret")
     if stored is None:
-        stored = secrets.token_hex(32)
-        await store.set_meta("callback_secret", stored)
+        try:
+            await store.set_meta("callback_secret", secrets.token_hex(32))
+        except StoreWriteError:  # another instance leads (fenced): it has stored one; every instance shares it
+            await refresh_store(store)
+        stored = store.meta("callback_secret")
+        if stored is None:
+            raise StoreWriteError("cannot store the generated callback_secret: set callback_secret in the config")
     return stored.encode()
 
 

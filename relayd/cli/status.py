@@ -1,9 +1,11 @@
 """``relayd status [ID] [--json]``: what the running daemon is doing, read from its status API.
 
-The overview ends with the config's problems and warnings and the removals the removal guard holds.
+The overview ends with the config's problems and warnings and the removals the removal guard holds. It also shows
+``GET /v1/instances``: every instance sharing the store, its role, lease and heartbeat.
 
 The command is a thin HTTP client of ``GET /v1/schedules`` and ``GET /v1/schedules/{id}``; rendering is pure
-(``render_overview`` / ``render_detail``: the API's JSON in, text out) so it is tested without a daemon.
+(``render_overview`` / ``render_detail`` / ``render_instances``: the API's JSON in, text out) so it is tested
+without a daemon.
 
 Where it connects: ``--url``, else ``http://<listen>`` from relayd's settings (a wildcard listen address becomes
 loopback). Which token: ``--token`` / ``RELAYD_API_TOKEN``, else ``--token-file``, else ``api_token`` from the
@@ -228,6 +230,33 @@ def render_held(held: Sequence[str]) -> str:
     )
 
 
+INSTANCE_HEADERS = ("INSTANCE", "ROLE", "LEASE EXPIRES IN", "LAST HEARTBEAT")
+
+
+def instance_row(item: dict[str, Any], self_id: str | None) -> list[str]:
+    expires = item.get("lease_expires_in_s")
+    name = item["instance_id"] + (" (this)" if item["instance_id"] == self_id else "")
+    heartbeat = f"{human_duration(item['heartbeat_age_s'])} ago" + (" (stale)" if item.get("stale") else "")
+    return [name, item["role"], "-" if expires is None else human_duration(expires), heartbeat]
+
+
+def render_instances(body: dict[str, Any]) -> str:
+    """The instances sharing the store (high availability); empty text when there is only this one as leader."""
+    rows = body.get("instances") or []
+    self_id = (body.get("self") or {}).get("instance_id")
+    return "instances:\n" + table(INSTANCE_HEADERS, [instance_row(i, self_id) for i in rows]) if rows else ""
+
+
+async def fetch_overview(target: Target, timeout_s: float) -> tuple[Any, Any]:
+    """The schedules and, when the daemon has the route, its instances (None otherwise)."""
+    body = await fetch(target, "/v1/schedules", timeout_s)
+    try:
+        instances = await fetch(target, "/v1/instances", timeout_s)
+    except StatusError:
+        instances = None
+    return body, instances
+
+
 SEGMENT_HEADERS = ("#", "WINDOW (UTC)", "STATE", "TASK", "ATTEMPTS", "NEXT ACTION", "LAST ERROR")
 
 
@@ -313,12 +342,16 @@ def status(
 ) -> None:
     """Show each schedule's state, current and next segment, time to hand-off and failures (or one schedule)."""
     target = resolve_target(url, token, token_file, config_file)
-    path = f"/v1/schedules/{schedule_id}" if schedule_id else "/v1/schedules"
-    body = asyncio.run(fetch(target, path, timeout_s))
+    if schedule_id:
+        body = asyncio.run(fetch(target, f"/v1/schedules/{schedule_id}", timeout_s))
+        click.echo(json.dumps(body, ensure_ascii=False, indent=2) if as_json else render_detail(body))
+        return
+    body, instances = asyncio.run(fetch_overview(target, timeout_s))
     if as_json:
         click.echo(json.dumps(body, ensure_ascii=False, indent=2))
-    else:
-        click.echo(render_detail(body) if schedule_id else render_overview(body))
+        return
+    extra = render_instances(instances) if isinstance(instances, dict) else ""
+    click.echo(render_overview(body) + (f"\n\n{extra}" if extra else ""))
 
 
 COMMANDS: list[click.Command] = [status]

@@ -254,6 +254,8 @@ class LiveClient:
         backoff: Backoff | None = None,
         max_task_seconds: int = rules.MAX_TASK_SECONDS,
         observer: CallObserver | None = None,
+        instance_id: str | None = None,
+        write_gate: Callable[[str], None] | None = None,
         logger: Any = None,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = _utcnow,
@@ -279,6 +281,10 @@ class LiveClient:
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._max_task_seconds = max_task_seconds
         self._observer = observer
+        # Several instances may share one account (high availability): the token names this one in the platform's
+        # (and the emulator's) request logs. The gate raises to refuse a write when this instance may not act.
+        self._user_agent = USER_AGENT if instance_id is None else f"{USER_AGENT} relayd-instance/{instance_id}"
+        self._write_gate = write_gate
         self._log = logger if logger is not None else log  # a structlog-style logger; the CLI passes a quiet one
         self._clock, self._now, self._rand, self._sleep = clock, now, rand, sleep
 
@@ -365,6 +371,8 @@ class LiveClient:
     ) -> dict[str, Any]:
         if self._pacer.enabled:
             await self._pacer.acquire(spec.action_class)
+        if self._write_gate is not None and spec.action_class is not ActionClass.LIST:
+            self._write_gate(spec.name)  # checked after pacing, right before sending: a wait may outlast a lease
         started = self._clock()
         outcome = "ok"
         try:
@@ -382,7 +390,7 @@ class LiveClient:
         return result
 
     def _headers(self, method: str, pairs: list[tuple[str, str]], payload: bytes) -> dict[str, str]:
-        headers = {"Host": self._host, "Accept": "application/json", "User-Agent": USER_AGENT}
+        headers = {"Host": self._host, "Accept": "application/json", "User-Agent": self._user_agent}
         if method != "GET":
             headers["Content-Type"] = "application/json"
         return signer.sign(

@@ -42,6 +42,7 @@ from relayd.web.connections import (
 from relayd.web.console.routes import setup_console
 from relayd.web.errors import WebError
 from relayd.web.health import Health, Started
+from relayd.web.instances import InstancesApi
 from relayd.web.views import ConsoleActions, DaemonView, ReconcileHint, StoreView
 
 log = structlog.get_logger("relayd.web")
@@ -115,6 +116,7 @@ def build_app(
     started: Started | None = None,
     alerts: AlertsProvider = no_alerts,
     actions: ConsoleActions | None = None,
+    instances: InstancesApi | None = None,
 ) -> web.Application:
     """The complete relayd HTTP application. Secrets are passed as plain values and never logged.
 
@@ -139,8 +141,11 @@ def build_app(
     app.router.add_post(CALLBACK_ROUTE, receiver.handle)
     app.router.add_routes(StatusApi(store=store, view=view, alerts=alerts).routes())
     health = Health(
-        store=store, view=view, metrics=metrics, platform_window_s=platform_window_s, started=started or _always
-    )
+        store=store, view=view, metrics=metrics, platform_window_s=platform_window_s, started=started or _always,
+        standing=instances.standing if instances is not None else None,
+    )  # fmt: skip
+    if instances is not None:
+        app.router.add_routes(instances.routes())
     app.router.add_routes(AlertsApi(alerts, clock=view.now).routes())
     app.router.add_routes(health.routes())
     setup_console(app, store=store, api_token=api_token, actions=actions)

@@ -6,6 +6,11 @@ layer sees tells "first pass running" from "steady"), the store is open and heal
 loaded, and the platform answered successfully within ``platform_window_s`` (the daemon passes e.g.
 ``max(2 × resync interval, 10 min)``, so one missed resync does not flap readiness). 503 lists every failing
 reason, so an operator sees all of them at once.
+
+A **standby** (high availability: another instance leads) does not call the platform, so the platform check does
+not apply to it; instead it must be *following* — it reached the shared store within a lease length — and it says
+so in the body (``"role": "standby"``), so that a load balancer keeps sending it callbacks, which it records and
+passes to the leader.
 """
 
 from __future__ import annotations
@@ -15,9 +20,12 @@ from collections.abc import Callable
 from aiohttp import web
 
 from relayd.metrics import CONTENT_TYPE, Metrics
+from relayd.web.instances import Standings
 from relayd.web.views import DaemonView, StoreView
 
 STARTING = "starting: first reconcile pass"
+NOT_FOLLOWING = "standby: the shared store has not answered within a lease length"
+STANDBY_NOTE = "standby: healthy and following the leader; callbacks received here are recorded and passed to it"
 
 Started = Callable[[], bool]
 """True once the daemon has finished its first reconcile pass (``Daemon.ready`` is set)."""
@@ -32,8 +40,11 @@ def readiness(
     platform_error: str | None,
     now: float,
     platform_window_s: float,
+    standby: bool = False,
+    following: bool = True,
 ) -> list[str]:
-    """The reasons relayd is not ready; empty when ready."""
+    """The reasons relayd is not ready; empty when ready. A ``standby`` must be ``following`` instead of having
+    reached the platform."""
     reasons: list[str] = []
     if not started:
         reasons.append(STARTING)
@@ -41,6 +52,8 @@ def readiness(
         reasons.append("store is not open or not healthy")
     if not config_loaded:
         reasons.append("config directory not loaded yet")
+    if standby:
+        return reasons if following else [*reasons, NOT_FOLLOWING]
     if last_platform_success is None:
         reasons.append("no successful platform call yet" + _suffix(platform_error))
     elif now - last_platform_success > platform_window_s:
@@ -55,9 +68,17 @@ def _suffix(error: str | None) -> str:
 
 class Health:
     def __init__(
-        self, *, store: StoreView, view: DaemonView, metrics: Metrics, platform_window_s: float, started: Started
+        self,
+        *,
+        store: StoreView,
+        view: DaemonView,
+        metrics: Metrics,
+        platform_window_s: float,
+        started: Started,
+        standing: Standings | None = None,
     ) -> None:
         self._started = started
+        self._standing = standing
         self._store = store
         self._view = view
         self._metrics = metrics
@@ -75,6 +96,8 @@ class Health:
 
     async def readyz(self, request: web.Request) -> web.Response:
         view = self._view
+        standing = self._standing() if self._standing is not None else None
+        standby = standing is not None and standing.role == "standby"
         reasons = readiness(
             started=self._started(),
             store_healthy=self._store.healthy,
@@ -83,10 +106,13 @@ class Health:
             platform_error=view.platform_error(),
             now=view.now(),
             platform_window_s=self._window,
+            standby=standby,
+            following=standing.following if standing is not None else True,
         )
+        role = {} if standing is None else {"role": standing.role}
         if reasons:
-            return web.json_response({"ready": False, "reasons": reasons}, status=503)
-        return web.json_response({"ready": True})
+            return web.json_response({"ready": False, **role, "reasons": reasons}, status=503)
+        return web.json_response({"ready": True, **role, **({"note": STANDBY_NOTE} if standby else {})})
 
     async def metrics(self, request: web.Request) -> web.Response:
         return web.Response(body=self._metrics.render(), headers={"Content-Type": CONTENT_TYPE})

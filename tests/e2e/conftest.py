@@ -25,9 +25,18 @@ from relayd.emulator.server import Emulator
 from relayd.logs import configure_logging
 from tests.e2e import invariants as inv
 from tests.e2e.harness import record_accepted_callbacks
-from tests.integration.conftest import emulator
+from tests.integration.conftest import emulator, pg_schema, postgres
 
-__all__ = ["Monitor", "emulator", "examples", "log_lines", "record_accepted_callbacks", "timing_of"]
+__all__ = [
+    "Monitor",
+    "emulator",
+    "examples",
+    "log_lines",
+    "pg_schema",
+    "postgres",
+    "record_accepted_callbacks",
+    "timing_of",
+]
 
 T = TypeVar("T")
 

@@ -286,6 +286,7 @@ def test_example_config_documents_every_key_with_its_real_default(tmp_path: Path
     placeholders = {"access_key", "secret_key", "session_token", "callback_secret", "callback_auth_key"}
     placeholders |= {"api_token", "public_url", "database_url", "database_password_file", "database_schema"}
     placeholders.add("platform_facts")
+    placeholders |= {"instance_id"}
     placeholders |= set(DEPRECATED_KEYS)  # accepted with a warning, which pytest turns into an error
     body = "".join(f"{k} = {v}\n" for k, v in commented.items() if k not in placeholders)
     loaded = load_settings(write(tmp_path / "uncommented.toml", body))
