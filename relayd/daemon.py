@@ -155,7 +155,6 @@ class Daemon:
             if self._stop.is_set():
                 return
             delay = min(delay * 2, 60.0)
-        self.metrics.set_task_statuses(self.engine.observations.status_counts())
         await self.parts.sync_groups()
         self.queue.submit_many(sorted(self.engine.known_ids()))
         # The first pass runs flat out (READY waits on it); from then on CPU-bound resyncs leave the loop room.
@@ -166,6 +165,7 @@ class Daemon:
         finally:
             self.queue.breathe = True
             self.queue.set_limit(STEADY_WORKERS)
+        self.metrics.set_task_statuses(self.engine.observations.status_counts())  # incl. what the first pass made
         # The store's mirror and the observations built by the first pass live long: with 10,000 schedules a full
         # collection over them held the loop for 100-150 ms, which showed up directly in callback latency.
         gc.freeze()

@@ -84,9 +84,8 @@ async def test_ambiguous_answers_cost_nothing(emulator: Any, tmp_path: Path) -> 
         async with monitor.running():
             await _acted_creates(emu, watch)
             await _acted_restart(emu, watch, "ContinuePullToPushTask", "disable", {"answer": "html"})
-            await _acted_restart(
-                emu, watch, "RelaunchPullToPushTask", "stay", {"answer": "error", "error_code": "InternalServiceTimeout"}
-            )
+            timeout_504 = {"answer": "error", "error_code": "InternalServiceTimeout"}
+            await _acted_restart(emu, watch, "RelaunchPullToPushTask", "stay", timeout_504)
             emu.set_fault("DeletePullToPushTask", acted=True, count=3, answer="malformed")
             await wait_for(lambda: watch.sample() and time.time() > end + SCHEDULES + 1, 70, what="the windows to end")
             await wait_for(lambda: watch.sample() and not owned_tasks(emu), 40, what="every ended task deleted")
@@ -130,7 +129,8 @@ async def test_a_refused_create_relays_again_once_cured(emulator: Any, tmp_path:
             daemon.request_reload()  # a reload retries failed segments at once
         await wait_for(lambda: len(owned_tasks(emu)) == 1, 20, what="the cured segment relaying again")
         took = time.monotonic() - cured_at
-        await wait_for(lambda: (r := _record(daemon)) is not None and r.state == SegmentState.RUNNING, 10, what="running")
+        running = SegmentState.RUNNING
+        await wait_for(lambda: (r := _record(daemon)) is not None and r.state == running, 10, what="running")
     assert took < 1.2 * min(interval, 10) + 3
 
 
@@ -146,7 +146,8 @@ async def test_a_callback_from_an_unknown_task_on_a_segment_url_gets_it_adopted(
         await wait_for(lambda: _record(daemon) is not None, 10, what="the segment remembered")
         record = _record(daemon)
         assert record is not None and record.state == SegmentState.PENDING
-        url = callback_url(f"http://127.0.0.1:{daemon.port}", daemon.parts.callback_secret, SegmentKey(record.key))
+        secret = str(daemon.store.meta("callback_secret")).encode()
+        url = callback_url(f"http://127.0.0.1:{daemon.port}", secret, SegmentKey(record.key))
         creds = Credentials(emu.config.access_key, emu.config.secret_key)
         async with LiveClient(emu.url, creds) as client:
             stray = await client.create_task(
