@@ -116,6 +116,8 @@ class Engine:
         self._foreign_reported: set[str] = set()
         self._failing_labels: set[str] = set()
         self._recheck: dict[ScheduleId, set[str]] = {}
+        self.writes_held: Callable[[], bool] = lambda: False
+        """True while another installation holds this namespace (``relayd.installation``): no task is written."""
         self.nudged_at: float | None = None
 
     # --- desired state --------------------------------------------------------------------------------------
@@ -206,6 +208,8 @@ class Engine:
             result, planned = self._decide(schedule_id, fresh, planned, turn.rand)
             wake = result.wake_at
             acts = [a for a in result.actions if a.kind != ActionKind.CONFIRM]
+            if self.writes_held():
+                acts = [a for a in acts if a.kind == ActionKind.SAVE]  # store-only changes; the platform is contested
             confirms = {a.record.title for a in result.actions if a.kind == ActionKind.CONFIRM} - fresh
             confirms |= self._recheck.pop(schedule_id, set()) - fresh
             await self._executor.perform_all(acts, turn)

@@ -55,6 +55,8 @@ class StatusView:
         self._observer = observer
         self._clock = clock
         self.ready = is_ready
+        self.conflicts: Callable[[], Sequence[str]] = lambda: ()
+        """Installation conflicts (``relayd.installation.Installation.conflicts``), set by the wiring."""
 
     def schedules(self) -> Sequence[ScheduleInfo]:
         return self._config.current.infos

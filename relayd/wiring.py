@@ -21,6 +21,7 @@ from relayd.configuration import Configuration
 from relayd.engine import Engine, engine_config, outcome_metrics
 from relayd.groups import sync_groups
 from relayd.ids import ScheduleId
+from relayd.installation import Installation, installation_id
 from relayd.jobs import Jobs, build_scheduler
 from relayd.metrics import Metrics
 from relayd.noticing import Notices
@@ -58,10 +59,13 @@ class Parts:
     notices: Notices
     view: StatusView
     callback_secret: bytes
+    installation: Installation
 
     async def sync_groups(self) -> bool:
-        """Create or update the declared ``[[group]]``s (first definition of a name wins)."""
-        return await sync_groups(self.platform, self.config.current.groups)
+        """Check the installation marker, then create or update the declared ``[[group]]``s (first definition of a
+        name wins). Runs before the first pass, on every reload and every resync."""
+        marked = await self.installation.check()
+        return await sync_groups(self.platform, self.config.current.groups) and marked
 
 
 def platform_for(client: LiveClient) -> Platform:
@@ -114,14 +118,20 @@ async def build_parts(
         on_outcome=outcome_metrics(metrics),
     )
     config = Configuration(settings.schedules_dir, store, metrics)
+    me = await installation_id(store)
+    installation = Installation(
+        platform=platform, me=me, namespace=settings.namespace, every=settings.resync_interval, clock=clock
+    )
+    engine.writes_held = installation.writes_held
     view = StatusView(
         config=config, engine=engine, store=store, jobs=jobs, observer=observer, clock=clock, is_ready=is_ready
     )
+    view.conflicts = installation.conflicts
     metrics.set_sources(segment_counts=view.segment_counts, next_handoff=view.next_handoff)
     scheduler.start()
     stack.callback(scheduler.shutdown, wait=False)
     notices = Notices(engine, queue.submit)
-    return Parts(settings, metrics, store, platform, engine, queue, jobs, config, notices, view, secret)
+    return Parts(settings, metrics, store, platform, engine, queue, jobs, config, notices, view, secret, installation)
 
 
 async def start_web(parts: Parts, stack: AsyncExitStack) -> int:

@@ -200,6 +200,9 @@ def render_overview(body: dict[str, Any]) -> str:
     problems = body.get("config_problems") or []
     if problems:
         text += "\n\nconfig problems:\n" + "\n".join(f"  {p}" for p in problems)
+    conflicts = body.get("conflicts") or []
+    if conflicts:
+        text += "\n\ninstallation conflicts:\n" + "\n".join(f"  {c}" for c in conflicts)
     return text
 
 

@@ -213,7 +213,12 @@ class StatusApi:
         schedules = [summarise(sid, infos.get(sid), grouped.get(sid, []), self._view, now) for sid in ids]
         if request.query.get("segments", "") in _YES:
             self._attach_segments(schedules, grouped, now)
-        body = {**times("now", now), "schedules": schedules, "config_problems": list(self._view.config_problems())}
+        body = {
+            **times("now", now),
+            "schedules": schedules,
+            "config_problems": list(self._view.config_problems()),
+            "conflicts": list(self._view.conflicts()),
+        }
         return web.json_response(body)
 
     def _attach_segments(

@@ -1,16 +1,17 @@
 """``GET /healthz`` (the process answers), ``GET /readyz`` (it can do its job) and ``GET /metrics``.
 
-Readiness is a pure function of four facts (``readiness``): the daemon has finished starting (its first reconcile
+Readiness is a pure function of five facts (``readiness``): the daemon has finished starting (its first reconcile
 pass — the same moment it tells systemd ``READY=1``; an explicit input, ``Started``, because nothing else the web
 layer sees tells "first pass running" from "steady"), the store is open and healthy, the config directory has been
 loaded, and the platform answered successfully within ``platform_window_s`` (the daemon passes e.g.
-``max(2 × resync interval, 10 min)``, so one missed resync does not flap readiness). 503 lists every failing
+``max(2 × resync interval, 10 min)``, so one missed resync does not flap readiness), and no other installation holds
+relayd's namespace on the account (``relayd.installation``). 503 lists every failing
 reason, so an operator sees all of them at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from aiohttp import web
 
@@ -32,9 +33,10 @@ def readiness(
     platform_error: str | None,
     now: float,
     platform_window_s: float,
+    conflicts: Sequence[str] = (),
 ) -> list[str]:
     """The reasons relayd is not ready; empty when ready."""
-    reasons: list[str] = []
+    reasons: list[str] = list(conflicts)
     if not started:
         reasons.append(STARTING)
     if not store_healthy:
@@ -83,6 +85,7 @@ class Health:
             platform_error=view.platform_error(),
             now=view.now(),
             platform_window_s=self._window,
+            conflicts=view.conflicts(),
         )
         if reasons:
             return web.json_response({"ready": False, "reasons": reasons}, status=503)

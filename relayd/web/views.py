@@ -56,6 +56,9 @@ class DaemonView(Protocol):
     def config_problems(self) -> Sequence[str]:
         """Human-readable problems from the last load (file, field, reason), empty when clean."""
 
+    def conflicts(self) -> Sequence[str]:
+        """Another installation using this namespace on the account (each with the fix), empty when none."""
+
     def last_platform_success(self) -> float | None:
         """Unix time of the last successful platform API call (``ApiObserver.last_ok`` fits), None if none yet."""
 

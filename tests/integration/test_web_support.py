@@ -56,6 +56,9 @@ class FakeView:
     def config_problems(self) -> Sequence[str]:
         return self.problems
 
+    def conflicts(self) -> Sequence[str]:
+        return ()
+
     def last_platform_success(self) -> float | None:
         return self.last_ok
 
