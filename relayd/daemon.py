@@ -163,7 +163,6 @@ class Daemon:
             if self._stop.is_set():
                 return
             delay = min(delay * 2, 60.0)
-        self.metrics.set_task_statuses(self.engine.observations.status_counts())
         self.parts.elector.begin_acting()
         await self.parts.sync_groups()
         self.queue.submit_many(sorted(self.engine.known_ids()))
@@ -175,6 +174,7 @@ class Daemon:
         finally:
             self.queue.breathe = True
             self.queue.set_limit(STEADY_WORKERS)
+        self.metrics.set_task_statuses(self.engine.observations.status_counts())  # incl. what the first pass made
 
     async def _await_first_pass(self) -> None:
         """Wait for every schedule's first pass, but at most ``READY_WAIT_S``: thousands of schedules are paced by the

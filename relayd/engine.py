@@ -133,6 +133,9 @@ class Engine:
         self.passes = 0
         self._foreign_reported: set[str] = set()
         self._failing_labels: set[str] = set()
+        self._recheck: dict[ScheduleId, set[str]] = {}
+        self.writes_held: Callable[[], bool] = lambda: False
+        """True while another installation holds this namespace (``relayd.installation``): no task is written."""
         self.nudged_at: float | None = None
 
     # --- desired state --------------------------------------------------------------------------------------
@@ -255,7 +258,10 @@ class Engine:
             result, planned = self._decide(schedule_id, fresh, planned, turn.rand)
             wake = result.wake_at
             acts = [a for a in result.actions if a.kind != ActionKind.CONFIRM]
+            if self.writes_held():
+                acts = [a for a in acts if a.kind == ActionKind.SAVE]  # store-only changes; the platform is contested
             confirms = {a.record.title for a in result.actions if a.kind == ActionKind.CONFIRM} - fresh
+            confirms |= self._recheck.pop(schedule_id, set()) - fresh
             await self._executor.perform_all(acts, turn)
             if confirms:
                 confirmed = await self._confirm(schedule_id, confirms)
@@ -275,6 +281,7 @@ class Engine:
         except LiveError as error:
             self.last_platform_error = str(error)
             log.warning("confirm_failed", schedule_id=schedule_id, error=str(error))
+            self._recheck.setdefault(schedule_id, set()).update(titles)  # a Title to re-list is never dropped
             return None
         self.last_platform_success = self._clock()
         return confirmed
@@ -316,6 +323,15 @@ class Engine:
             )
 
     # --- callbacks ------------------------------------------------------------------------------------------
+
+    def recheck_title(self, key: SegmentKey) -> ScheduleId | None:
+        """A callback from a task relayd does not know arrived on this segment's URL: the next pass lists the
+        segment's Title afresh, so a task carrying it is adopted or removed as a duplicate by the usual rules."""
+        record = self._store.segment(key)
+        if record is None:
+            return None
+        self._recheck.setdefault(record.schedule_id, set()).add(record.title)
+        return record.schedule_id
 
     async def note_failure(self, key: SegmentKey, at: float | None) -> ScheduleId | None:
         """A failure/stop/delete notice for a segment: remember it (unless stale) so the pass acts on it."""

@@ -3,7 +3,9 @@
 The callback handler has answered the platform already (it must within ~4 s) and only calls :meth:`Notices.hint`,
 which enqueues. :meth:`Notices.run`, one supervised loop, takes each notice in turn: a failure or stop is
 remembered on the segment (so the next pass confirms it with a listing and acts), a recovery clears a pending
-failure reported before it, and either way the schedule is submitted for a reconcile pass.
+failure reported before it, a notice from a task relayd does not know makes the next pass list the segment's
+Title afresh (so that task is adopted or removed as a duplicate), and always the schedule is submitted for a
+reconcile pass.
 
 A stream found stalled by the health check (``relayd.streams``) arrives the same way, as :meth:`Notices.stalled`:
 it is written to the event log and handled like a failure callback.
@@ -75,7 +77,10 @@ class Notices:
             event = Event(notice.time, STREAM_STALLED, item.schedule_id, item.key, data=data)
             await self._store.add_event(event)
         try:
-            if notice.event in _FAILURE_EVENTS:
+            if notice.unknown_task:
+                # Not the segment's own task: its events say nothing about that one; look at the Title instead.
+                self._engine.recheck_title(item.key)
+            elif notice.event in _FAILURE_EVENTS:
                 await self._engine.note_failure(item.key, notice.time)
             elif notice.event == CallbackEvent.RECOVER:
                 await self._engine.note_recovery(item.key, notice.time)

@@ -89,7 +89,8 @@ class Observations:
         self._by_title.get(lookup_title(title), {}).pop(task_id, None)
 
     def status_counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
+        # Every status has a sample (0 when none): a dashboard or an alert rule sees the gauge from the first listing.
+        counts = {status.value: 0 for status in TaskStatus if status != TaskStatus.UNKNOWN}
         now = self._clock()
         for tasks in self._by_title.values():
             for task in tasks.values():

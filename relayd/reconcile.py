@@ -178,11 +178,17 @@ def decide_segment(segment: Segment | None, record: SegmentRecord | None, ctx: _
         return _finish(record, ctx)
     if segment is None:
         return _remove(record, ctx)
-    if record.state == SegmentState.FAILED:
+    if record.state == SegmentState.FAILED and not _has_unadopted_task(record, ctx):
         return _failed(segment, record, ctx)
     if record.task_id is None:
         return _ensure_created(segment, record, ctx, remember=is_new)
     return _maintain(segment, record, ctx)
+
+
+def _has_unadopted_task(record: SegmentRecord, ctx: _Ctx) -> bool:
+    """A failed create whose task exists after all (its answer was lost, or someone made it by hand): adopt it at
+    once rather than at the next slow retry."""
+    return record.task_id is None and ctx.view.first(record.title) is not None
 
 
 def _finish(record: SegmentRecord, ctx: _Ctx) -> _Step:

@@ -61,6 +61,8 @@ class StatusView:
         self._clock = clock
         self.ready = is_ready
         self._started_at = clock()
+        self.conflicts: Callable[[], Sequence[str]] = lambda: ()
+        """Installation conflicts (``relayd.installation.Installation.conflicts``), set by the wiring."""
 
     def schedules(self) -> Sequence[ScheduleInfo]:
         return self._config.current.infos
@@ -112,6 +114,7 @@ class StatusView:
             platform_error=self._observer.last_error,
             config_problems=self._config.problems,
             held_removals=self._config.held,
+            installation_conflict=next(iter(self.conflicts()), None),
             streams=self._streams.stalls(),
         )
 

@@ -26,6 +26,7 @@ from relayd.configuration import Configuration
 from relayd.engine import Engine, engine_config, outcome_metrics
 from relayd.groups import sync_groups
 from relayd.ids import ScheduleId
+from relayd.installation import Installation, installation_id
 from relayd.jobs import Jobs, build_scheduler
 from relayd.leadership import CallbackReplay, Elector, LeaseTiming, NotLeaderError, refresh_store
 from relayd.metrics import Metrics
@@ -73,6 +74,7 @@ class Parts:
     alerts: AlertManager
     callback_secret: bytes
     elector: Elector
+    installation: Installation
 
     def loops(self, stop: asyncio.Event) -> list[tuple[str, Coroutine[Any, Any, None]]]:
         """The parts' own long-lived loops, named, for the daemon's supervisor."""
@@ -89,10 +91,16 @@ class Parts:
         return self.engine.set_schedules(schedules)
 
     async def sync_groups(self) -> bool:
-        """Create or update the declared ``[[group]]``s (first definition of a name wins); only the acting leader."""
+        """Check the installation marker, then create or update the declared ``[[group]]``s (first definition of a
+        name wins). Runs before the first pass, on every reload and every resync — on the acting leader only."""
         if not self.elector.may_act():
             return False
-        return await sync_groups(self.platform, self.config.current.groups)
+        try:
+            marked = await self.installation.check()
+            return await sync_groups(self.platform, self.config.current.groups) and marked
+        except NotLeaderError as refused:  # deposed (or handing the lease back at shutdown) half way: not an error
+            log.info("group_sync_stopped_not_leader", reason=str(refused))
+            return False
 
     async def prepare_takeover(self) -> bool:
         """A newly elected leader: reload the state the previous leader wrote, then list the platform."""
@@ -192,6 +200,11 @@ async def build_parts(
     )
     notices = Notices(engine, store, queue.submit)
     streams = StreamWatch(store=store, notices=notices, events=metrics, clock=clock)
+    me = await installation_id(store)
+    installation = Installation(
+        platform=platform, me=me, namespace=settings.namespace, every=settings.resync_interval, clock=clock
+    )
+    engine.writes_held = installation.writes_held
     view = StatusView(
         config=config,
         engine=engine,
@@ -205,11 +218,12 @@ async def build_parts(
     metrics.set_sources(
         segment_counts=view.segment_counts, next_handoff=view.next_handoff, stream_levels=streams.monitor.levels
     )
+    view.conflicts = installation.conflicts
     scheduler.start()
     stack.callback(scheduler.shutdown, wait=False)
     alerts = AlertManager.from_settings(settings, store=store, metrics=metrics)
     fields = (settings, metrics, store, platform, engine, queue, jobs, config, notices, streams, view, alerts, secret)
-    parts = Parts(*fields, elector)
+    parts = Parts(*fields, elector, installation)
     elector.prepare, elector.on_acting = parts.prepare_takeover, parts.start_acting
     return parts
 

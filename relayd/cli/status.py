@@ -217,6 +217,9 @@ def render_overview(body: dict[str, Any]) -> str:
     held = body.get("held_removals") or []
     if held:
         text += "\n\n" + render_held(held)
+    conflicts = body.get("conflicts") or []
+    if conflicts:
+        text += "\n\ninstallation conflicts:\n" + "\n".join(f"  {c}" for c in conflicts)
     return text
 
 

@@ -3,16 +3,29 @@
 A fault names an action (or ``*``), and optionally how many matching requests it applies to (``count``; None is
 "until cleared"). An action-specific fault wins over ``*``. Draws come from the emulator's seeded
 ``random.Random`` so a run is reproducible.
+
+A fault with ``acted`` set lets the request through — the platform carries the action out — and then answers
+badly, as a gateway or a timed-out backend does: ``answer`` says how (:class:`Answer`). These are the answers a
+client cannot tell from "nothing happened", so they are what tests of duplicate-free creation need.
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from relayd.emulator.errors import AdminError
 from relayd.volc import codes
+
+
+class Answer(StrEnum):
+    """How a request that was carried out (``acted``) is answered."""
+
+    ERROR = "error"  # the platform error envelope with the fault's error_code (default InternalError, HTTP 500)
+    HTML = "html"  # HTTP 502 with an HTML body, as a load balancer answers when its backend drops the connection
+    MALFORMED = "malformed"  # HTTP 200 whose body is {"ResponseMetadata": null}
 
 
 @dataclass
@@ -23,6 +36,8 @@ class Fault:
     latency_ms: float = 0.0
     hang: bool = False
     count: int | None = None
+    acted: bool = False
+    answer: str = Answer.ERROR.value
 
     def __post_init__(self) -> None:
         if self.error_code is not None and codes.lookup(self.error_code) is None:
@@ -33,10 +48,14 @@ class Fault:
             raise AdminError(400, "count must be >= 0")
         if self.latency_ms < 0:
             raise AdminError(400, "latency_ms must be >= 0")
+        if self.answer not in set(Answer):
+            raise AdminError(400, f"answer {self.answer!r} is not one of {[a.value for a in Answer]}")
+        if self.acted and self.hang:
+            raise AdminError(400, "acted and hang exclude each other: a hung request is never carried out")
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Fault:
-        known = {"action", "error_rate", "error_code", "latency_ms", "hang", "count"}
+        known = {"action", "error_rate", "error_code", "latency_ms", "hang", "count", "acted", "answer"}
         unknown = set(data) - known
         if unknown:
             raise AdminError(400, f"unknown fault fields: {sorted(unknown)}")
@@ -53,6 +72,17 @@ class Effect:
     latency_s: float = 0.0
     hang: bool = False
     error_code: str | None = None
+    acted: Answer | None = None
+    """Carry the request out, then answer this way (``error_code`` names the error of :attr:`Answer.ERROR`)."""
+
+
+class ActedAnswer(Exception):
+    """Raised after an ``acted`` fault's action was carried out: answer the caller with ``answer``."""
+
+    def __init__(self, answer: Answer, error_code: str) -> None:
+        self.answer = answer
+        self.error_code = error_code
+        super().__init__(f"{answer.value}: {error_code}")
 
 
 class FaultBook:
@@ -76,9 +106,11 @@ class FaultBook:
             return None
         if fault.count is not None:
             fault.count -= 1
-        rate = fault.error_rate if fault.error_rate is not None else (1.0 if fault.error_code else 0.0)
-        error = (fault.error_code or "InternalError") if rate > 0 and self._rng.random() < rate else None
-        return Effect(latency_s=fault.latency_ms / 1000, hang=fault.hang, error_code=error)
+        rate = fault.error_rate if fault.error_rate is not None else (1.0 if fault.error_code or fault.acted else 0.0)
+        hit = rate > 0 and self._rng.random() < rate
+        error = (fault.error_code or "InternalError") if hit else None
+        acted = Answer(fault.answer) if hit and fault.acted else None
+        return Effect(latency_s=fault.latency_ms / 1000, hang=fault.hang, error_code=error, acted=acted)
 
 
 @dataclass

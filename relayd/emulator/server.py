@@ -34,7 +34,7 @@ from relayd.emulator.callbacks import Sender
 from relayd.emulator.config import EmulatorConfig
 from relayd.emulator.destinations import dst_addr
 from relayd.emulator.errors import AdminError, ApiError
-from relayd.emulator.faults import CallbackFaults, Fault, FaultBook
+from relayd.emulator.faults import ActedAnswer, Answer, CallbackFaults, Effect, Fault, FaultBook
 from relayd.emulator.journal import Entry, Journal, identify
 from relayd.emulator.playback import Jitter, Kind, playback_url
 from relayd.emulator.player import Player
@@ -47,6 +47,10 @@ log = structlog.get_logger(__name__)
 MAX_BODY_BYTES = 8 * 1024 * 1024  # a 2 MB watermark is ~2.7 MB of base64
 MAX_HANG_S = 3600.0
 _PER_ACTION_LIMITED = ("CreatePullToPushTask", "UpdatePullToPushTask")
+_BAD_GATEWAY_HTML = (
+    "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>"
+    "\r\n</body>\r\n</html>\r\n"
+)
 _FAIL_MODES = {
     Failure.DISABLE: FailMode.DISABLE,
     Failure.STAY_CALLBACK: FailMode.STAY,
@@ -182,11 +186,27 @@ class Emulator:
             status, body, code = 200, envelope.success(meta, result), "OK"
         except ApiError as e:
             status, body, code = e.http_status, envelope.failure(meta, e), e.code
+        except ActedAnswer as e:
+            return self._acted_answer(request, name, meta, e)
         self._stats.responses[code] += 1
         self._journal_write(request, name, code, status)
         return web.Response(
             body=json.dumps(body, ensure_ascii=False).encode(), status=status, content_type="application/json"
         )
+
+    def _acted_answer(self, request: web.Request, name: str, meta: dict[str, Any], acted: ActedAnswer) -> web.Response:
+        """The bad answer to a request that was carried out (an ``acted`` fault); journalled as ``acted:<answer>``."""
+        if acted.answer is Answer.HTML:
+            status, text, kind = 502, _BAD_GATEWAY_HTML, "text/html"
+        elif acted.answer is Answer.MALFORMED:
+            status, text, kind = 200, json.dumps({"ResponseMetadata": None}), "application/json"
+        else:
+            error = ApiError(acted.error_code, f"injected fault on {name} (the action was carried out)")
+            status, text, kind = error.http_status, json.dumps(envelope.failure(meta, error)), "application/json"
+        code = f"acted:{acted.answer.value}"
+        self._stats.responses[code] += 1
+        self._journal_write(request, name, code, status)
+        return web.Response(text=text, status=status, content_type=kind)
 
     async def _serve(self, request: web.Request, name: str, version: str) -> dict[str, Any] | None:
         action = self._route(request.method, name, version)
@@ -196,13 +216,15 @@ class Emulator:
         if not self._limiter.admit(access_key, rate_class, self.config.monotonic()):
             self._stats.throttled[rate_class] += 1
             raise ApiError("FlowLimitExceeded", f"the {rate_class} QPS limit of this account is exceeded")
-        await self._apply_fault(name)
+        effect = await self._apply_fault(name)
         params = self._params(request, raw)
         now = self.config.clock()
         self._emit(self.state.tasks.advance(now))
         outcome = action.handler(self.state, params, now)
         self._emit(outcome.events)
         self._wake.set()
+        if effect is not None and effect.acted is not None:
+            raise ActedAnswer(effect.acted, effect.error_code or "InternalError")
         return outcome.result
 
     def _rate_class(self, action: actions.Action) -> str:
@@ -241,11 +263,12 @@ class Emulator:
         )
         return verify(signed, self._gate, now=self.config.wall_clock())
 
-    async def _apply_fault(self, name: str) -> None:
+    async def _apply_fault(self, name: str) -> Effect | None:
+        """Latency, hang or error before the action; an ``acted`` effect is returned to answer after it."""
         effect = self._faults.effect(name)
         if effect is None:
-            return
-        log.debug("emulator_fault", action=name, error_code=effect.error_code, hang=effect.hang)
+            return None
+        log.debug("emulator_fault", action=name, error_code=effect.error_code, hang=effect.hang, acted=effect.acted)
         if effect.latency_s:
             await asyncio.sleep(effect.latency_s)
         if effect.hang:
@@ -253,8 +276,9 @@ class Emulator:
                 async with asyncio.timeout(MAX_HANG_S):
                     await self._stopping.wait()
             raise ApiError("InternalServiceTimeout", "the request hung (injected fault)")
-        if effect.error_code:
+        if effect.error_code and effect.acted is None:
             raise ApiError(effect.error_code, f"injected fault on {name}")
+        return effect
 
     @staticmethod
     def _params(request: web.Request, raw: bytes) -> dict[str, Any]:
@@ -362,9 +386,11 @@ class Emulator:
         latency_ms: float = 0.0,
         hang: bool = False,
         count: int | None = None,
+        acted: bool = False,
+        answer: str = "error",
     ) -> None:
         """Inject a fault on ``action`` (or ``*``); see docs/emulator.md."""
-        self._faults.set(Fault(action, error_rate, error_code, latency_ms, hang, count))
+        self._faults.set(Fault(action, error_rate, error_code, latency_ms, hang, count, acted, answer))
 
     def set_callback_faults(
         self, *, drop_rate: float = 0.0, duplicate_rate: float = 0.0, reorder: bool = False, delay_ms: float = 500.0

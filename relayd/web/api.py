@@ -245,6 +245,7 @@ class StatusApi:
             "alerts": [alert_json(a, now) for a in self._alerts()],
             "config_warnings": list(self._view.config_warnings()),
             "held_removals": list(self._view.held_removals()),
+            "conflicts": list(self._view.conflicts()),
         }
         return web.json_response(body)
 

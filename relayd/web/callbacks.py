@@ -11,8 +11,10 @@ Outcomes, all counted in ``relayd_callbacks_total{result=...}``:
 
 * ``accepted`` — recorded and hinted.
 * ``duplicate`` — the same delivery again (same event id, or byte-identical body): 200, no hint.
-* ``unknown_task`` — the segment is known but the body names a task relayd does not know; recorded, hinted
-  (the reconciler compares with the platform's list anyway), logged ``callback_unknown_task``.
+* ``unknown_task`` — the segment is known but the body names a task relayd does not know; recorded, logged
+  ``callback_unknown_task`` and hinted with ``unknown_task`` set: the reconciler lists the segment's Title afresh
+  and adopts the task (or deletes it as a duplicate) by the usual rules, instead of taking its event for the
+  segment's own task.
 * ``unknown_segment`` — the mac is valid but the segment is gone from the store (e.g. pruned). 200, logged
   ``callback_unknown_segment`` and recorded as ``kind="callback_unknown"`` so an operator can see it; no hint.
 * ``forbidden``, ``unsigned``, ``bad_sign``, ``expired``, ``bad_json``, ``too_large``, ``body_timeout`` — 4xx,
@@ -26,6 +28,7 @@ platform's current task list, never on the notice's claimed status.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -138,7 +141,8 @@ class CallbackReceiver:
         if not await self._store.add_event(event):
             return "duplicate"
         if unknown_task:
-            log.info("callback_unknown_task", segment_key=segment.key, task_id=notice.task_id)
+            log.info("callback_unknown_task", segment_key=segment.key, task_id=notice.task_id, note="title re-listed")
+            notice = dataclasses.replace(notice, unknown_task=True)
         if debug_enabled():  # every accepted callback: keep the hot path free of a logger bind when it is off
             log.debug("callback_received", segment_key=segment.key, task_id=notice.task_id, callback_event=notice.event)
         self._hint(segment.schedule_id, segment.key, notice)

@@ -1,10 +1,11 @@
 """``GET /healthz`` (the process answers), ``GET /readyz`` (it can do its job) and ``GET /metrics``.
 
-Readiness is a pure function of four facts (``readiness``): the daemon has finished starting (its first reconcile
+Readiness is a pure function of five facts (``readiness``): the daemon has finished starting (its first reconcile
 pass — the same moment it tells systemd ``READY=1``; an explicit input, ``Started``, because nothing else the web
 layer sees tells "first pass running" from "steady"), the store is open and healthy, the config directory has been
 loaded, and the platform answered successfully within ``platform_window_s`` (the daemon passes e.g.
-``max(2 × resync interval, 10 min)``, so one missed resync does not flap readiness). 503 lists every failing
+``max(2 × resync interval, 10 min)``, so one missed resync does not flap readiness), and no other installation holds
+relayd's namespace on the account (``relayd.installation``). 503 lists every failing
 reason, so an operator sees all of them at once.
 
 A **standby** (high availability: another instance leads) does not call the platform, so the platform check does
@@ -15,7 +16,7 @@ passes to the leader.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from aiohttp import web
 
@@ -42,10 +43,11 @@ def readiness(
     platform_window_s: float,
     standby: bool = False,
     following: bool = True,
+    conflicts: Sequence[str] = (),
 ) -> list[str]:
     """The reasons relayd is not ready; empty when ready. A ``standby`` must be ``following`` instead of having
-    reached the platform."""
-    reasons: list[str] = []
+    reached the platform; another installation on this namespace is a reason of its own."""
+    reasons: list[str] = list(conflicts)
     if not started:
         reasons.append(STARTING)
     if not store_healthy:
@@ -108,6 +110,7 @@ class Health:
             platform_window_s=self._window,
             standby=standby,
             following=standing.following if standing is not None else True,
+            conflicts=view.conflicts(),
         )
         role = {} if standing is None else {"role": standing.role}
         if reasons:

@@ -89,6 +89,10 @@ class CallbackNotice:
     time: float | None
     event_id: str | None
     raw: Mapping[str, Any] = field(repr=False)
+    unknown_task: bool = False
+    """Set by the receiver when ``task_id`` is no task relayd knows, though the URL is the segment's own: a task
+    with the segment's Title may exist that relayd has not seen (a create whose answer was lost, a task made by
+    hand). The reconciler lists the Title afresh instead of taking the event for the segment's own task."""
 
 
 @functools.lru_cache(maxsize=1024)  # the same few spellings arrive over and over; bounded against junk keys

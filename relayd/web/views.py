@@ -78,6 +78,9 @@ class DaemonView(Protocol):
     def held_removals(self) -> Sequence[ScheduleId]:
         """Schedules the removal guard keeps running although the config no longer declares them."""
 
+    def conflicts(self) -> Sequence[str]:
+        """Another installation using this namespace on the account (each with the fix), empty when none."""
+
     def last_platform_success(self) -> float | None:
         """Unix time of the last successful platform API call (``ApiObserver.last_ok`` fits), None if none yet."""
 

@@ -71,6 +71,9 @@ class FakeView:
     def held_removals(self) -> Sequence[ScheduleId]:
         return self.held
 
+    def conflicts(self) -> Sequence[str]:
+        return ()
+
     def last_platform_success(self) -> float | None:
         return self.last_ok
 

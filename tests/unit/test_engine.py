@@ -345,3 +345,38 @@ async def test_the_executor_classifies_an_error_once_and_records_its_request_id(
     assert record.last_request_id == "req-42" and record.attempts == 1
     events = await rig.store.events(kind="create_failed")
     assert events and events[0].data["outcome"] == "terminal" and events[0].data["request_id"] == "req-42"
+
+
+# --- tasks relayd does not know; contested namespaces ------------------------------------------------------------
+
+
+async def test_a_recheck_lists_the_title_at_once_and_adopts_a_task_made_elsewhere(rig: Rig) -> None:
+    await rig.at(T0 - 100)
+    stray = rig.platform.add({"Title": rig.record().title, "StartTime": T0, "EndTime": T0 + 300, "DstAddr": "x"})
+    await rig.at(T0 - 99)  # no listing since: the pass does not know the task
+    assert rig.record().task_id is None
+    assert rig.engine.recheck_title(KEY0) == SID
+    await rig.at(T0 - 98)
+    assert rig.record().task_id == stray and rig.platform.calls.get("create") is None
+
+
+async def test_a_failed_segment_adopts_a_task_with_its_title_before_its_slow_retry(rig: Rig) -> None:
+    refusal = api_error("CreatePullToPushTask", http_status=400, code="InvalidParam")
+    rig.platform.inject("create", refusal, times=POLICY.max_attempts)
+    await rig.at(T0 - 60)
+    while rig.record().state != SegmentState.FAILED:
+        await rig.next()
+    stray = rig.platform.add({"Title": rig.record().title, "StartTime": T0, "EndTime": T0 + 300, "DstAddr": "x"})
+    rig.engine.recheck_title(KEY0)
+    await rig.at(rig.clock.now + 1)  # long before the slow retry
+    assert rig.record().task_id == stray and rig.record().state != SegmentState.FAILED
+
+
+async def test_held_writes_leave_the_platform_alone_and_resume_when_released(rig: Rig) -> None:
+    held = True
+    rig.engine.writes_held = lambda: held
+    await rig.at(T0 - 60)
+    assert rig.platform.calls.get("create") is None and not rig.platform.tasks
+    held = False
+    await rig.at(T0 - 59)
+    assert rig.platform.calls["create"] == 1 and len(titled(rig)) == 1

@@ -42,3 +42,10 @@ def test_table_aligns_wide_characters() -> None:
 def test_overview_empty_and_problems() -> None:
     text = render_overview({"schedules": [], "config_problems": ["a.toml: window: end before start"]})
     assert text.startswith("no schedules") and "a.toml: window: end before start" in text
+
+
+def test_overview_shows_installation_conflicts() -> None:
+    conflict = "namespace 'relayd' is in use by another relayd installation (ab12); give each a distinct `namespace`"
+    text = render_overview({"schedules": [], "config_problems": [], "conflicts": [conflict]})
+    assert "installation conflicts:\n  " + conflict in text
+    assert "installation conflicts" not in render_overview({"schedules": [], "conflicts": []})
