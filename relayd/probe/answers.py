@@ -219,7 +219,10 @@ def schema_of(body: Mapping[str, Any]) -> CallbackSchema | None:
 _SECRET_KEYS = frozenset({"sign", "t"})
 
 
+def unsigned(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A body without its sign/t pair (a signature made with the operator's callback auth key), for showing."""
+    return {k: v for k, v in body.items() if k not in _SECRET_KEYS}
+
+
 def _compact(body: Mapping[str, Any]) -> str:
-    """A body for the evidence, without the sign/t pair (a signature of the operator's callback auth key)."""
-    shown = {k: v for k, v in body.items() if k not in _SECRET_KEYS}
-    return ", ".join(f"{k}={v!r}" for k, v in shown.items())
+    return ", ".join(f"{k}={v!r}" for k, v in unsigned(body).items())

@@ -104,7 +104,7 @@ async def _run(session: ProbeSession, options: ProbeOptions, now: Callable[[], f
         if receiver is not None:
             await receiver.stop()
     facts = found.facts()
-    bodies: list[dict[str, object]] = list(receiver.bodies) if receiver else []
+    bodies: list[dict[str, object]] = [answers.unsigned(b) for b in receiver.bodies] if receiver else []
     return ProbeReport(facts, strategies(facts), session.run_id, session.group, leftovers, bodies)
 
 
