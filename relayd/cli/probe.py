@@ -21,7 +21,16 @@ import click
 import structlog
 
 from relayd.platform.facts import facts_to_json
-from relayd.probe import DEFAULT_SINK, ProbeError, ProbeOptions, ProbeReport, as_json, as_text, run_probe
+from relayd.probe import (
+    DEFAULT_SINK,
+    DEFAULT_SOURCE,
+    ProbeError,
+    ProbeOptions,
+    ProbeReport,
+    as_json,
+    as_text,
+    run_probe,
+)
 from relayd.settings import Settings, SettingsError, load_settings
 from relayd.volc import LiveError, ValidationError
 from relayd.volc.rules import check_address
@@ -39,19 +48,21 @@ def _fail(message: str, code: int) -> None:
 
 
 def _options(settings: Settings, opts: dict[str, Any]) -> ProbeOptions:
-    problems = check_address("--sink", opts["sink"])
-    if problems:
-        raise click.BadParameter(str(problems[0]), param_hint="--sink")
+    for flag in ("sink", "source"):
+        problems = check_address(f"--{flag}", opts[flag])
+        if problems:
+            raise click.BadParameter(str(problems[0]), param_hint=f"--{flag}")
     listen = opts["listen"]
     return ProbeOptions(
         sink=opts["sink"],
+        source=opts["source"],
         write_qps=settings.write_qps,
         list_qps=settings.list_qps,
         timeout_s=settings.api_timeout,
         max_attempts=settings.api_max_attempts,
         logger=None if opts["verbose"] else _QUIET,
         listen=None if opts["no_callbacks"] else (listen or settings.listen),
-        public_url=None if listen and not settings.public_url else settings.public_url,
+        public_url=settings.public_url,
         callback_wait_s=opts["callback_wait"],
     )
 
@@ -78,6 +89,7 @@ async def _probe(settings: Settings, options: ProbeOptions) -> ProbeReport:
 @click.option("--endpoint", help="Platform endpoint (env RELAYD_ENDPOINT).")
 @click.option("--region", help="Signing region (env RELAYD_REGION).")
 @click.option("--sink", default=DEFAULT_SINK, show_default=True, help="Push URL the probe's short tasks target.")
+@click.option("--source", default=DEFAULT_SOURCE, show_default=True, help="Pull URL of the probe's tasks.")
 @click.option("--listen", help="host:port for the callback receiver (default: the daemon's listen).")
 @click.option("--no-callbacks", is_flag=True, help="Do not start a callback receiver (schema stays unknown).")
 @click.option("--callback-wait", type=float, default=10.0, show_default=True, help="Seconds to wait for callbacks.")

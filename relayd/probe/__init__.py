@@ -10,7 +10,16 @@ of the answers), ``session`` (owned, paced calls and cleanup), ``steps`` (one tr
 from __future__ import annotations
 
 from relayd.probe.report import as_json, as_text
-from relayd.probe.runner import DEFAULT_SINK, ProbeOptions, ProbeReport, run_probe
+from relayd.probe.runner import DEFAULT_SINK, DEFAULT_SOURCE, ProbeOptions, ProbeReport, run_probe
 from relayd.probe.steps import ProbeError
 
-__all__ = ["DEFAULT_SINK", "ProbeError", "ProbeOptions", "ProbeReport", "as_json", "as_text", "run_probe"]
+__all__ = [
+    "DEFAULT_SINK",
+    "DEFAULT_SOURCE",
+    "ProbeError",
+    "ProbeOptions",
+    "ProbeReport",
+    "as_json",
+    "as_text",
+    "run_probe",
+]

@@ -196,7 +196,7 @@ def callback_schema(bodies: Sequence[Mapping[str, Any]], receiving: bool, waited
     no relay callbacks (``none``). Bodies of an unknown shape leave the schema unknown, with the bodies as evidence.
     """
     if not receiving:
-        return Answer(None, "no reachable CallbackURL: set public_url (and listen) so the platform can reach it")
+        return Answer(None, "no CallbackURL the platform can reach: set public_url (and listen) to capture callbacks")
     if not bodies:
         return Answer(CallbackSchema.NONE, f"no callback arrived within {waited_s:g} s of start/relaunch/stop/delete")
     kinds = {schema_of(body) for body in bodies}

@@ -39,7 +39,11 @@ class Receiver:
 
     async def start(self) -> bool:
         """Listen and check reachability; False (with :attr:`problem` saying why) when callbacks cannot arrive."""
-        host, port = split_listen(self.listen)
+        try:
+            host, port = split_listen(self.listen)
+        except ValueError as error:
+            self.problem = f"listen {self.listen!r}: {error}"
+            return False
         app = web.Application(client_max_size=MAX_BODY)
         app.router.add_route("*", PATH, self._handle)
         self._runner = web.AppRunner(app, access_log=None)

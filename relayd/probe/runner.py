@@ -9,10 +9,12 @@ interrupted probe (Ctrl-C, SIGTERM) still deletes every task it created and its 
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import structlog
 
@@ -84,11 +86,31 @@ async def run_probe(
         logger=options.logger,
     )
     async with client:
-        return await _run(ProbeSession(client, options.write_qps, max_attempts=options.max_attempts), options, now)
+        session = ProbeSession(client, options.write_qps, max_attempts=options.max_attempts)
+        return await _run(session, options, now, reachable_here=_loopback(endpoint))
 
 
-async def _run(session: ProbeSession, options: ProbeOptions, now: Callable[[], float]) -> ProbeReport:
-    receiver = Receiver(options.listen, options.public_url) if options.listen else None
+def _loopback(url: str) -> bool:
+    """Whether the platform at ``url`` runs on this machine (the emulator): then loopback callbacks reach it."""
+    host = urlsplit(url).hostname or ""
+    return host == "localhost" or (_is_ip(host) and ipaddress.ip_address(host).is_loopback)
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+async def _run(
+    session: ProbeSession, options: ProbeOptions, now: Callable[[], float], *, reachable_here: bool
+) -> ProbeReport:
+    # Without public_url the receiver's URL is this machine's listen address: only a platform on this machine (the
+    # emulator) can reach it, and silence from a remote one would be misread as "sends no callbacks".
+    wanted = options.listen is not None and (options.public_url is not None or reachable_here)
+    receiver = Receiver(options.listen or "", options.public_url) if wanted else None
     found = _Found()
     try:
         receiving = receiver is not None and await receiver.start()

@@ -10,7 +10,7 @@ answers is :mod:`relayd.probe.answers`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +30,7 @@ PAST_S = 300
 """How far in the past the past-StartTime trial starts (beyond any clock-skew tolerance)."""
 LONGEST_TITLE = 20
 ACTIVE = "生效中"
+PENDING = "未开始"
 
 
 class ProbeError(Exception):
@@ -157,19 +158,37 @@ async def running(trials: Trials) -> Running:
         return Running(missing, missing)
     trials.running_id = task_id
     became = await _wait_active(trials, task_id, timeout_s=RUNNING_LEAD_S + 15)
-    if not became:
-        stuck = Answer(None, f"{created.evidence()}; it was not listed {ACTIVE} in time")
+    if became != ACTIVE:
+        stuck = Answer(None, f"{created.evidence()}; it was listed {became or 'nowhere'}, not {ACTIVE} (use --source?)")
         return Running(stuck, stuck)
-    update = await trials.session.attempt(
-        f"Update a {ACTIVE} task (EndTime 5 s earlier)",
-        UPDATE_TASK,
-        {**body, "EndTime": body["EndTime"] - 5, "TaskId": task_id, "GroupName": trials.session.group},
+    shorter = {**body, "EndTime": body["EndTime"] - 5}
+    update = await _while_active(
+        trials,
+        task_id,
+        lambda: trials.session.on_owned(
+            f"Update a {ACTIVE} task (EndTime 5 s earlier)", UPDATE_TASK, task_id, **shorter
+        ),
     )
-    return Running(answers.update_running(update[0]), await _relaunch(trials, task_id))
+    return Running(answers.update_running(update), await _relaunch(trials, task_id))
+
+
+async def _while_active(trials: Trials, task_id: TaskId, trial: Callable[[], Awaitable[Attempt]]) -> Attempt:
+    """Run a trial meant for a 生效中 task only if the task still is 生效中 (else its answer would mislead).
+
+    Why: a relay whose source cannot be reached may turn 停用 on its own within seconds on some platforms (the
+    built-in source is unroutable); an Update or Relaunch of that task answers another question.
+    """
+    status = await _status(trials, task_id)
+    if status != ACTIVE:
+        note = f"the task was {status or 'not listed'} by itself before the trial (its relay failed?); use --source"
+        return Attempt(f"trial on a {ACTIVE} task", accepted=False, code="NotRunning", message=note, conclusive=False)
+    return await trial()
 
 
 async def _relaunch(trials: Trials, task_id: TaskId) -> Answer:
-    from_active = await trials.session.on_owned(f"Relaunch a {ACTIVE} task", RELAUNCH_TASK, task_id)
+    from_active = await _while_active(
+        trials, task_id, lambda: trials.session.on_owned(f"Relaunch a {ACTIVE} task", RELAUNCH_TASK, task_id)
+    )
     stop = await trials.session.on_owned(f"Stop a {ACTIVE} task", STOP_TASK, task_id)
     from_disabled = None
     if stop.accepted:
@@ -177,15 +196,23 @@ async def _relaunch(trials: Trials, task_id: TaskId) -> Answer:
     return answers.relaunch_from(from_active, from_disabled)
 
 
-async def _wait_active(trials: Trials, task_id: TaskId, *, timeout_s: float) -> bool:
-    """Poll the probe's own list until the task shows 生效中 (the status moves with the platform's clock)."""
+async def _status(trials: Trials, task_id: TaskId) -> str | None:
+    """The task's listed Status (Chinese label), or None when it is not listed."""
+    for item in await trials.session.listed():
+        if item.get("TaskId") == task_id:
+            return str(item.get("Status") or "")
+    return None
+
+
+async def _wait_active(trials: Trials, task_id: TaskId, *, timeout_s: float) -> str | None:
+    """Poll the probe's own list while the task is 未开始 (its status moves with the platform's clock); the status
+    it ended in: 生效中, or whatever else it showed (停用 by itself, not listed), or 未开始 after the timeout."""
     deadline = trials.now() + timeout_s
-    while trials.now() < deadline:
-        for item in await trials.session.listed():
-            if item.get("TaskId") == task_id and item.get("Status") == ACTIVE:
-                return True
-        await asyncio.sleep(trials.poll_s)
-    return False
+    while True:
+        status = await _status(trials, task_id)
+        if status != PENDING or trials.now() >= deadline:
+            return status
+        await asyncio.sleep(trials.poll_s)  # the platform's clock moves the status: there is nothing to await
 
 
 async def end_running(trials: Trials) -> None:

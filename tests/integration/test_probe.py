@@ -196,3 +196,37 @@ async def test_probe_never_touches_foreign_tasks(emulator: EmulatorFactory) -> N
     assert after == before
     assert {t["TaskId"] for t in emu.tasks()} == ids
     assert report.leftovers == []
+
+
+async def test_running_task_disabled_by_itself_leaves_its_answers_unknown(emulator: EmulatorFactory) -> None:
+    """Where a relay from an unreachable source turns 停用 within seconds, the Update and Relaunch trials would
+    answer another question: the probe reports them unknown (with why) instead of misreading them."""
+    emu = await emulator(profile="lenient", admin=True)
+
+    def running_probe_task() -> str | None:
+        """The probe's task that starts "now" (not the past-start one), once it relays."""
+        return next(
+            (
+                t["TaskId"]
+                for t in emu.history()
+                if t["DeletedAt"] is None
+                and t["StartTime"] > t["CreatedAt"]
+                and t["Active"]
+                and t["Active"][-1][1] is None
+            ),
+            None,
+        )
+
+    async def fail_it() -> None:
+        while (task_id := running_probe_task()) is None:
+            await asyncio.sleep(0.01)
+        emu.fail_task(task_id, mode="disable")
+
+    failer = asyncio.create_task(fail_it())
+    report = await probe(emu)
+    await asyncio.wait_for(failer, 5)
+    known = report.facts.known()
+    assert "update_running" not in known and "relaunch_from" not in known
+    assert "停用" in report.facts.evidence["update_running"]
+    assert known["destination_exclusive"] is False  # the other answers stand
+    assert_clean(emu, report)
