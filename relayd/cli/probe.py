@@ -109,9 +109,9 @@ def probe(**opts: Any) -> None:
     except (SettingsError, ValidationError) as error:
         _fail(" ".join(str(error).split("\n")), EXIT_USAGE)
     except (ProbeError, LiveError) as error:
-        _fail(f"{error} (the probe's tasks were cleaned up)", EXIT_API)
+        _fail(f"{error} (cleanup ran; anything it could not delete is logged above)", EXIT_API)
     except (KeyboardInterrupt, asyncio.CancelledError):
-        _fail("interrupted; the probe's tasks and group were cleaned up", EXIT_INTERRUPTED)
+        _fail("interrupted; cleanup ran (anything it could not delete is logged above)", EXIT_INTERRUPTED)
     _output(report, opts["as_json_flag"], opts["write_path"])
 
 

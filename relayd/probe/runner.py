@@ -123,6 +123,8 @@ async def _run(
         )
     finally:
         leftovers = await shielded(session.cleanup, options.cleanup_timeout_s)
+        if leftovers:
+            log.warning("probe_leftovers", run_id=session.run_id, leftovers=leftovers)
         if receiver is not None:
             await receiver.stop()
     facts = found.facts()

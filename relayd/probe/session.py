@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import random
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -254,8 +254,11 @@ def _detail(result: Mapping[str, Any]) -> str:
     return f"TaskId {task_id}" if task_id else ""
 
 
-async def shielded(cleanup: Callable[[], Any], timeout_s: float) -> Any:
-    """Run ``cleanup()`` to the end even if the caller is cancelled again (a second Ctrl-C), within a timeout."""
+async def shielded(cleanup: Callable[[], Awaitable[list[str]]], timeout_s: float) -> list[str]:
+    """Run ``cleanup()`` to the end even if the caller is cancelled again (a second Ctrl-C), within a timeout.
+
+    Returns what was left behind; a cleanup that ran out of time says so instead of raising over the report.
+    """
     task = asyncio.ensure_future(asyncio.wait_for(cleanup(), timeout_s))
     while not task.done():
         try:
@@ -264,4 +267,7 @@ async def shielded(cleanup: Callable[[], Any], timeout_s: float) -> Any:
             if task.done():
                 break
             log.warning("probe_cleanup_continues", note="interrupted again; still removing the probe's tasks")
-    return task.result()
+    try:
+        return task.result()
+    except TimeoutError:
+        return [f"cleanup did not finish within {timeout_s:g} s: list group relaydprobe<run> and delete its tasks"]

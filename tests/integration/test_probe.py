@@ -30,6 +30,7 @@ from relayd.emulator.quirks import (
     UpdateRunning,
 )
 from relayd.probe import ProbeOptions, ProbeReport, run_probe
+from relayd.probe.session import shielded
 from relayd.volc import CreateTaskRequest, Credentials, LiveClient
 
 EmulatorFactory = Callable[..., Awaitable[Emulator]]
@@ -230,3 +231,29 @@ async def test_running_task_disabled_by_itself_leaves_its_answers_unknown(emulat
     assert "停用" in report.facts.evidence["update_running"]
     assert known["destination_exclusive"] is False  # the other answers stand
     assert_clean(emu, report)
+
+
+async def test_cleanup_finishes_through_a_second_interrupt() -> None:
+    in_trials, cleaning, release = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def cleanup() -> list[str]:
+        cleaning.set()
+        await release.wait()
+        return ["left"]
+
+    async def probe_body() -> list[str]:
+        try:
+            in_trials.set()
+            await asyncio.Event().wait()  # the trials, interrupted below
+        finally:
+            return await shielded(cleanup, 30)  # noqa: B012 - the value under test is what cleanup returned
+
+    run = asyncio.create_task(probe_body())
+    await asyncio.wait_for(in_trials.wait(), 10)
+    run.cancel()  # Ctrl-C
+    await asyncio.wait_for(cleaning.wait(), 10)
+    run.cancel()  # a second Ctrl-C while cleaning up
+    await asyncio.sleep(0)  # deliver it: the cleanup must go on regardless
+    assert not run.done()
+    release.set()
+    assert await asyncio.wait_for(run, 10) == ["left"]

@@ -80,6 +80,7 @@ async def test_sigterm_mid_probe_cleans_up(emulator: EmulatorFactory) -> None:
     async with asyncio.timeout(60):
         _, err = await proc.communicate()
     assert proc.returncode == 130, err.decode()
-    assert "cleaned up" in err.decode()
+    assert "interrupted; cleanup ran" in err.decode()
+    assert "probe_leftovers" not in err.decode()
     assert emu.tasks() == []
     assert not any(g.name.startswith("relaydprobe") for g in emu.state.groups.listing([0]))
