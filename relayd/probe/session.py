@@ -41,7 +41,9 @@ TITLE_LENGTH = 10
 """Every probe Title is 10 characters: ``pb`` + a 5-character run id + a 3-digit number (fits BytePlus' limit)."""
 SLOW_QPS = 1.0
 """The Create/Update pace after a throttling answer: BytePlus MediaLive documents 1 QPS for each."""
-THROTTLED_TRIES = 6
+SLOW_MARGIN_S = 0.1
+"""Slack on each slow slot: requests sent 1 s apart may arrive closer than that after network jitter, and one more
+throttled answer would wrongly say the limit is below 1/s."""
 CREATE_UPDATE = frozenset({CREATE_TASK, UPDATE_TASK})
 _RUN_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"
 
@@ -140,7 +142,7 @@ class ProbeSession:
         if not self.throttling.slowed:
             log.warning("probe_throttled", note="Create/Update slowed down", qps=SLOW_QPS)
             self.throttling.slowed = True
-            self._bucket = TokenBucket(SLOW_QPS)
+            self._bucket = TokenBucket(SLOW_QPS, margin_s=SLOW_MARGIN_S)
             self._bucket.reserve()  # the throttled request just used this second's slot
 
     async def attempt(self, what: str, action: str, body: Mapping[str, Any]) -> tuple[Attempt, dict[str, Any]]:
