@@ -93,15 +93,10 @@ async def run_probe(
 def _loopback(url: str) -> bool:
     """Whether the platform at ``url`` runs on this machine (the emulator): then loopback callbacks reach it."""
     host = urlsplit(url).hostname or ""
-    return host == "localhost" or (_is_ip(host) and ipaddress.ip_address(host).is_loopback)
-
-
-def _is_ip(host: str) -> bool:
     try:
-        ipaddress.ip_address(host)
-    except ValueError:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name: a remote platform
         return False
-    return True
 
 
 async def _run(
