@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from relayd.cli import alerts, apply, config, daemon, emulator, platform, schedules, state, status
+from relayd.cli import alerts, apply, config, daemon, emulator, platform, probe, schedules, state, status
 from relayd.logs import configure_logging
 
 
@@ -22,7 +22,7 @@ def cli() -> None:
     configure_logging("warning", "auto")
 
 
-for _module in (daemon, status, apply, alerts, config, schedules, platform, emulator, state):
+for _module in (daemon, status, apply, alerts, config, schedules, platform, probe, emulator, state):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 
