@@ -136,6 +136,7 @@ def _infos(raw: DirResult, resolved: DirResult) -> list[ScheduleInfo]:
             title=s.title or "",
             enabled=s.enabled,
             source=s.source_file,
+            line=s.source_line or None,
             group=s.group,
             problems=problems.get(str(f.path), ()),
         )
