@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import aiohttp
 import structlog
 
+from relayd.actions import DaemonActions
 from relayd.alerts.manager import AlertManager
 from relayd.configuration import Configuration
 from relayd.engine import Engine, engine_config, outcome_metrics
@@ -148,6 +149,7 @@ async def start_web(parts: Parts, stack: AsyncExitStack) -> int:
         limits=HttpLimits(read_timeout_s=settings.http_read_timeout, max_connections=settings.http_max_connections),
         started=parts.view.ready,
         alerts=parts.alerts.open_alerts,
+        actions=DaemonActions(store=parts.store, jobs=parts.jobs, clock=parts.view.now),
     )
     server = WebServer(app, shutdown_timeout=min(5.0, settings.shutdown_timeout))
     host, port = parse_listen(settings.listen)

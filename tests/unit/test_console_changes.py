@@ -1,8 +1,13 @@
-"""The console's change signal, pure parts: the store's change journal and how signals merge for a late stream."""
+"""The console's pure parts: the store's change journal, how signals merge for a late stream, and what "retry now"
+does to a segment record."""
 
 from __future__ import annotations
 
-from relayd.ids import ScheduleId
+from dataclasses import replace
+
+from relayd.actions import retried
+from relayd.ids import ScheduleId, SegmentKey, TaskId
+from relayd.store import SegmentRecord, SegmentState
 from relayd.store.journal import ChangeJournal
 from relayd.web.console.live import MAX_IDS, Signal, merge, signal_data
 
@@ -45,3 +50,16 @@ def test_the_event_names_the_schedules_or_says_overview() -> None:
         b'event: changed\ndata: {"schedules":["a","b"],"overview":false}\n\n'
     )
     assert signal_data(Signal(1, ids("a"), True)) == b'event: changed\ndata: {"schedules":[],"overview":true}\n\n'
+
+
+def test_retry_now_moves_only_a_retrying_or_failed_segment_and_gives_a_failed_one_a_fresh_budget() -> None:
+    base = SegmentRecord(
+        key=SegmentKey("s.0"), schedule_id=ScheduleId("s"), index=0, occurrence=None, start=0, end=100,
+        title="t", group=None, spec_hash="h", body={}, task_id=TaskId("1" * 32), state=SegmentState.RETRYING,
+        attempts=2, next_attempt_at=80.0,
+    )  # fmt: skip
+    assert retried(base, now=10.0) == replace(base, next_attempt_at=10.0)
+    failed = replace(base, state=SegmentState.FAILED, attempts=3, next_attempt_at=400.0)
+    assert retried(failed, now=10.0) == replace(base, state=SegmentState.RETRYING, attempts=0, next_attempt_at=10.0)
+    for state in (SegmentState.RUNNING, SegmentState.PENDING, SegmentState.ENDED, SegmentState.DELETED):
+        assert retried(replace(base, state=state), now=10.0) is None
