@@ -6,6 +6,7 @@ browser logged no errors. Waits are on page conditions with deadlines (WebDriver
 
 from __future__ import annotations
 
+import re
 import time
 import urllib.error
 import urllib.request
@@ -106,6 +107,10 @@ def test_a_failure_and_its_restart_appear_live_on_the_schedule_page(driver: WebD
     assert js(driver, "return window.__samePage") is True
     kinds = set(attr_list(driver, "#events tbody tr", "kind"))
     assert {"create", "restart"} <= kinds
+    # The daemon's own facts: file and line, the platform's status as last seen, its plan --live.
+    assert re.search(r"schedules\.toml:\d+", driver.find_element(By.ID, "config").text)
+    wait_until(driver, lambda d: "active (" in d.find_element(By.ID, "segments").text, 20, "a platform status")
+    assert "The daemon's view" in driver.find_element(By.ID, "plan").text
     driver.save_screenshot(str(IMG / "console-schedule.png"))
 
 
