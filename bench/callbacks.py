@@ -47,9 +47,10 @@ from aiohttp import web
 from relayd.ids import ScheduleId, SegmentKey, TaskId
 from relayd.metrics import Metrics, loop_lag_monitor
 from relayd.store import SegmentRecord, SegmentState, Store
+from relayd.volc.models import TaskStatus
 from relayd.web.app import WebServer, build_app
 from relayd.web.signing import callback_mac
-from relayd.web.views import NextAction, ScheduleInfo
+from relayd.web.views import DaemonPlan, NextAction, ScheduleInfo
 
 SECRET = b"bench-secret-bench-secret-bench!"
 SEGMENTS = 200
@@ -94,6 +95,12 @@ class BenchView:
 
     def now(self) -> float:
         return time.time()
+
+    def platform_status(self, key: SegmentKey) -> TaskStatus | None:
+        return None
+
+    def plan_now(self, schedule_id: ScheduleId) -> DaemonPlan | None:
+        return None
 
 
 def bench_segment(i: int, now: float, schedule: str = "bench") -> SegmentRecord:

@@ -192,6 +192,7 @@ def _info(schedule: Schedule, problems: tuple[str, ...]) -> ScheduleInfo:
         title=schedule.title or "",
         enabled=schedule.enabled,
         source=schedule.source_file,
+        line=schedule.source_line or None,
         group=schedule.group,
         problems=problems,
     )

@@ -27,6 +27,13 @@ from relayd.volc.models import TaskStatus
 log = structlog.get_logger("relayd.observations")
 
 
+def shown_status(task: ObservedTask, now: float) -> TaskStatus:
+    """The status the platform shows at ``now`` for a task seen earlier: an enabled task's follows its window."""
+    if task.status in (TaskStatus.PENDING, TaskStatus.ACTIVE, TaskStatus.ENDED):
+        return status_at(task.start, task.end, now)
+    return task.status
+
+
 class Observations:
     """The latest view of owned tasks, by Title; foreign tasks kept aside for reporting."""
 
@@ -88,15 +95,17 @@ class Observations:
     def gone(self, title: str, task_id: TaskId) -> None:
         self._by_title.get(lookup_title(title), {}).pop(task_id, None)
 
+    def task(self, title: str, task_id: TaskId) -> ObservedTask | None:
+        """One owned task as last seen (listed, confirmed or acted on); None when relayd has not seen it."""
+        return self._by_title.get(lookup_title(title), {}).get(task_id)
+
     def status_counts(self) -> dict[str, int]:
         # Every status has a sample (0 when none): a dashboard or an alert rule sees the gauge from the first listing.
         counts = {status.value: 0 for status in TaskStatus if status != TaskStatus.UNKNOWN}
         now = self._clock()
         for tasks in self._by_title.values():
             for task in tasks.values():
-                status = task.status
-                if status in (TaskStatus.PENDING, TaskStatus.ACTIVE, TaskStatus.ENDED):
-                    status = status_at(task.start, task.end, now)
+                status = shown_status(task, now)
                 counts[status.value] = counts.get(status.value, 0) + 1
         return counts
 

@@ -20,11 +20,12 @@ from relayd.ids import ScheduleId
 from relayd.observations import Observations
 from relayd.platform.live import LivePlatform
 from relayd.policy import Policy, policy_for
-from relayd.reconcile import Action, ActionKind, PlatformView, decide
+from relayd.reconcile import ActionKind, PlatformView, decide
 from relayd.schedules.model import Schedule, Segment
 from relayd.settings import Settings
 from relayd.store import SegmentRecord, Store, StoreError, StoreLockedError
 from relayd.volc.client import LiveClient
+from relayd.web.api import action_json
 
 
 @dataclass
@@ -69,18 +70,6 @@ async def observe(settings: Settings) -> LiveState:
     return state
 
 
-def _row(action: Action) -> dict[str, Any]:
-    record = action.record
-    task_id = action.task.task_id if action.task is not None else record.task_id
-    return {
-        "action": action.kind.value,
-        "segment": record.key,
-        "title": record.title,
-        "task_id": task_id,
-        "reason": action.reason.value,
-    }
-
-
 class Preview:
     """Decisions over an observed state: per configured schedule, and for schedules only the store knows."""
 
@@ -120,4 +109,4 @@ class Preview:
         seen = self._state.observations.view(titles)
         view = PlatformView(tasks=seen.tasks, fresh=frozenset(titles), listed_at=seen.listed_at)
         plan = decide(segments, records, view, now=self._now, policy=policy, rand=0.5)
-        return [_row(a) for a in plan.actions if a.kind != ActionKind.SAVE]
+        return [action_json(a) for a in plan.actions if a.kind != ActionKind.SAVE]

@@ -13,10 +13,12 @@ from relayd.engine import Engine
 from relayd.ids import ScheduleId, SegmentKey
 from relayd.jobs import Jobs
 from relayd.metrics import ApiObserver
+from relayd.observations import shown_status
 from relayd.reconcile import NextAction, next_action
 from relayd.store import SegmentRecord, SegmentState, StateStore
 from relayd.streams import StreamWatch
-from relayd.web.views import ScheduleInfo, SegmentNotes
+from relayd.volc.models import TaskStatus
+from relayd.web.views import DaemonPlan, ScheduleInfo, SegmentNotes
 
 
 def segment_counts(records: Iterable[SegmentRecord]) -> dict[str, int]:
@@ -98,6 +100,18 @@ class StatusView:
 
     def now(self) -> float:
         return self._clock()
+
+    def platform_status(self, key: SegmentKey) -> TaskStatus | None:
+        record = self._store.segment(key)
+        if record is None or record.task_id is None:
+            return None
+        task = self._engine.observations.task(record.title, record.task_id)
+        return None if task is None else shown_status(task, self._clock())
+
+    def plan_now(self, schedule_id: ScheduleId) -> DaemonPlan | None:
+        if schedule_id not in self._engine.schedules and not self._store.segments(schedule_id):
+            return None
+        return DaemonPlan(self._engine.decide_now(schedule_id), self._engine.observations.listed_at)
 
     def segment_counts(self) -> dict[str, int]:
         return segment_counts(self._store.segments())

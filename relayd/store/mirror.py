@@ -28,6 +28,7 @@ from relayd.store import schema
 from relayd.store.batch import Call
 from relayd.store.cache import DictCache, SegmentCache
 from relayd.store.errors import StoreError, StoreWriteError
+from relayd.store.journal import ChangeJournal
 from relayd.store.records import AppliedSchedule, Event, SegmentRecord
 from relayd.store.sql import Dialect
 from relayd.store.writer import ABSENT, Op, Outcome, Rows, Touch, Writer, resolve
@@ -66,6 +67,8 @@ class MirroredStore:
         self.pending = 0
         """Write operations queued and not yet settled."""
         self.last_error: str | None = None
+        self.journal = ChangeJournal()
+        """The schedules whose segments changed lately (the console's change signal)."""
 
     def _replace_mirror(
         self, segments: list[SegmentRecord], applied: dict[str, AppliedSchedule], meta: dict[str, str]
@@ -270,7 +273,14 @@ class MirroredStore:
         cache = self._tables[table]
         previous = cache.get(key)
         cache.assign(key, value)
+        if table == "segments":
+            self._note_segment(value, previous)
         return Touch(table, key, value, previous)
+
+    def _note_segment(self, value: Any, previous: Any) -> None:
+        record = value if value is not ABSENT else previous
+        if isinstance(record, SegmentRecord):
+            self.journal.note(record.schedule_id)
 
     async def _submit(self, op: Op) -> Any:
         return await self._submit_nowait(op)

@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Protocol
 
 from relayd.ids import ScheduleId, SegmentKey, TaskId
+from relayd.store.journal import ChangeJournal
 from relayd.store.leases import InstanceInfo, Lease, Role
 from relayd.store.records import AppliedSchedule, Event, SegmentRecord
 
@@ -34,9 +35,11 @@ class StateStore(Protocol):
 
     last_error: str | None
     location: str
+    """Where the state lives, safe to show: a path, or a database URL without its password."""
     commits: int
     """Write transactions committed since the store opened (the console's change signal reads it)."""
-    """Where the state lives, safe to show: a path, or a database URL without its password."""
+    journal: ChangeJournal
+    """The schedules whose segments changed lately (the console's stream names them)."""
 
     def segment(self, key: SegmentKey) -> SegmentRecord | None: ...
     def segments(self, schedule_id: ScheduleId | None = None, include_deleted: bool = False) -> list[SegmentRecord]: ...

@@ -23,12 +23,15 @@ from aiohttp import web
 
 from relayd.alerts.model import Alert
 from relayd.ids import ScheduleId, SegmentKey
+from relayd.reconcile import Action, ActionKind
 from relayd.store import Event, SegmentRecord, SegmentState
+from relayd.volc.models import TaskStatus
 from relayd.web.console.chains import ChainWarning, warnings
 from relayd.web.errors import BadRequest, NotFound
-from relayd.web.views import DaemonView, NextAction, ScheduleInfo, SegmentNotes, StoreView
+from relayd.web.views import DaemonPlan, DaemonView, NextAction, ScheduleInfo, SegmentNotes, StoreView
 
 MAX_EVENTS = 1000
+MAX_IDS = 500
 DEFAULT_EVENTS = 100
 _INACTIVE = frozenset({SegmentState.DELETED, SegmentState.REMOVING})
 _YES = ("1", "true", "yes")
@@ -135,6 +138,7 @@ def summarise(
         "title": info.title if info else "",
         "enabled": info.enabled if info else False,
         "source": info.source if info else None,
+        "line": info.line if info else None,
         "group": info.group if info else None,
         "problems": list(info.problems) if info else [],
         "state": schedule_state(info, pos),
@@ -188,6 +192,47 @@ def int_param(query: Mapping[str, str], name: str, default: int | None, *, low: 
     return value
 
 
+def platform_status_json(status: TaskStatus | None) -> dict[str, Any]:
+    """The platform's status of a task as the daemon last saw it: a name, and the platform's own word."""
+    if status is None:
+        return {"platform_status": None, "platform_status_label": None}
+    return {"platform_status": status.name.lower(), "platform_status_label": status.value}
+
+
+def action_json(action: Action) -> dict[str, Any]:
+    """One action the daemon would take (``relayd plan --live`` prints the same rows)."""
+    record = action.record
+    task_id = action.task.task_id if action.task is not None else record.task_id
+    return {
+        "action": action.kind.value,
+        "segment": record.key,
+        "title": record.title,
+        "task_id": task_id,
+        "reason": action.reason.value,
+    }
+
+
+def plan_json(daemon: DaemonPlan | None) -> dict[str, Any] | None:
+    """The daemon's own ``plan --live`` for one schedule: decided over what it has observed, no platform call."""
+    if daemon is None:
+        return None
+    actions = [action_json(a) for a in daemon.plan.actions if a.kind != ActionKind.SAVE]
+    return {
+        "source": "daemon",
+        "actions": actions,
+        **times("listed_at", daemon.listed_at),
+        **times("wake_at", daemon.plan.wake_at),
+    }
+
+
+def _wanted_ids(request: web.Request) -> frozenset[ScheduleId] | None:
+    """``?id=a&id=b``: only these schedules (the console re-reading what changed); None: every schedule."""
+    ids = request.query.getall("id", [])
+    if len(ids) > MAX_IDS:
+        raise BadRequest(f"at most {MAX_IDS} id parameters; leave them out to list every schedule")
+    return frozenset(ScheduleId(i) for i in ids) if ids else None
+
+
 def alert_json(alert: Alert, now: float) -> dict[str, Any]:
     c = alert.condition
     return {
@@ -211,6 +256,7 @@ class StatusApi:
         self._view = view
         self._alerts = alerts
         self._rendered: tuple[tuple[int, int, str], bytes] | None = None
+        self._flag_cache: tuple[int, dict[SegmentKey, list[ChainWarning]]] | None = None
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -233,8 +279,10 @@ class StatusApi:
     def _list_schedules(self, request: web.Request) -> web.Response:
         now = self._view.now()
         infos = {info.id: info for info in self._view.schedules()}
-        grouped = group_by_schedule(self._store.segments())
-        ids = sorted(set(infos) | set(grouped))
+        wanted = _wanted_ids(request)
+        grouped = self._grouped(wanted)
+        known = set(infos) | set(grouped)
+        ids = sorted(known if wanted is None else known & wanted)
         schedules = [summarise(sid, infos.get(sid), grouped.get(sid, []), self._view, now) for sid in ids]
         if request.query.get("segments", "") in _YES:
             self._attach_segments(schedules, grouped, now)
@@ -249,10 +297,24 @@ class StatusApi:
         }
         return web.json_response(body)
 
+    def _grouped(self, wanted: frozenset[ScheduleId] | None) -> dict[ScheduleId, list[SegmentRecord]]:
+        """Live segments by schedule: every schedule's, or only the wanted ones' (each an indexed read)."""
+        if wanted is None:
+            return group_by_schedule(self._store.segments())
+        return {sid: segs for sid in wanted if (segs := list(self._store.segments(sid)))}
+
+    def _flags(self) -> dict[SegmentKey, list[ChainWarning]]:
+        """Gaps and overlaps over every live segment (an overlap may involve a schedule not asked for), computed
+        once per change of the store's segments however many consoles read."""
+        seq = self._store.journal.seq
+        if self._flag_cache is None or self._flag_cache[0] != seq:
+            self._flag_cache = (seq, warnings(self._store.segments()))
+        return self._flag_cache[1]
+
     def _attach_segments(
         self, schedules: list[dict[str, Any]], grouped: Mapping[ScheduleId, list[SegmentRecord]], now: float
     ) -> None:
-        flags = warnings(seg for segs in grouped.values() for seg in segs)
+        flags = self._flags()
         for item in schedules:
             segs = sorted(grouped.get(item["id"], []), key=lambda s: (s.start, s.index))
             item["segments"] = [self._segment_with_flags(s, flags.get(s.key, []), now) for s in segs]
@@ -269,10 +331,19 @@ class StatusApi:
         segments = sorted(self._store.segments(sid, include_deleted=include_deleted), key=lambda s: (s.start, s.index))
         if info is None and not segments:
             raise NotFound(f"no schedule {sid!r}")
-        view = self._view
-        detail = [segment_json(s, view.next_action(s.key), now, view.segment_notes(s.key)) for s in segments]
-        body = {**times("now", now), "schedule": summarise(sid, info, segments, self._view, now), "segments": detail}
+        detail = [self._segment_detail(s, now) for s in segments]
+        body = {
+            **times("now", now),
+            "schedule": summarise(sid, info, segments, self._view, now),
+            "segments": detail,
+            "plan_live": plan_json(self._view.plan_now(sid)),
+        }
         return web.json_response(body)
+
+    def _segment_detail(self, seg: SegmentRecord, now: float) -> dict[str, Any]:
+        status = self._view.platform_status(seg.key)
+        notes = self._view.segment_notes(seg.key)
+        return {**segment_json(seg, self._view.next_action(seg.key), now, notes), **platform_status_json(status)}
 
     async def list_events(self, request: web.Request) -> web.Response:
         q = request.query

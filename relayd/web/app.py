@@ -39,6 +39,7 @@ from relayd.web.connections import (
     effective_max_connections,
     nofile_soft_limit,
 )
+from relayd.web.console.live import overview_of
 from relayd.web.console.routes import setup_console
 from relayd.web.errors import WebError
 from relayd.web.health import Health, Started
@@ -148,7 +149,7 @@ def build_app(
         app.router.add_routes(instances.routes())
     app.router.add_routes(AlertsApi(alerts, clock=view.now).routes())
     app.router.add_routes(health.routes())
-    setup_console(app, store=store, api_token=api_token, actions=actions)
+    setup_console(app, store=store, api_token=api_token, actions=actions, overview=overview_of(view, alerts))
     return app
 
 

@@ -21,11 +21,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from relayd.ids import GroupName, ScheduleId, SegmentKey, TaskId
-from relayd.reconcile import NextAction
+from relayd.reconcile import NextAction, Plan
 from relayd.store import Event, SegmentRecord
+from relayd.store.journal import ChangeJournal
+from relayd.volc.models import TaskStatus
 from relayd.web.notices import CallbackNotice
 
-__all__ = ["DaemonView", "NextAction", "ReconcileHint", "ScheduleInfo", "StoreView"]
+__all__ = ["DaemonPlan", "DaemonView", "NextAction", "ReconcileHint", "ScheduleInfo", "StoreView"]
 
 ReconcileHint = Callable[[ScheduleId, SegmentKey, CallbackNotice], None]
 """Called once per new (non-duplicate) authenticated callback for a known segment. Must not block."""
@@ -41,6 +43,17 @@ class ScheduleInfo:
     source: str | None = None
     group: GroupName | None = None
     problems: tuple[str, ...] = field(default=())
+    line: int | None = None
+    """The line of ``source`` where the schedule's table starts (None when unknown)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonPlan:
+    """What the daemon would do now for one schedule, decided over its own observations (no platform call)."""
+
+    plan: Plan
+    listed_at: float | None
+    """When the listing these observations start from began (None: the platform has not been listed yet)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,10 +103,20 @@ class DaemonView(Protocol):
     def now(self) -> float:
         """The daemon's clock, unix seconds."""
 
+    def platform_status(self, key: SegmentKey) -> TaskStatus | None:
+        """The platform's status of this segment's task as the daemon last saw it (listing, confirmation or its own
+        action), None when it has not seen the task."""
+
+    def plan_now(self, schedule_id: ScheduleId) -> DaemonPlan | None:
+        """The daemon's own ``plan --live`` for one schedule (pure ``decide`` over its observations; never calls the
+        platform), None for a schedule it does not know."""
+
 
 class StoreView(Protocol):
     commits: int
     """Committed write transactions since open: the console's cheap change signal (read, never written)."""
+    journal: ChangeJournal
+    """The schedules whose segments changed lately: what the console's stream names (read, never written)."""
 
     @property
     def healthy(self) -> bool: ...

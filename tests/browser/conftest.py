@@ -77,7 +77,10 @@ def live(loop_thread: LoopThread, tmp_path_factory: pytest.TempPathFactory) -> I
             + live_schedule("beta", now, now + 120)
             + live_schedule("gamma", now + 600, now + 660),
         )
-        settings = settings_for(emu, workdir, max_task_seconds=20, horizon=3600, api_token=TOKEN)
+        # One restart attempt: a segment that fails twice in a row is failed (for "retry now") within seconds.
+        settings = settings_for(
+            emu, workdir, max_task_seconds=20, horizon=3600, api_token=TOKEN, restart_max_attempts=1
+        )
         try:
             async with running_daemon(settings) as daemon:
                 ready.set_result((emu, daemon))

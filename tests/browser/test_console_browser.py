@@ -6,6 +6,8 @@ browser logged no errors. Waits are on page conditions with deadlines (WebDriver
 
 from __future__ import annotations
 
+import re
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -15,7 +17,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from relayd.store import SegmentState
+from relayd.store import SegmentRecord, SegmentState
 from tests.browser.conftest import TOKEN, FakeActions, Live, run_on
 from tests.browser.harness import console_errors, wait_until
 from tests.integration.test_web_support import Harness
@@ -105,6 +107,10 @@ def test_a_failure_and_its_restart_appear_live_on_the_schedule_page(driver: WebD
     assert js(driver, "return window.__samePage") is True
     kinds = set(attr_list(driver, "#events tbody tr", "kind"))
     assert {"create", "restart"} <= kinds
+    # The daemon's own facts: file and line, the platform's status as last seen, its plan --live.
+    assert re.search(r"schedules\.toml:\d+", driver.find_element(By.ID, "config").text)
+    wait_until(driver, lambda d: "active (" in d.find_element(By.ID, "segments").text, 20, "a platform status")
+    assert "The daemon's view" in driver.find_element(By.ID, "plan").text
     driver.save_screenshot(str(IMG / "console-schedule.png"))
 
 
@@ -167,6 +173,32 @@ def test_the_timeline_scrolls_sideways_on_a_phone(driver: WebDriver, live: Live)
         assert js(driver, "const t = document.getElementById('timeline'); return t.scrollWidth > t.clientWidth")
     finally:
         driver.set_window_size(1280, 800)
+
+
+def _fresh_running_beta(live: Live) -> SegmentRecord | None:
+    """A relaying segment of beta with most of its 20 s window ahead (room for fail, fail, retry, recover)."""
+    now = time.time()
+    records = run_on(live, lambda: live.daemon.store.segments("beta"))
+    return next((r for r in records if r.state is SegmentState.RUNNING and r.task_id and r.end - now >= 14), None)
+
+
+def test_retry_now_restarts_a_failed_segment_of_the_real_daemon(driver: WebDriver, live: Live) -> None:
+    found = wait_until(driver, lambda d: _fresh_running_beta(live), 30, "a beta segment early in its window")
+    key, task_id = found.key, found.task_id
+    # Fails now and once more after the daemon's one relaunch: the budget is spent and the segment is failed; the
+    # daemon's own next try is failed_retry_interval (300 s) away, so only "retry now" can bring it back in time.
+    run_on(live, lambda: live.emu.fail_task(task_id, mode="stay", repeat=1))
+    driver.get(live.base + "/schedules/beta")
+    row = f'#segments tr[data-key="{key}"]'
+    state = f"return (document.querySelector({row!r}) || {{dataset: {{}}}}).dataset.state"
+    wait_until(driver, lambda d: d.execute_script(state) == "failed", 20, f"{key} failed")
+    driver.find_element(By.CSS_SELECTOR, f"{row} button.retry").click()
+    wait_until(driver, lambda d: d.find_element(By.ID, "confirm").get_attribute("open") is not None, 10, "dialog")
+    driver.find_element(By.ID, "confirm-ok").click()
+    wait_until(driver, lambda d: d.find_element(By.ID, "action-result").text == "Done.", 10, "retry accepted")
+    wait_until(driver, lambda d: d.execute_script(state) == "running", 20, f"{key} relaying again")
+    record = run_on(live, lambda: live.daemon.store.segment(key))
+    assert record is not None and record.state is SegmentState.RUNNING
 
 
 def test_a_cross_site_post_with_the_session_is_refused(driver: WebDriver, live: Live) -> None:

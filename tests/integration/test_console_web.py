@@ -4,6 +4,7 @@ segments addition to the status API, the action endpoints (with a fake provider)
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ import pytest
 from yarl import URL
 
 from relayd.ids import ScheduleId, SegmentKey
-from relayd.store import SegmentState
+from relayd.store import Event, SegmentState
 from relayd.web.console.sessions import SESSION_COOKIE
 from relayd.web.views import ScheduleInfo
 from tests.integration.test_web_support import NOW, TOKEN, FakeView, Harness, open_store, segment, start_harness
@@ -167,15 +168,39 @@ async def test_actions_without_a_provider_answer_unavailable(tmp_path: Path) -> 
         await h.close()
 
 
-async def test_the_stream_says_changed_after_a_store_commit(harness) -> None:
+async def test_the_stream_names_the_schedules_that_changed(harness) -> None:
     h, _ = harness
     headers = {"Authorization": f"Bearer {TOKEN}"}
     async with h.session.get(h.url("/v1/stream"), headers=headers) as resp:
         assert resp.headers["Content-Type"].startswith("text/event-stream")
         assert await asyncio.wait_for(resp.content.readuntil(b"\n\n"), 5) == b"retry: 1000\nevent: hello\ndata: {}\n\n"
         await h.store.put(segment("a", 0, NOW, NOW + 60))
+        await h.store.put(segment("b", 0, NOW, NOW + 60))
         chunk = await asyncio.wait_for(resp.content.readuntil(b"\n\n"), 5)
-        assert chunk == b"event: changed\ndata: {}\n\n"
+        assert chunk.startswith(b"event: changed\ndata: ")
+        first = json.loads(chunk.split(b"data: ", 1)[1])
+        assert first["overview"] is False and set(first["schedules"]) <= {"a", "b"} and first["schedules"]
+        if set(first["schedules"]) != {"a", "b"}:  # the two writes fell either side of a tick
+            chunk = await asyncio.wait_for(resp.content.readuntil(b"\n\n"), 5)
+            assert set(first["schedules"]) | set(json.loads(chunk.split(b"data: ", 1)[1])["schedules"]) == {"a", "b"}
+        await h.store.add_event(Event(ts=NOW, kind="callback", schedule_id=ScheduleId("a")))
+        chunk = await asyncio.wait_for(resp.content.readuntil(b"\n\n"), 5)
+        assert json.loads(chunk.split(b"data: ", 1)[1]) == {"schedules": [], "overview": False}
+
+
+async def test_only_the_asked_schedules_are_read_with_flags_from_every_schedule(harness) -> None:
+    h, _ = harness
+    await h.store.put(segment("a", 0, NOW, NOW + 100, body={"DstAddr": "rtmp://same"}))
+    await h.store.put(segment("b", 0, NOW + 50, NOW + 150, body={"DstAddr": "rtmp://same"}))
+    await h.store.put(segment("c", 0, NOW, NOW + 100))
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    async with h.session.get(h.url("/v1/schedules?segments=1&id=b&id=nope"), headers=headers) as resp:
+        body = await resp.json()
+    assert [s["id"] for s in body["schedules"]] == ["b"]
+    assert body["schedules"][0]["segments"][0]["warnings"] == ["overlap"]  # the overlap is with "a", not asked
+    many = "&".join(f"id=s{i}" for i in range(501))
+    async with h.session.get(h.url("/v1/schedules?segments=1&" + many), headers=headers) as resp:
+        assert resp.status == 400
 
 
 async def test_assets_are_served_from_the_package_with_the_same_headers(harness) -> None:

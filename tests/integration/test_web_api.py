@@ -12,9 +12,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from relayd.ids import ScheduleId, SegmentKey, TaskId
 from relayd.metrics import Metrics
+from relayd.reconcile import Action, ActionKind, Plan
 from relayd.store import SegmentState
+from relayd.volc.models import TaskStatus
 from relayd.web.signing import callback_mac
-from relayd.web.views import NextAction, ScheduleInfo
+from relayd.web.views import DaemonPlan, NextAction, ScheduleInfo
 from tests.integration.test_web_support import (
     NOW,
     SECRET,
@@ -55,7 +57,7 @@ async def h(tmp_path: Path) -> AsyncIterator[Harness]:
     await put_segment(store, segment("gone", 0, NOW - 10, NOW + 10, state=SegmentState.REMOVING))
     view = FakeView(
         infos=[
-            ScheduleInfo(ScheduleId("a"), "Alpha"),
+            ScheduleInfo(ScheduleId("a"), "Alpha", source="/etc/relayd/schedules/a.toml", line=7),
             ScheduleInfo(ScheduleId("b"), "Beta"),
             ScheduleInfo(ScheduleId("c"), problems=("bad",)),
         ],
@@ -112,6 +114,25 @@ async def test_schedule_detail_lists_segments_in_order(h: Harness) -> None:
     first = body["segments"][0]
     assert first["window"]["start_unix"] == NOW - 3600 and first["window"]["end"].endswith("Z")
     assert first["task_id"] == "1" * 32 and first["ends_in_s"] == 600
+
+
+async def test_schedule_detail_shows_file_and_line_platform_status_and_the_daemons_plan(h: Harness) -> None:
+    view = h.view
+    view.statuses[SegmentKey("a-0")] = TaskStatus.ACTIVE
+    record = h.store.segment(SegmentKey("a-1"))
+    assert record is not None
+    view.plans[ScheduleId("a")] = DaemonPlan(Plan((Action(ActionKind.CREATE, record),), NOW + 30), NOW - 5)
+    status, body = await get(h, "/v1/schedules/a")
+    assert status == 200
+    assert (body["schedule"]["source"], body["schedule"]["line"]) == ("/etc/relayd/schedules/a.toml", 7)
+    statuses = [(s["platform_status"], s["platform_status_label"]) for s in body["segments"]]
+    assert statuses == [("active", "生效中"), (None, None)]
+    plan = body["plan_live"]
+    assert plan["source"] == "daemon" and plan["listed_at_unix"] == NOW - 5 and plan["wake_at_unix"] == NOW + 30
+    assert plan["actions"] == [
+        {"action": "create", "segment": "a-1", "title": record.title, "task_id": "2" * 32, "reason": "refresh"}
+    ]
+    assert (await get(h, "/v1/schedules/b"))[1]["plan_live"] is None
 
 
 async def test_unknown_schedule_is_404(h: Harness) -> None:

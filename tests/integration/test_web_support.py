@@ -15,9 +15,10 @@ import aiohttp
 from relayd.ids import ScheduleId, SegmentKey
 from relayd.metrics import Metrics
 from relayd.store import SegmentRecord, Store
+from relayd.volc.models import TaskStatus
 from relayd.web.app import WebServer, build_app
 from relayd.web.notices import CallbackNotice
-from relayd.web.views import NextAction, ScheduleInfo, SegmentNotes
+from relayd.web.views import DaemonPlan, NextAction, ScheduleInfo, SegmentNotes
 
 SECRET = b"test-callback-secret-0123456789"
 TOKEN = "test-api-token"
@@ -40,6 +41,8 @@ class FakeView:
     fail_with: Exception | None = None
     started: bool = True
     health: dict[ScheduleId, dict[str, Any]] = field(default_factory=dict)
+    statuses: dict[SegmentKey, TaskStatus] = field(default_factory=dict)
+    plans: dict[ScheduleId, DaemonPlan] = field(default_factory=dict)
 
     def ready(self) -> bool:
         """Whether the daemon finished starting (its first reconcile pass); passed to the app as ``started``."""
@@ -82,6 +85,12 @@ class FakeView:
 
     def now(self) -> float:
         return self.clock
+
+    def platform_status(self, key: SegmentKey) -> TaskStatus | None:
+        return self.statuses.get(key)
+
+    def plan_now(self, schedule_id: ScheduleId) -> DaemonPlan | None:
+        return self.plans.get(schedule_id)
 
 
 def segment(sid: str, index: int, start: float, end: float, **changes: Any) -> SegmentRecord:

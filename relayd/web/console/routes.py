@@ -31,6 +31,7 @@ def setup_console(
     store: StoreView,
     api_token: str | None,
     actions: ConsoleActions | None = None,
+    overview: Callable[[], object] = lambda: None,
     clock: Callable[[], float] = time.time,
     feed_interval_s: float = 0.5,
 ) -> None:
@@ -44,7 +45,7 @@ def setup_console(
         autoescape=True,
         default_helpers=False,
     )
-    feed = app[FEED] = ChangeFeed(lambda: store.commits, interval_s=feed_interval_s)
+    feed = app[FEED] = ChangeFeed(lambda: store.commits, store.journal, overview, interval_s=feed_interval_s)
     app.router.add_routes(Pages(sessions=sessions, api_token=api_token, clock=clock).routes())
     app.router.add_get(STATIC_PREFIX + "/{name}", Assets(load_assets()).handle)
     app.router.add_get("/v1/stream", EventStream(feed).handle)

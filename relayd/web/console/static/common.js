@@ -85,17 +85,26 @@ const Console = (() => {
     return node;
   }
 
-  // Server-sent events: "changed" means the store moved; the page re-reads the status API (coalesced).
+  // Server-sent events: "changed" names the schedules whose segments moved (or says "overview": read everything).
+  // The page re-reads what changed, coalesced: onChange(ids) with a Set of schedule ids, or null for everything.
   function live(onChange) {
     const badge = document.getElementById("live");
     const banner = document.getElementById("banner");
     // Coalesce: one re-read at most every second, however often the store moves (2 s is the promise).
     let pending = null;
     let last = 0;
-    const refresh = () => {
+    let ids = new Set();
+    let all = false;
+    const refresh = (names, everything) => {
+      if (everything) all = true;
+      for (const name of names || []) ids.add(name);
       if (pending) return;
       const wait = Math.max(200 + Math.random() * 300, last + 1000 - Date.now()); // jitter spreads consoles
-      pending = setTimeout(() => { pending = null; last = Date.now(); onChange(); }, wait);
+      pending = setTimeout(() => {
+        const asked = all ? null : ids;
+        pending = null; last = Date.now(); ids = new Set(); all = false;
+        onChange(asked);
+      }, wait);
     };
     const source = new EventSource("/v1/stream");
     source.addEventListener("hello", () => {
@@ -104,9 +113,13 @@ const Console = (() => {
       badge.textContent = t("live.on");
       badge.className = "live on";
       document.body.dataset.live = "on";
-      refresh();
+      refresh([], true); // (re)connected: something may have been missed
     });
-    source.addEventListener("changed", refresh);
+    source.addEventListener("changed", (event) => {
+      let signal = { overview: true, schedules: [] };
+      try { signal = JSON.parse(event.data); } catch (error) { /* an older daemon: read everything */ }
+      refresh(signal.schedules, signal.overview || !Array.isArray(signal.schedules));
+    });
     source.onerror = () => {
       banner.hidden = false;
       badge.className = "live off";

@@ -47,9 +47,15 @@
       document.getElementById("action-result").textContent = result.ok
         ? C.t("action.done")
         : C.t("action.refused", { message: result.body.message || result.status });
-      load();
+      load(null);
     });
     return button;
+  }
+
+  function platformStatus(seg) {
+    if (!seg.platform_status) return "";
+    const label = seg.platform_status_label ? " (" + seg.platform_status_label + ")" : "";
+    return C.el("span", "platform", seg.platform_status + label);
   }
 
   function segments(list) {
@@ -61,7 +67,7 @@
       const row = cells(C.el("tr"), [
         "#" + seg.index,
         C.fmt(seg.window.start_unix, null, true, true) + " – " + C.fmt(seg.window.end_unix, null, true, true),
-        seg.task_id, badge, seg.platform_status || "", seg.attempts, next,
+        seg.task_id, badge, platformStatus(seg), seg.attempts, next,
         seg.last_error ? seg.last_error.message : "", seg.last_error ? seg.last_error.request_id : "",
         retryButton(seg),
       ]);
@@ -90,29 +96,49 @@
       cells(C.el("tr"), [C.fmt(e.ts_unix, null, true, true), e.segment_key, e.task_id, detail(e)])));
   }
 
-  function plan(s) {
-    if (!s.plan_live) return;
+  // The daemon's own plan --live: its decision over what it last saw of the platform (no platform call).
+  function plan(detailJson) {
+    const live = detailJson.plan_live;
+    if (!live) return;
     const box = document.getElementById("plan");
     box.className = "";
-    box.replaceChildren(C.el("pre", null, typeof s.plan_live === "string" ? s.plan_live : JSON.stringify(s.plan_live, null, 2)));
+    const note = C.el("p", "muted", C.t("schedule.plan_daemon", { listed: C.fmt(live.listed_at_unix, null, true, true) }));
+    if (!live.actions.length) {
+      box.replaceChildren(note, C.el("p", "plan-none", C.t("schedule.plan_none")));
+      return;
+    }
+    const table = C.el("table", "grid");
+    table.id = "plan-actions";
+    const head = cells(C.el("tr"), [C.t("col.action"), C.t("col.segment"), C.t("col.task"), C.t("col.reason")]);
+    table.appendChild(C.el("thead")).appendChild(head);
+    const body = table.appendChild(C.el("tbody"));
+    for (const a of live.actions) body.appendChild(cells(C.el("tr"), [a.action, a.segment, a.task_id, a.reason]));
+    box.replaceChildren(note, table);
   }
 
-  async function load() {
+  // asked: the schedules the stream says changed (null: everything). The history is re-read on every signal,
+  // since events arrive without a segment changing; the schedule itself only when it is named.
+  let shown = false;
+  async function load(asked) {
     try {
+      const whole = !shown || asked == null || asked.has(id);
       const [detailJson, history] = await Promise.all([
-        C.getJSON("/v1/schedules/" + encodeURIComponent(id) + "?all=1"),
+        whole ? C.getJSON("/v1/schedules/" + encodeURIComponent(id) + "?all=1") : null,
         C.getJSON("/v1/events?limit=200&schedule=" + encodeURIComponent(id)),
       ]);
-      config(detailJson.schedule);
-      segments(detailJson.segments);
+      if (detailJson) {
+        config(detailJson.schedule);
+        segments(detailJson.segments);
+        plan(detailJson);
+        shown = true;
+      }
       events(history.events);
-      plan(detailJson);
       document.body.dataset.loaded = String(Date.now());
     } catch (error) {
       document.getElementById("config").replaceChildren(C.el("p", "error", C.t("error.load", { message: error.message })));
     }
   }
 
-  load();
+  load(null);
   C.live(load);
 })();

@@ -196,12 +196,30 @@
     select.value = groups.includes(chosen) ? chosen : "";
   }
 
+  // Fold a partial answer (only the schedules that changed) into the data: replace, add, or drop each asked row.
+  function merge(part, asked) {
+    const fresh = new Map(part.schedules.map((s) => [s.id, s]));
+    const kept = data.schedules.filter((s) => !asked.has(s.id)).concat([...fresh.values()]);
+    kept.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    Object.assign(data, part, { schedules: kept });
+  }
+
+  async function read(asked) {
+    if (!data || asked == null) {
+      data = await C.getJSON("/v1/schedules?segments=1");
+      return;
+    }
+    if (!asked.size) return;
+    const query = [...asked].map((id) => "id=" + encodeURIComponent(id)).join("&");
+    merge(await C.getJSON("/v1/schedules?segments=1&" + query), asked);
+  }
+
   let loading = null;
-  async function load() {
-    if (loading) return loading;
+  async function load(asked) {
+    if (loading) await loading.catch(() => {}); // one read at a time, in order
     loading = (async () => {
       try {
-        data = await C.getJSON("/v1/schedules?segments=1");
+        await read(asked);
         options();
         problems();
         render();
@@ -269,12 +287,12 @@
     document.getElementById("release-result").textContent = result.ok
       ? C.t("action.done") + " " + (result.body.released || []).join(", ")
       : C.t("action.refused", { message: result.body.message || result.status });
-    load();
+    load(null);
   });
   window.addEventListener("resize", render);
   setInterval(() => { if (data) { data.now_unix = Date.now() / 1000; render(); } }, 30000);
 
   legend();
-  load();
+  load(null);
   C.live(load);
 })();
