@@ -45,10 +45,14 @@ class LivePlatform:
         self._client = client
 
     async def create(self, body: dict[str, Any]) -> TaskId:
-        return TaskId(await self._client.create_task(CreateTaskRequest.model_validate(body)))
+        """Create a task; at a busy pacing gate the task that starts first goes first (its hand-off is nearest)."""
+        request = CreateTaskRequest.model_validate(body)
+        return TaskId(await self._client.create_task(request, priority=request.start_time))
 
     async def update(self, body: dict[str, Any]) -> None:
-        await self._client.update_task(UpdateTaskRequest.model_validate(body))
+        """Update a task, as urgent as its StartTime (a running task's is past: before every pending create)."""
+        request = UpdateTaskRequest.model_validate(body)
+        await self._client.update_task(request, priority=request.start_time)
 
     async def delete(self, task_id: TaskId, group: str | None) -> None:
         await self._client.delete_task(task_id, group)

@@ -5,8 +5,9 @@ One call, in order:
 1. **Validate** the body (or query) against the platform's documented field rules (:mod:`relayd.volc.rules`);
    a broken rule raises :class:`~relayd.volc.errors.ValidationError` and nothing is sent.
 2. **Pace**: pass the action class's gates (:mod:`relayd.volc.pacing`), shared by all callers; Create and Update
-   have gates of their own (``create_update_qps``) besides the write class's. A throttling answer slows the
-   gates the call passed; successes let them recover.
+   have gates of their own (``create_update_qps``) besides the write class's. Waiters pass by ``priority``
+   (most urgent first: a Create's StartTime, now for the rest). A throttling answer slows the gates the call
+   passed; successes let them recover.
 3. **Sign** (:mod:`relayd.volc.signer`) with a fresh X-Date and send the exact bytes that were hashed, with the
    exact ``Content-Type: application/json`` that was signed (bytes via ``data=`` so aiohttp adds no charset).
    GET (ListPullToPushTask) sends no body and no Content-Type; query values are stringified like the SDK.
@@ -227,6 +228,15 @@ def parse_envelope(action: str, status: int, raw: bytes) -> dict[str, Any]:
     return result if isinstance(result, dict) else {}
 
 
+@dataclass(frozen=True, slots=True)
+class _Wire:
+    """What every attempt of one call sends, and its place in the pacing queues."""
+
+    pairs: list[tuple[str, str]]
+    payload: bytes
+    priority: float | None
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -324,13 +334,18 @@ class LiveClient:
         body: Mapping[str, Any] | None = None,
         query: Mapping[str, Any] | None = None,
         validate: bool = True,
+        priority: float | None = None,
     ) -> dict[str, Any]:
-        """Send one action (validated, paced, signed, retried) and return its ``Result`` ({} if none)."""
+        """Send one action (validated, paced, signed, retried) and return its ``Result`` ({} if none).
+
+        ``priority`` orders the call among those waiting at its pacing gates: a Unix time, lower first (a Create's
+        or Update's StartTime); ``None`` is now, when each attempt reaches the gates.
+        """
         spec = spec_for(action)
         if validate:
             self._validate(spec, query if spec.method == "GET" else body)
         payload = b"" if spec.method == "GET" else encode_body(body if body is not None else {})
-        return await self._with_retries(spec, query_pairs(action, query), payload)
+        return await self._with_retries(spec, _Wire(query_pairs(action, query), payload, priority))
 
     def _validate(self, spec: ActionSpec, params: Mapping[str, Any] | None) -> None:
         if spec.check is None:
@@ -339,14 +354,14 @@ class LiveClient:
         if problems:
             raise ValidationError(spec.name, problems)
 
-    async def _with_retries(self, spec: ActionSpec, pairs: list[tuple[str, str]], payload: bytes) -> dict[str, Any]:
+    async def _with_retries(self, spec: ActionSpec, wire: _Wire) -> dict[str, Any]:
         started = self._clock()
         attempt = 0
         while True:
             attempt += 1
             limit_s = self.policy.attempt_timeout(self._clock() - started)
             try:
-                return await self._attempt(spec, pairs, payload, attempt, limit_s)
+                return await self._attempt(spec, wire, attempt, limit_s)
             except (ApiError, TransportError) as error:
                 delay = self._next_delay(spec, error, attempt, self._clock() - started)
             await self._sleep(delay)
@@ -366,17 +381,16 @@ class LiveClient:
         self._log.info("api_retry", delay_s=round(decision.delay_s, 3), **fields)
         return decision.delay_s
 
-    async def _attempt(
-        self, spec: ActionSpec, pairs: list[tuple[str, str]], payload: bytes, attempt: int, limit_s: float
-    ) -> dict[str, Any]:
+    async def _attempt(self, spec: ActionSpec, wire: _Wire, attempt: int, limit_s: float) -> dict[str, Any]:
         if self._pacer.enabled:
-            await self._pacer.acquire(spec.action_class)
+            priority = self._now().timestamp() if wire.priority is None else wire.priority
+            await self._pacer.acquire(spec.action_class, priority)
         if self._write_gate is not None and spec.action_class is not ActionClass.LIST:
             self._write_gate(spec.name)  # checked after pacing, right before sending: a wait may outlast a lease
         started = self._clock()
         outcome = "ok"
         try:
-            status, raw = await self._send(spec, pairs, payload, limit_s)
+            status, raw = await self._send(spec, wire.pairs, wire.payload, limit_s)
             result = parse_envelope(spec.name, status, raw)
         except LiveError as error:
             outcome = error.outcome
@@ -427,12 +441,12 @@ class LiveClient:
 
     # --- typed actions ----------------------------------------------------------------------------------
 
-    async def create_task(self, request: CreateTaskRequest) -> TaskId:
-        result = await self.call(CREATE_TASK, body=request.body())
+    async def create_task(self, request: CreateTaskRequest, *, priority: float | None = None) -> TaskId:
+        result = await self.call(CREATE_TASK, body=request.body(), priority=priority)
         return _parse(CREATE_TASK, CreateTaskResult, result).task_id
 
-    async def update_task(self, request: UpdateTaskRequest) -> None:
-        await self.call(UPDATE_TASK, body=request.body())
+    async def update_task(self, request: UpdateTaskRequest, *, priority: float | None = None) -> None:
+        await self.call(UPDATE_TASK, body=request.body(), priority=priority)
 
     async def _task_ref(self, action: str, task_id: TaskId | str, group: GroupName | str | None) -> None:
         ref = TaskRef(task_id=TaskId(task_id), group_name=GroupName(group) if group else None)

@@ -16,8 +16,14 @@ a waiter woken late by a busy loop sending close to the request ``qps`` places a
   the limit, and the margin (15 ms) absorbs network jitter between the requests ``n`` apart. N requests take
   about ``N / rate x (1 + margin_s)``: 1.5 % over the floor.
 
-Releases are in call order: one waiter at a time holds the gate's lock (asyncio locks are FIFO) while it sleeps.
-A caller cancelled while waiting gives its turn to the next. Retries acquire again: every attempt is paced.
+Releases go by urgency: each caller brings a ``priority`` (a point in time, lower first: the client passes a
+Create's or Update's StartTime, and "now" for every other call), and each slot goes to the most urgent caller
+waiting *when the slot comes*, in call order among equal priorities. Why: at 1 Create/s (BytePlus) a burst of
+creates takes seconds to pass, and in call order a segment whose hand-off is a second away would wait behind
+creates for segments that start much later, and start late. One waiter keeps time (sleeps until the next slot);
+a more urgent caller arriving meanwhile takes that slot and the keeper keeps time for the next. A caller cancelled
+while waiting gives its turn to the next (a caller cancelled between its grant and its return leaves that slot
+unused, which errs on the safe side). Retries acquire again: every attempt is paced.
 
 Adaptation: a throttling answer means the platform's limit is lower than configured (another client on the
 account, a smaller quota). The gate halves its rate (at most once per window, never below 1/16 of the configured
@@ -30,10 +36,14 @@ Clock and sleep are injected so tests run on a fake clock without sleeping.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import heapq
+import itertools
 import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 import structlog
@@ -55,8 +65,19 @@ class ActionClass(StrEnum):
     UPDATE = "update"  # UpdatePullToPushTask: its own gate, then the write gate
 
 
+@dataclass(order=True, slots=True)
+class _Waiter:
+    """A caller waiting at a gate, ordered by urgency and then by arrival."""
+
+    priority: float
+    arrival: int
+    wake: asyncio.Event = field(default_factory=asyncio.Event, compare=False)
+    granted: bool = field(default=False, compare=False)
+    granted_at: float = field(default=0.0, compare=False)
+
+
 class Gate:
-    """An adaptive pace: releases ``1/rate`` apart and at most ``n`` per ``n/rate + margin_s``, in FIFO order."""
+    """An adaptive pace: releases ``1/rate`` apart and at most ``n`` per ``n/rate + margin_s``, most urgent first."""
 
     def __init__(
         self,
@@ -77,7 +98,9 @@ class Gate:
         self._recover_after_s = recover_after_s
         self._clock = clock
         self._sleep = sleep
-        self._lock = asyncio.Lock()
+        self._queue: list[_Waiter] = []
+        self._arrivals = itertools.count()
+        self._keeper: _Waiter | None = None
         self._next_slot: float | None = None
         self._released: deque[float] = deque(maxlen=max(1, math.floor(rate)))
         self._changed_at = -math.inf
@@ -101,14 +124,62 @@ class Gate:
         self._next_slot = (slot if on_grid and slot is not None else now) + self.interval
         self._released.append(now)
 
-    async def acquire(self) -> float:
-        """Wait for this caller's turn; return the seconds waited."""
+    async def acquire(self, priority: float = 0.0) -> float:
+        """Wait for this caller's turn (lowest ``priority`` first, FIFO among equals); return the seconds waited."""
         started = self._clock()
-        async with self._lock:
+        await self.take(priority)
+        return self._clock() - started
+
+    def used(self, granted_at: float, now: float) -> None:
+        """A slot granted at ``granted_at`` was used only at ``now`` (another gate held the call): count it then.
+
+        Why: a Create passes its own gate, then the write gate; a wait at the second would otherwise let the next
+        Create, granted on time, reach the platform less than ``1/rate`` after this one.
+        """
+        with contextlib.suppress(ValueError):
+            self._released.remove(granted_at)
+        self._released.append(now)
+
+    async def take(self, priority: float = 0.0) -> float:
+        """Wait for this caller's turn (lowest ``priority`` first, FIFO among equals); return the grant's instant."""
+        waiter = _Waiter(priority, next(self._arrivals))
+        heapq.heappush(self._queue, waiter)
+        try:
+            while not waiter.granted:
+                if self._keeper is None:
+                    await self._keep(waiter)
+                else:
+                    await waiter.wake.wait()
+                    waiter.wake.clear()
+        finally:
+            self._leave(waiter)
+        return waiter.granted_at
+
+    async def _keep(self, waiter: _Waiter) -> None:
+        """Keep time for the queue: sleep until the next slot, then grant it to the most urgent waiter *then*.
+
+        The keeper is only the one who sleeps; a more urgent caller arriving during the sleep takes the slot, and the
+        keeper keeps time for the next one.
+        """
+        self._keeper = waiter
+        try:
             while (wait := self.due(now := self._clock()) - now) > 0:
                 await self._sleep(wait)
-            self.release(self._clock())
-        return self._clock() - started
+            first = heapq.heappop(self._queue)
+            first.granted_at = self._clock()
+            self.release(first.granted_at)
+            first.granted = True
+            first.wake.set()
+        finally:
+            self._keeper = None
+
+    def _leave(self, waiter: _Waiter) -> None:
+        """A waiter is done (granted, or cancelled while waiting): if nobody keeps time now, wake the next one."""
+        if not waiter.granted:
+            self._queue.remove(waiter)
+            heapq.heapify(self._queue)
+        if self._keeper is None and self._queue:
+            self._queue[0].wake.set()
 
     def throttled(self) -> None:
         """The platform answered "too many requests": halve the rate (once per window, down to a floor)."""
@@ -148,6 +219,7 @@ class Pacer:
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.enabled = enabled
+        self._clock = clock
         own = create_update_qps if create_update_qps is not None else write_qps
         rates = {ActionClass.WRITE: write_qps, ActionClass.LIST: list_qps}
         rates |= {ActionClass.CREATE: own, ActionClass.UPDATE: own}
@@ -164,13 +236,19 @@ class Pacer:
             return self._gates[action_class], self._gates[ActionClass.WRITE]
         return (self._gates[action_class],)
 
-    async def acquire(self, action_class: ActionClass) -> float:
+    async def acquire(self, action_class: ActionClass, priority: float = 0.0) -> float:
+        """Pass every gate of the class, each by ``priority`` (lower first); return the seconds waited."""
         if not self.enabled:
             return 0.0
-        waited = 0.0
+        started = self._clock()
+        passed: list[tuple[Gate, float]] = []
         for gate in self.gates_of(action_class):
-            waited += await gate.acquire()
-        return waited
+            passed.append((gate, await gate.take(priority)))
+        now = self._clock()
+        for gate, granted_at in passed[:-1]:
+            if granted_at < now:
+                gate.used(granted_at, now)
+        return now - started
 
     def throttled(self, action_class: ActionClass) -> None:
         for gate in self.gates_of(action_class):

@@ -1,5 +1,5 @@
-"""Pacing gates on a fake clock: spacing, FIFO order, the sliding-window guarantee under late wake-ups, the ratio
-to N/QPS, per-action classes, adaptation to throttling, and the off switch."""
+"""Pacing gates on a fake clock: spacing, urgency order (FIFO among equals), the sliding-window guarantee under late
+wake-ups, the ratio to N/QPS, per-action classes, adaptation to throttling, and the off switch."""
 
 from __future__ import annotations
 
@@ -82,6 +82,72 @@ async def test_concurrent_waiters_are_served_in_call_order() -> None:
 
     await asyncio.gather(*(take(i) for i in range(6)))
     assert order == list(range(6))
+
+
+async def test_the_most_urgent_waiter_takes_each_slot_fifo_among_equals() -> None:
+    clock = FakeTime()
+    gate = Gate(1, margin_s=0.0, clock=clock, sleep=clock.sleep)
+    order: list[str] = []
+
+    async def take(name: str, priority: float) -> None:
+        await gate.acquire(priority)
+        order.append(name)
+
+    # The first caller finds the gate free; the rest queue during its slot, in this call order.
+    callers = [("first", 500.0), ("late-a", 300.0), ("soon", 100.0), ("late-b", 300.0), ("sooner", 50.0)]
+    await asyncio.gather(*(take(name, priority) for name, priority in callers))
+    assert order == ["first", "sooner", "soon", "late-a", "late-b"]
+
+
+async def test_an_urgent_caller_arriving_during_the_wait_takes_the_next_slot() -> None:
+    clock = FakeTime()
+    gate = Gate(1, margin_s=0.0, clock=clock, sleep=clock.sleep)
+    order: list[str] = []
+
+    async def take(name: str, priority: float) -> None:
+        await gate.acquire(priority)
+        order.append(name)
+
+    await take("first", 0.0)
+    late = [asyncio.create_task(take(f"late-{i}", 1000.0 + i)) for i in range(2)]
+    await asyncio.sleep(0)  # the late ones are queued, and one of them keeps time for the next slot
+    assert clock.sleeps == [1.0]
+    await take("urgent", 10.0)
+    await asyncio.gather(*late)
+    assert order == ["first", "urgent", "late-0", "late-1"]
+    assert clock.sleeps == [1.0, 1.0, 1.0]  # three slots, one interval apart: the keeper lost nothing
+
+
+async def test_a_cancelled_waiter_gives_its_turn_to_the_next_in_urgency_order() -> None:
+    clock = FakeTime()
+    gate = Gate(1, margin_s=0.0, clock=clock, sleep=clock.sleep)
+    order: list[str] = []
+
+    async def take(name: str, priority: float) -> None:
+        await gate.acquire(priority)
+        order.append(name)
+
+    await take("first", 0.0)
+    keeper = asyncio.create_task(take("keeper", 5.0))  # arrives first: keeps time for the next slot
+    others = [asyncio.create_task(take(name, p)) for name, p in (("b", 7.0), ("a", 6.0))]
+    await asyncio.sleep(0)
+    keeper.cancel()
+    await asyncio.gather(*others)
+    assert keeper.cancelled() and order == ["first", "a", "b"]
+    assert clock.now == pytest.approx(2.0)  # no slot lost to the cancelled keeper
+
+
+async def test_a_create_for_a_sooner_start_passes_both_gates_first() -> None:
+    clock = FakeTime()
+    pacer = Pacer(write_qps=10, list_qps=15, create_update_qps=1, margin_s=0.0, clock=clock, sleep=clock.sleep)
+    order: list[float] = []
+
+    async def create(start: float) -> None:
+        await pacer.acquire(ActionClass.CREATE, start)
+        order.append(start)
+
+    await asyncio.gather(*(create(start) for start in (900.0, 700.0, 100.0, 800.0, 300.0)))
+    assert order == [900.0, 100.0, 300.0, 700.0, 800.0]
 
 
 @pytest.mark.parametrize("qps", [1, 10])
@@ -168,6 +234,14 @@ async def test_create_and_update_pass_their_own_gate_and_the_write_gate() -> Non
     assert await pacer.acquire(ActionClass.WRITE) == pytest.approx(0.1)  # Create and Update took write slots
     assert await pacer.acquire(ActionClass.CREATE) == pytest.approx(0.8)  # 1 s after the first Create
     assert await pacer.acquire(ActionClass.LIST) == 0.0
+
+
+async def test_a_create_held_at_the_write_gate_counts_at_its_send_for_the_next_create() -> None:
+    clock = FakeTime()
+    pacer = Pacer(write_qps=10, list_qps=15, create_update_qps=1, margin_s=0.0, clock=clock, sleep=clock.sleep)
+    await pacer.acquire(ActionClass.WRITE)  # the write gate is busy for 0.1 s
+    assert await pacer.acquire(ActionClass.CREATE) == pytest.approx(0.1)  # sent at 0.1, not at its create grant (0)
+    assert await pacer.acquire(ActionClass.CREATE) == pytest.approx(1.0)  # so the next one goes at 1.1, not 1.0
 
 
 async def test_a_throttled_create_slows_create_and_write_but_not_list() -> None:
