@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import deque
+from collections.abc import Awaitable, Callable
 
 import pytest
 from hypothesis import given, settings
@@ -55,6 +56,19 @@ async def releases(gate: Gate, clock: FakeTime, count: int) -> list[float]:
     return out
 
 
+def one_per_second() -> tuple[FakeTime, list[str], Callable[[str, float], Awaitable[None]]]:
+    """A 1/s gate on a fake clock, and a caller that acquires it with a priority and notes its name when released."""
+    clock = FakeTime()
+    gate = Gate(1, margin_s=0.0, clock=clock, sleep=clock.sleep)
+    order: list[str] = []
+
+    async def take(name: str, priority: float) -> None:
+        await gate.acquire(priority)
+        order.append(name)
+
+    return clock, order, take
+
+
 async def test_first_release_is_free_then_spaced_by_interval() -> None:
     clock = FakeTime()
     gate = Gate(10, margin_s=0.0, clock=clock, sleep=clock.sleep)
@@ -85,28 +99,17 @@ async def test_concurrent_waiters_are_served_in_call_order() -> None:
 
 
 async def test_the_most_urgent_waiter_takes_each_slot_fifo_among_equals() -> None:
-    clock = FakeTime()
-    gate = Gate(1, margin_s=0.0, clock=clock, sleep=clock.sleep)
-    order: list[str] = []
-
-    async def take(name: str, priority: float) -> None:
-        await gate.acquire(priority)
-        order.append(name)
+    clock, order, take = one_per_second()
 
     # The first caller finds the gate free; the rest queue during its slot, in this call order.
     callers = [("first", 500.0), ("late-a", 300.0), ("soon", 100.0), ("late-b", 300.0), ("sooner", 50.0)]
     await asyncio.gather(*(take(name, priority) for name, priority in callers))
     assert order == ["first", "sooner", "soon", "late-a", "late-b"]
+    assert clock.sleeps == [1.0] * 4  # still one slot a second
 
 
 async def test_an_urgent_caller_arriving_during_the_wait_takes_the_next_slot() -> None:
-    clock = FakeTime()
-    gate = Gate(1, margin_s=0.0, clock=clock, sleep=clock.sleep)
-    order: list[str] = []
-
-    async def take(name: str, priority: float) -> None:
-        await gate.acquire(priority)
-        order.append(name)
+    clock, order, take = one_per_second()
 
     await take("first", 0.0)
     late = [asyncio.create_task(take(f"late-{i}", 1000.0 + i)) for i in range(2)]
@@ -119,13 +122,7 @@ async def test_an_urgent_caller_arriving_during_the_wait_takes_the_next_slot() -
 
 
 async def test_a_cancelled_waiter_gives_its_turn_to_the_next_in_urgency_order() -> None:
-    clock = FakeTime()
-    gate = Gate(1, margin_s=0.0, clock=clock, sleep=clock.sleep)
-    order: list[str] = []
-
-    async def take(name: str, priority: float) -> None:
-        await gate.acquire(priority)
-        order.append(name)
+    clock, order, take = one_per_second()
 
     await take("first", 0.0)
     keeper = asyncio.create_task(take("keeper", 5.0))  # arrives first: keeps time for the next slot
