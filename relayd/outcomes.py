@@ -199,9 +199,11 @@ def after_restart(record: SegmentRecord, outcome: Outcome, *, now: float) -> Seg
 
 
 def after_delete(record: SegmentRecord, outcome: Outcome, *, now: float, policy: Policy, rand: float) -> SegmentRecord:
-    """The record after DeletePullToPushTask. Gone is as good as deleted; any other failure backs off, slower each
-    time, and never faster than ``failed_retry_interval`` once ``max_attempts`` failures are behind it."""
+    """The record after DeletePullToPushTask. Gone is as good as deleted; any other failure backs off, longer each
+    time up to ``create_retry_cap`` — never a hot loop, and never the slow cadence of a failed segment either: an
+    ended task left on the platform keeps relaying (or holds its destination) until it is gone."""
     if outcome.kind in (OutcomeKind.OK, OutcomeKind.NOT_FOUND):
         return dataclasses.replace(record, state=SegmentState.DELETED, deleted_at=now, next_attempt_at=None)
     attempts = record.attempts + 1
-    return _failed(record, outcome, attempts=attempts, next_attempt_at=retry_at(attempts, policy, now, rand))
+    delay = backoff_delay(attempts, base=policy.create_retry_base, factor=2.0, cap=policy.create_retry_cap, rand=rand)
+    return _failed(record, outcome, attempts=attempts, next_attempt_at=now + delay)

@@ -26,9 +26,9 @@ while waiting gives its turn to the next (a caller cancelled between its grant a
 unused, which errs on the safe side). Retries acquire again: every attempt is paced.
 
 Adaptation: a throttling answer means the platform's limit is lower than configured (another client on the
-account, a smaller quota). The gate halves its rate (at most once per window, never below 1/16 of the configured
-rate) and then recovers gradually: every ``recover_after_s`` without a throttle it adds a tenth of the configured
-rate back, up to the configured rate.
+account, a smaller quota). The gate halves its rate (at most once per ``recover_after_s``, so a burst of throttled
+answers is one cut; never below 1/16 of the configured rate) and then recovers: every ``recover_after_s`` without a
+throttle it doubles, up to the configured rate.
 
 Clock and sleep are injected so tests run on a fake clock without sleeping.
 """
@@ -54,7 +54,9 @@ Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 DEFAULT_MARGIN_S = 0.015
 RECOVER_AFTER_S = 5.0
-RECOVER_STEP = 0.1
+RECOVER_FACTOR = 2.0
+"""After ``RECOVER_AFTER_S`` without a throttle the pace doubles (back to the configured rate within a few periods:
+relays waiting to be created matter more than a second throttled answer, which only cuts it again)."""
 FLOOR_FRACTION = 1 / 16
 
 
@@ -184,7 +186,9 @@ class Gate:
     def throttled(self) -> None:
         """The platform answered "too many requests": halve the rate (once per window, down to a floor)."""
         now = self._clock()
-        if now - self._changed_at < max(1, math.floor(self.rate)) / self.rate:
+        # A burst of throttled answers is one signal: cut once per recovery period, not once per answer (a burst of
+        # fifteen used to take the pace to its floor in a few seconds, and every hand-off waited behind it).
+        if now - self._changed_at < self._recover_after_s:
             return
         self._set_rate(max(self.configured * FLOOR_FRACTION, self.rate / 2), now)
         log.warning("api_pace_reduced", action_class=self.name, qps=round(self.rate, 3))
@@ -194,7 +198,7 @@ class Gate:
         now = self._clock()
         if self.rate >= self.configured or now - self._changed_at < self._recover_after_s:
             return
-        self._set_rate(min(self.configured, self.rate + self.configured * RECOVER_STEP), now)
+        self._set_rate(min(self.configured, self.rate * RECOVER_FACTOR), now)
         log.info("api_pace_recovered", action_class=self.name, qps=round(self.rate, 3))
 
     def _set_rate(self, rate: float, now: float) -> None:

@@ -98,7 +98,7 @@ async def test_poison_callbacks_cost_nothing(emulator: Any, tmp_path: Path, log_
         recorded = await daemon.store.events(kind="callback", limit=100_000)
         passes = daemon.engine.passes
     assert poison == Counter({400: 4 * ROUNDS})
-    assert set(legit_statuses) == {200} and legit_statuses[200] > 50
+    assert set(legit_statuses) == {200} and legit_statuses[200] >= 20  # they kept flowing throughout
     assert set(ready_statuses) == {200} and ready_statuses[200] > 5
     ids = Counter(str(e.data.get("event_id")) for e in recorded)
     assert [i for i in sent if ids[i] != 1] == []  # every legitimate callback recorded exactly once

@@ -178,22 +178,22 @@ async def test_late_wakeups_do_not_push_every_later_slot_back() -> None:
     assert times[-1] + 0.1 <= 1.02 * 20
 
 
-async def test_throttling_halves_the_rate_once_per_window_then_recovers_gradually() -> None:
+async def test_throttling_halves_the_rate_once_per_period_then_recovers_by_doubling() -> None:
     clock = FakeTime()
     gate = Gate(10, clock=clock, sleep=clock.sleep)
-    gate.throttled()
-    gate.throttled()  # the same burst of answers: one cut
+    for _ in range(15):  # one burst of throttled answers: one cut
+        gate.throttled()
+        clock.now += 0.1
     assert gate.rate == pytest.approx(5)
-    clock.now += 1.5
-    gate.throttled()
+    clock.now += RECOVER_AFTER_S
+    gate.throttled()  # still throttled a period later: cut again
     assert gate.rate == pytest.approx(2.5)
     rates = []
-    for _ in range(12):
+    for _ in range(4):
         clock.now += RECOVER_AFTER_S
         gate.succeeded()
         rates.append(gate.rate)
-    assert rates[:3] == pytest.approx([3.5, 4.5, 5.5])  # a tenth of the configured rate per step
-    assert rates[-1] == pytest.approx(10)  # and never above it
+    assert rates == pytest.approx([5, 10, 10, 10])  # doubling, never above the configured rate
 
 
 async def test_success_before_recover_after_keeps_the_reduced_rate() -> None:
