@@ -87,7 +87,7 @@ async def test_a_failing_relay_is_alerted_once_and_resolved_once_across_a_restar
         # Fails again after the first two restarts (one in the budget, one slow retry), then runs: the cause is gone.
         emu.fail_task(segment().task_id, mode="disable", repeat=2)
         await wait_for(lambda: segment().state == SegmentState.FAILED, 20, what="the budget to be spent")
-        await wait_for(lambda: len(receiver.titles("ok")) >= 1, 15, what="the opening")
+        await wait_for(lambda: len(receiver.titles("ok")) >= 1, 40, what="the opening (evaluated every 10 s)")
         assert "OPENED critical: segment_failing news.0" in receiver.titles("ok")[0]
         # The hanging target holds its sends for seconds; reconcile passes and callbacks go on meanwhile.
         started = time.monotonic()
@@ -96,7 +96,7 @@ async def test_a_failing_relay_is_alerted_once_and_resolved_once_across_a_restar
     async with running_daemon(settings) as daemon:
         await wait_for(lambda: bool(daemon.parts.alerts.open_alerts()), 10, what="the alert, restored")
         await wait_for(lambda: segment().state == SegmentState.RUNNING, 30, what="the slow retry to restart it")
-        await wait_for(lambda: len(receiver.titles("ok")) >= 2, 15, what="the resolution")
+        await wait_for(lambda: len(receiver.titles("ok")) >= 2, 40, what="the resolution")
         task = next(t for t in emu.tasks() if t["TaskId"] == segment().task_id)
         assert task["Status"] == TaskStatus.ACTIVE.value
     titles = receiver.titles("ok")
