@@ -76,7 +76,7 @@ async def test_a_failing_relay_is_alerted_once_and_resolved_once_across_a_restar
         alert_resolve_after=0.5,
         alert_send_timeout=3,
         restart_max_attempts=1,
-        failed_retry_interval=4,
+        failed_retry_interval=12,  # longer than the alert evaluation period (10 s): the failure is seen for sure
     )
 
     def segment() -> Any:
@@ -95,7 +95,7 @@ async def test_a_failing_relay_is_alerted_once_and_resolved_once_across_a_restar
         assert time.monotonic() - started < 1.0
     async with running_daemon(settings) as daemon:
         await wait_for(lambda: bool(daemon.parts.alerts.open_alerts()), 10, what="the alert, restored")
-        await wait_for(lambda: segment().state == SegmentState.RUNNING, 30, what="the slow retry to restart it")
+        await wait_for(lambda: segment().state == SegmentState.RUNNING, 60, what="the slow retries to restart it")
         await wait_for(lambda: len(receiver.titles("ok")) >= 2, 40, what="the resolution")
         task = next(t for t in emu.tasks() if t["TaskId"] == segment().task_id)
         assert task["Status"] == TaskStatus.ACTIVE.value
