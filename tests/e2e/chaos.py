@@ -159,8 +159,14 @@ def excessive_gaps(
         if outage is not None and end < outage[1] + bound_s and start > outage[0]:  # the gap spans the outage
             allowed += outage[1] - outage[0]
         if start - end > allowed:
-            problems.append(f"{before} -> {after}: {start - end:.1f} s without a relay (bound {allowed:.1f} s)")
+            problems.append(
+                f"{before} -> {after}: {start - end:.1f} s without a relay from {_clock(end)} (bound {allowed:.1f} s)"
+            )
     return problems
+
+
+def _clock(ts: float) -> str:
+    return time.strftime("%H:%M:%S", time.gmtime(ts)) + "Z"
 
 
 # --- the lease log, kept by the database -------------------------------------------------------------------------
@@ -365,7 +371,14 @@ class Chaos:
         if kind is Kind.KILL:
             leader.proc.start()
             await wait_for(leader.ready, 90, what=f"{leader.name} back as a standby")
+        await self._restored()
         return new
+
+    async def _restored(self) -> None:
+        """One failover at a time: strike again only once the new leader has made its pass (exactly the plan).
+
+        Striking a leader before its first pass stacks two failovers, and the bound is for one."""
+        await wait_for(self._exact, 60, what="the new leader keeping exactly the plan")
 
     def _resume_later(self, node: Node, pause: float) -> None:
         async def resume() -> None:
@@ -384,7 +397,7 @@ class Chaos:
         failover = time.monotonic() - at
         now = self.acting()
         new = next(n for n in self.nodes if now[n.name] > before[n.name])
-        record = EventRecord(kind, target, time.time(), failover, new.name, pause)
+        record = EventRecord(kind, target, time.time() - failover, failover, new.name, pause)
         self.report.events.append(record)
         if failover > self.config.bound_s:
             self.report.late_failovers.append(record)
@@ -400,7 +413,9 @@ class Chaos:
         finally:
             self.pg.start()
         self.report.outage = (down, time.time())
-        return await self._next_leader(self.acting(), time.monotonic(), Kind.DATABASE, "postgresql", 0.0)
+        new = await self._next_leader(self.acting(), time.monotonic(), Kind.DATABASE, "postgresql", 0.0)
+        await self._restored()
+        return new
 
     async def _settle(self) -> None:
         """Resume every paused instance, wait for all three to be ready and for exactly the plan."""
@@ -446,10 +461,10 @@ def figures(report: ChaosReport) -> str:
         f"max {times[-1]:.1f} s (bound {report.config.bound_s:.0f} s = ttl {report.config.ttl:g} + renew "
         f"{report.config.renew:g} + takeover {report.config.takeover_s:g})",
     ]
-    lines += [f"  {e.kind.value:>18} of {e.target}: {e.new_leader} acting after {e.failover_s:.1f} s"
+    lines += [f"  {_clock(e.at)} {e.kind.value:>18} of {e.target}: {e.new_leader} acting after {e.failover_s:.1f} s"
               + (f" (paused {e.pause_s:.0f} s)" if e.pause_s else "") for e in report.events]  # fmt: skip
     if report.outage:
-        lines.append(f"postgresql down {report.outage[1] - report.outage[0]:.1f} s")
+        lines.append(f"postgresql down {report.outage[1] - report.outage[0]:.1f} s from {_clock(report.outage[0])}")
     lines += [
         f"lease epochs {report.epochs}; platform writes per instance {report.writes}; unleased writes "
         f"{len(report.unleased)}; reconcile passes stopped by the write gate {report.refused_writes}",

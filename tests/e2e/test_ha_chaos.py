@@ -49,10 +49,12 @@ def test_a_write_counts_as_unleased_outside_its_instances_tenure_and_reads_never
 
 def test_relay_gaps_beyond_the_failover_bound_are_flagged_and_an_outage_extends_the_bound_across_it() -> None:
     chain = [(0.0, 10.0, "t1"), (10.0, 20.0, "t2"), (34.0, 40.0, "t3"), (70.0, 80.0, "t4")]
-    assert excessive_gaps(chain, 15.0, None) == ["t3 -> t4: 30.0 s without a relay (bound 15.0 s)"]
+    assert excessive_gaps(chain, 15.0, None) == ["t3 -> t4: 30.0 s without a relay from 00:00:40Z (bound 15.0 s)"]
     assert excessive_gaps(chain, 15.0, (45.0, 62.0)) == []  # the gap spans the database outage: 15 + 17 s
-    assert excessive_gaps(chain, 12.0, None) == ["t2 -> t3: 14.0 s without a relay (bound 12.0 s)",
-                                                 "t3 -> t4: 30.0 s without a relay (bound 12.0 s)"]  # fmt: skip
+    assert excessive_gaps(chain, 12.0, None) == [
+        "t2 -> t3: 14.0 s without a relay from 00:00:20Z (bound 12.0 s)",
+        "t3 -> t4: 30.0 s without a relay from 00:00:40Z (bound 12.0 s)",
+    ]
 
 
 @pytest.mark.slow
