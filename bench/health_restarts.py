@@ -37,14 +37,14 @@ import aiohttp
 import m3u8
 from aiohttp import web
 
-from bench.common import bench_settings, free_port
+from bench.common import emulator_bench_settings
 from relayd.daemon import Daemon
 from relayd.emulator import Emulator, EmulatorConfig
 from relayd.health.verdict import Health
-from relayd.ids import ScheduleId
+from relayd.ids import ScheduleId, SegmentKey
 from relayd.logs import configure_logging
 from relayd.store import SegmentState
-from tests.e2e.harness import live_schedule, wait_for, write_schedules
+from tests.e2e.harness import live_schedule, running_daemon, wait_for, write_schedules
 
 STALL_AFTER = 15.0  # the defaults of HealthCheck, restated for the verdict line
 TARGET = STALL_AFTER + 10.0
@@ -65,25 +65,8 @@ async def daemon_against(emu: Emulator, workdir: Path, health_urls: dict[str, st
         for sid, url in health_urls.items()
     )
     write_schedules(workdir, text)
-    port = free_port()
-    settings = bench_settings(
-        workdir,
-        endpoint=emu.url,
-        access_key=emu.config.access_key,
-        secret_key=emu.config.secret_key,
-        listen=f"127.0.0.1:{port}",
-        public_url=f"http://127.0.0.1:{port}",
-        log_level="warning",
-    )
-    daemon = Daemon(settings)
-    runner = asyncio.create_task(daemon.run(), name="bench-daemon")
-    try:
-        async with asyncio.timeout(60):
-            await daemon.ready.wait()
+    async with running_daemon(emulator_bench_settings(workdir, emu, log_level="warning")) as daemon:
         yield daemon
-    finally:
-        daemon.request_stop()
-        await asyncio.wait_for(runner, 60)
 
 
 def health(daemon: Daemon, sid: str) -> Health | None:
@@ -92,7 +75,7 @@ def health(daemon: Daemon, sid: str) -> Health | None:
 
 
 def task_of(daemon: Daemon, sid: str) -> str | None:
-    record = daemon.store.segment(f"{sid}.0")
+    record = daemon.store.segment(SegmentKey(f"{sid}.0"))
     return record.task_id if record is not None and record.state == SegmentState.RUNNING else None
 
 

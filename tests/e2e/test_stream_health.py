@@ -28,8 +28,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from relayd.daemon import Daemon
 from relayd.emulator.server import Emulator
+from relayd.ids import SegmentKey
 from relayd.store import SegmentState
-from tests.e2e.harness import live_schedule, running_daemon, settings_for, wait_for, write_schedules
+from tests.e2e.harness import in_background, live_schedule, running_daemon, settings_for, wait_for, write_schedules
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -90,13 +91,8 @@ class Sampler:
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[Sampler]:
-        task = asyncio.create_task(self._loop(), name="health-sampler")
-        try:
+        async with in_background(self._loop(), "health-sampler"):
             yield self
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     def last(self) -> Sample | None:
         return self.samples[-1] if self.samples else None
@@ -120,7 +116,7 @@ def relaying_task(emu: Emulator, sid: str) -> dict[str, Any] | None:
 
 
 def running(daemon: Daemon, sid: str) -> bool:
-    record = daemon.store.segment(f"{sid}.0")
+    record = daemon.store.segment(SegmentKey(f"{sid}.0"))
     return record is not None and record.state == SegmentState.RUNNING
 
 
@@ -158,7 +154,8 @@ async def test_a_silent_failure_is_found_by_its_playback_and_restarted(emulator:
         events = await daemon.store.events(limit=10_000)
 
     resumed = advanced_after(sampler.samples, stalled_at, frozen)
-    assert resumed is not None and resumed - stalled_at <= STALL_AFTER + 10, resumed - stalled_at
+    assert resumed is not None
+    assert resumed - stalled_at <= STALL_AFTER + 10, resumed - stalled_at
     stalls = [e for e in events if e.kind == "stream_stalled"]
     assert [e.schedule_id for e in stalls] == ["news"], stalls
     assert any(e.kind == "restart" and e.schedule_id == "news" for e in events)
