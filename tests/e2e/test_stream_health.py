@@ -111,6 +111,12 @@ class Sampler:
         return values
 
 
+async def playlist_sequence(url: str) -> int:
+    async with aiohttp.ClientSession() as http, http.get(url) as response:
+        assert response.status == 200, url
+        return int(m3u8.loads(await response.text()).media_sequence)
+
+
 def relaying_task(emu: Emulator, sid: str) -> dict[str, Any] | None:
     return next((t for t in emu.tasks() if t["DstAddr"] == dst(sid) and t["Status"] == "生效中"), None)
 
@@ -143,7 +149,7 @@ async def test_a_silent_failure_is_found_by_its_playback_and_restarted(emulator:
             assert task is not None
             stalled_at = time.time()
             emu.fail_task(task["TaskId"], mode="silent", repeat=0)  # the first restart cures it
-            frozen = max(s.sequence for s in sampler.samples if s.sequence is not None)
+            frozen = await playlist_sequence(watched)  # where it stopped: the samples so far may be a segment behind
             await wait_for(
                 lambda: advanced_after(sampler.samples, stalled_at, frozen) is not None,
                 STALL_AFTER + 30,
