@@ -167,7 +167,10 @@ async def false_restarts(relays: int, minutes: float) -> int:
                     await asyncio.sleep(minutes * 60)  # the observation period
                     errors = daemon.metrics.stream_probe_errors
                     timeouts = sum(
-                        m.value for f in errors.collect() for m in f.samples if m.labels.get("kind") == "timeout"
+                        m.value
+                        for f in errors.collect()
+                        for m in f.samples
+                        if m.name.endswith("_total") and m.labels.get("kind") == "timeout"
                     )
                     restarts = await daemon.store.events(kind="restart", limit=10_000)
                     stalls = await daemon.store.events(kind="stream_stalled", limit=10_000)
