@@ -31,6 +31,7 @@ from unittest import mock
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 import relayd.wiring
+from relayd.emulator import Emulator
 from relayd.engine import Engine, engine_config
 from relayd.ids import ScheduleId
 from relayd.jobs import Jobs, build_scheduler
@@ -125,6 +126,20 @@ def bench_settings(workdir: Path, **overrides: Any) -> Settings:
     values.update(overrides)
     (workdir / "state").mkdir(parents=True, exist_ok=True)
     return load_settings(None, **values)
+
+
+def emulator_bench_settings(workdir: Path, emu: Emulator, **overrides: Any) -> Settings:
+    """``bench_settings`` for a daemon against ``emu``: its endpoint and keys, callbacks to a free local port."""
+    port = free_port()
+    return bench_settings(
+        workdir,
+        endpoint=emu.url,
+        access_key=emu.config.access_key,
+        secret_key=emu.config.secret_key,
+        listen=f"127.0.0.1:{port}",
+        public_url=f"http://127.0.0.1:{port}",
+        **overrides,
+    )
 
 
 @contextlib.contextmanager

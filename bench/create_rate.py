@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.common import bench_settings, devnull, free_port, patched_platform, verdict, write_schedules
+from bench.common import devnull, emulator_bench_settings, patched_platform, verdict, write_schedules
 from relayd.daemon import Daemon
 from relayd.emulator import Emulator, EmulatorConfig
 from relayd.ids import TaskId
@@ -84,17 +84,7 @@ async def measure(workdir: Path, count: int, write_qps: int, platform: str) -> F
         return platforms[-1]
 
     async with Emulator(EmulatorConfig(write_qps=write_qps, list_qps=15, profile=_profile(platform))) as emu:
-        port = free_port()
-        settings = bench_settings(
-            workdir,
-            endpoint=emu.url,
-            access_key=emu.config.access_key,
-            secret_key=emu.config.secret_key,
-            listen=f"127.0.0.1:{port}",
-            public_url=f"http://127.0.0.1:{port}",
-            write_qps=float(write_qps),
-            platform=platform,
-        )
+        settings = emulator_bench_settings(workdir, emu, write_qps=float(write_qps), platform=platform)
         with patched_platform(timed):
             daemon = Daemon(settings)
             started = time.monotonic()

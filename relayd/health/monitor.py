@@ -49,6 +49,9 @@ SAFETY_MARGIN = 5.0
 """Seconds an ffprobe probe may overrun its own time limit (it kills and reaps the child) before it is abandoned."""
 BATCH_WINDOW = 0.05
 """Streams due within this many seconds of each other are started in one wake-up."""
+LOOK_SLACK = 0.5
+"""Seconds (at most a quarter of the interval) a look may come short of ``stall_after`` and still decide a stall:
+looks are timed when they finish, so two of them one slot grid apart differ by the grid +- milliseconds."""
 
 
 class HealthEvents(Protocol):
@@ -138,7 +141,7 @@ class HealthMonitor:
 
     def _stream(self, schedule_id: ScheduleId, check: HealthCheck) -> _Stream:
         probe = make_probe(check, ffprobe=self._ffprobe)
-        timing = Timing(check.stall_after, check.grace)
+        timing = Timing(check.stall_after, check.grace, slack=min(LOOK_SLACK, check.interval / 4))
         return _Stream(schedule_id, check, probe, timing, child=check.kind is StreamKind.FFPROBE)
 
     def status(self, schedule_id: ScheduleId) -> StreamStatus | None:

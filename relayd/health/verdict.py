@@ -35,10 +35,16 @@ class Health(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Timing:
-    """A check's patience: ``stall_after`` without an advance is a stall; nothing is judged for ``grace``."""
+    """A check's patience: ``stall_after`` without an advance is a stall; nothing is judged for ``grace``.
+
+    ``slack``: a stream's looks start on a fixed grid of slots (``interval`` apart) but each is timed when it
+    finishes, a few milliseconds earlier or later than the one it is compared with. A look within ``slack`` of
+    ``stall_after`` counts as that late; otherwise "stall_after = 3 intervals" is a coin toss between 3 and 4,
+    and the stall is found a whole interval later about half the time."""
 
     stall_after: float
     grace: float
+    slack: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +96,7 @@ def _judge_look(track: Track, watch_from: float, timing: Timing) -> Verdict:
     assert track.last_ok_at is not None and track.first_ok_at is not None
     seen_since = track.last_advance if track.last_advance is not None else track.first_ok_at
     baseline = max(watch_from, seen_since)
-    if isinstance(track.last, Same) and track.last_ok_at - baseline >= timing.stall_after:
+    if isinstance(track.last, Same) and track.last_ok_at - baseline >= timing.stall_after - timing.slack:
         return Verdict(Health.STALLED, since=baseline)
     if track.last_advance is None or track.last_advance < watch_from - timing.stall_after:
         return Verdict(Health.UNKNOWN, reason="waiting for the stream to advance")

@@ -24,7 +24,7 @@ from relayd.daemon import Daemon
 from relayd.emulator.server import Emulator
 from relayd.logs import configure_logging
 from tests.e2e import invariants as inv
-from tests.e2e.harness import record_accepted_callbacks
+from tests.e2e.harness import in_background, record_accepted_callbacks
 from tests.integration.conftest import emulator, pg_schema, postgres
 
 __all__ = [
@@ -106,13 +106,8 @@ class Monitor:
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[Monitor]:
-        task = asyncio.create_task(self._loop(), name="invariant-monitor")
-        try:
+        async with in_background(self._loop(), "invariant-monitor"):
             yield self
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
 
 def examples(strategy: st.SearchStrategy[T], n: int, *, seed: int = 0) -> list[T]:

@@ -44,6 +44,19 @@ def test_stall_needs_a_look_stall_after_past_the_baseline() -> None:
     assert verdict(late, base + 15) == Verdict(Health.STALLED, since=base)
 
 
+def test_a_look_a_few_milliseconds_short_of_stall_after_decides_within_the_slack() -> None:
+    """Looks start one slot grid apart but are timed when they finish: 14.998 s after an advance is "15 s"."""
+    advanced = START + 12.003  # this look took a little longer than the one that finds the stream unmoved
+    track = looks((START + 10, Same("1")), (advanced, Advanced("2")), (advanced + 14.998, Same("2")))
+    slack = Timing(stall_after=15.0, grace=10.0, slack=0.25)
+    assert judge(track, relaying_since=START, now=advanced + 14.998, timing=slack) == Verdict(
+        Health.STALLED, since=advanced
+    )
+    assert verdict(track, advanced + 14.998).health is Health.UP  # without slack: one more interval to wait
+    short = looks((START + 10, Same("1")), (advanced, Advanced("2")), (advanced + 14.7, Same("2")))
+    assert judge(track=short, relaying_since=START, now=advanced + 14.7, timing=slack).health is Health.UP
+
+
 def test_a_first_look_long_after_the_start_is_only_a_baseline() -> None:
     late = START + 3600  # e.g. the daemon restarted an hour into the segment
     track = looks((late, Same("1")))
