@@ -203,24 +203,26 @@ def overview_row(item: dict[str, Any]) -> list[str]:
 def render_overview(body: dict[str, Any]) -> str:
     schedules = body.get("schedules", [])
     text = table(OVERVIEW_HEADERS, [overview_row(item) for item in schedules]) if schedules else "no schedules"
-    problems = body.get("config_problems") or []
-    if problems:
-        text += "\n\nconfig problems:\n" + "\n".join(f"  {p}" for p in problems)
-    alerts = body.get("alerts") or []
-    if alerts:
-        text += "\n\nopen alerts:\n" + "\n".join(
-            f"  [{a['severity']}] {a['kind']} {a['subject']}: {a['message']}" for a in alerts
-        )
-    warnings = body.get("config_warnings") or []
-    if warnings:
-        text += "\n\nconfig warnings:\n" + "\n".join(f"  {w}" for w in warnings)
+    for title, lines in _sections(body):
+        if lines:
+            text += f"\n\n{title}:\n" + "\n".join(f"  {line}" for line in lines)
     held = body.get("held_removals") or []
     if held:
         text += "\n\n" + render_held(held)
-    conflicts = body.get("conflicts") or []
-    if conflicts:
-        text += "\n\ninstallation conflicts:\n" + "\n".join(f"  {c}" for c in conflicts)
     return text
+
+
+def _sections(body: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    """The overview's closing sections, each a title and its lines (empty: left out)."""
+    alerts = body.get("alerts") or []
+    streams = [(item["id"], item.get("health")) for item in body.get("schedules", [])]
+    return [
+        ("config problems", list(body.get("config_problems") or [])),
+        ("streams", [f"{sid}: {health['text']}" for sid, health in streams if health]),
+        ("open alerts", [f"[{a['severity']}] {a['kind']} {a['subject']}: {a['message']}" for a in alerts]),
+        ("config warnings", list(body.get("config_warnings") or [])),
+        ("installation conflicts", list(body.get("conflicts") or [])),
+    ]
 
 
 def render_held(held: Sequence[str]) -> str:

@@ -49,3 +49,18 @@ def test_overview_shows_installation_conflicts() -> None:
     text = render_overview({"schedules": [], "config_problems": [], "conflicts": [conflict]})
     assert "installation conflicts:\n  " + conflict in text
     assert "installation conflicts" not in render_overview({"schedules": [], "conflicts": []})
+
+
+def test_overview_shows_each_watched_stream_as_the_health_check_sees_it() -> None:
+    body = {
+        "schedules": [
+            {
+                "id": "news",
+                "state": "relaying",
+                "health": {"health": "stalled", "text": "stalled since 2026-11-29T10:00:00Z"},
+            },
+            {"id": "quiet", "state": "relaying", "health": None},
+        ]
+    }
+    text = render_overview({**body, "schedules": [dict(s, current=None, next=None) for s in body["schedules"]]})
+    assert "streams:\n  news: stalled since 2026-11-29T10:00:00Z" in text and "quiet:" not in text
