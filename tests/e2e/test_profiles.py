@@ -7,9 +7,10 @@ of a running schedule (in place, or from the next segment where Update is refuse
 daemon is stopped and a new one adopts what the first created (crash and adoption); at the end every task is
 deleted (cleanup). No segment may ever fail because of the profile's answers.
 
-BytePlus: relayd's Title tags and its 1 QPS pacing are a separate piece of work; until they land this profile runs
-with the emulator's ``title_limit`` and ``create_update_qps`` set to Volcengine's values (the rest of the profile —
-signing region ``ap-singapore-1``, list times in ``Z`` — is played as is).
+BytePlus is played as the profile has it — 10-character Titles, 1 Create/Update per second, signing region
+``ap-singapore-1``, list times in ``Z`` — against relayd with ``platform = "byteplus"``. At 1 Create/s the four
+schedules need 8 creates (the running segments and the next ones) before the first hand-off, so that profile runs
+16 s tasks with its first hand-off 10 s in (the others: 8 s tasks, first hand-off 4 s in).
 """
 
 from __future__ import annotations
@@ -41,8 +42,14 @@ END_S = 24
 PROFILES: dict[str, tuple[dict[str, str], dict[str, Any]]] = {
     "lenient": ({}, {}),
     "strict": ({}, {}),
-    "byteplus": ({"title_limit": "20", "create_update_qps": "write"}, {"region": "ap-singapore-1"}),
+    "byteplus": ({}, {"platform": "byteplus"}),
 }
+LAYOUT: dict[str, tuple[int, int, int]] = {
+    "lenient": (CAP, 36, END_S),
+    "strict": (CAP, 36, END_S),
+    "byteplus": (16, 6, 54),
+}
+"""Per profile: the task cap, how long before the test's start the windows began, and when they end after it."""
 GAP = {"lenient": 0.0, "strict": 1.0, "byteplus": 0.0}
 """The hand-off gap each profile allows: 0 where touching windows are accepted, 1 s where they are refused."""
 
@@ -51,10 +58,11 @@ def dst(sid: str) -> str:
     return f"rtmp://push.test/live/{sid}"
 
 
-def schedules(t: int, hot_source: str) -> str:
-    """Windows must last 60 s: they start in the past, so only their last 24 s (3 segments of 8 s) are still ahead."""
-    text = "".join(live_schedule(sid, t - 36, t + END_S) for sid in ("ch", "rs", "dr"))
-    return text + live_schedule("hr", t - 36, t + END_S).replace("rtmp://pull.test/live/hr", hot_source)
+def schedules(t: int, hot_source: str, profile: str) -> str:
+    """Windows must last 60 s: they start in the past, so only their last part (three hand-offs) is still ahead."""
+    _, before, after = LAYOUT[profile]
+    text = "".join(live_schedule(sid, t - before, t + after) for sid in ("ch", "rs", "dr"))
+    return text + live_schedule("hr", t - before, t + after).replace("rtmp://pull.test/live/hr", hot_source)
 
 
 def relaying(emu: Any, sid: str, *, left_s: float = 0.0) -> dict[str, Any] | None:
@@ -77,14 +85,14 @@ async def recreated(daemon: Daemon, sid: str) -> bool:
     return any(e.schedule_id == sid and e.data.get("restart") for e in events)
 
 
-async def first_half(emu: Any, daemon: Daemon, tmp_path: Path, t: int) -> None:
+async def first_half(emu: Any, daemon: Daemon, tmp_path: Path, t: int, profile: str) -> None:
     """Restart after a failure, drift repair and a hot reload, each on its own schedule."""
     await wait_for(lambda: all(relaying(emu, s, left_s=4) for s in ("rs", "dr", "hr")), 30, what="tasks relaying")
     failing, drifting = relaying(emu, "rs", left_s=4), relaying(emu, "dr", left_s=4)
     assert failing is not None and drifting is not None
     emu.fail_task(failing["TaskId"], repeat=0)  # as the profile's `failure` quirk says: 停用, or 生效中 with a callback
     emu.delete_task_behind_back(drifting["TaskId"])
-    write_schedules(tmp_path, schedules(t, "rtmp://pull.test/live/hr-new"))
+    write_schedules(tmp_path, schedules(t, "rtmp://pull.test/live/hr-new", profile))
     await daemon.reload()
     await wait_for(lambda: restarted(daemon, ScheduleId("rs")), 30, what="the failed relay restarted")
     await wait_for(lambda: recreated(daemon, ScheduleId("dr")), 30, what="the deleted task created again")
@@ -106,16 +114,17 @@ def hot_source_relays(emu: Any) -> bool:
 @pytest.mark.parametrize("profile", list(PROFILES))
 async def test_every_scenario_holds_in_the_profile(emulator: Any, tmp_path: Path, profile: str) -> None:
     quirks, settings_extra = PROFILES[profile]
-    emu = await emulator(max_task_seconds=CAP, admin=True, profile=profile, quirks=quirks, callback_retry_delay_s=0.2)
+    cap, _, after = LAYOUT[profile]
+    emu = await emulator(max_task_seconds=cap, admin=True, profile=profile, quirks=quirks, callback_retry_delay_s=0.2)
     t = int(time.time())
-    write_schedules(tmp_path, schedules(t, "rtmp://pull.test/live/hr"))
-    settings = settings_for(emu, tmp_path, max_task_seconds=CAP, resync_interval=3, **settings_extra)
+    write_schedules(tmp_path, schedules(t, "rtmp://pull.test/live/hr", profile))
+    settings = settings_for(emu, tmp_path, max_task_seconds=cap, resync_interval=3, **settings_extra)
     async with running_daemon(settings) as daemon:
-        await first_half(emu, daemon, tmp_path, t)
+        await first_half(emu, daemon, tmp_path, t, profile)
         learnt = daemon.engine.knowledge.facts
     async with running_daemon(settings) as daemon:  # a new process adopts what the first one created
-        await wait_for(lambda: hot_source_relays(emu), 3 * CAP, what="the reloaded source relaying")
-        await wait_for(lambda: time.time() > t + END_S, 4 * CAP, what="every window to end")
+        await wait_for(lambda: hot_source_relays(emu), 3 * cap, what="the reloaded source relaying")
+        await wait_for(lambda: time.time() > t + after, 4 * cap, what="every window to end")
         await wait_for(lambda: not owned_tasks(emu), 30, what="every ended task deleted")
         records = daemon.store.segments(include_deleted=True)
         failed = await daemon.store.events(kind="failed", limit=100)
