@@ -64,6 +64,7 @@ def _options(settings: Settings, opts: dict[str, Any]) -> ProbeOptions:
         listen=None if opts["no_callbacks"] else (listen or settings.listen),
         public_url=settings.public_url,
         callback_wait_s=opts["callback_wait"],
+        failure_wait_s=opts["failure_wait"],
     )
 
 
@@ -93,6 +94,13 @@ async def _probe(settings: Settings, options: ProbeOptions) -> ProbeReport:
 @click.option("--listen", help="host:port for the callback receiver (default: the daemon's listen).")
 @click.option("--no-callbacks", is_flag=True, help="Do not start a callback receiver (schema stays unknown).")
 @click.option("--callback-wait", type=float, default=10.0, show_default=True, help="Seconds to wait for callbacks.")
+@click.option(
+    "--failure-wait",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Seconds to watch a relay of an unroutable source for a sign of failure (none: it fails silently).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log every API retry and refusal to stderr.")
 @click.option("--json", "as_json_flag", is_flag=True, help="Print the report as JSON.")
 @click.option("--write", "write_path", type=click.Path(path_type=Path), help="Write the facts file here.")

@@ -295,7 +295,9 @@ class Emulator:
     # --- in-process accessors (mirrored by the admin API) --------------------------------------------------
 
     def _apply_quirks(self) -> Gate:
-        """Make the gateway and the QPS limits follow ``state.quirks`` (region, create_update_qps)."""
+        """Make the gateway, the QPS limits and unroutable relays follow ``state.quirks`` (region,
+        create_update_qps, failure)."""
+        self.state.tasks.unroutable_mode = _FAIL_MODES[self.state.quirks.failure]
         limits = {actions.WRITE: self.config.write_qps, actions.LIST: self.config.list_qps}
         if self.state.quirks.create_update_qps is CreateUpdateQps.ONE:
             limits |= dict.fromkeys(_PER_ACTION_LIMITED, 1)

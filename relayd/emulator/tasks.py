@@ -15,7 +15,10 @@ The state machine (reference section 4; the inferred parts are documented in doc
 * it is *relaying* when 生效中 and not ``failed``; each relaying stretch is one ``[from, to]`` interval;
 * a stream failure either disables the task (mode ``disable``) or leaves it 生效中 but not relaying
   (mode ``stay``, or ``silent``: the same without a callback), until Relaunch (or an optional automatic recovery);
-* Relaunch is accepted from the statuses the caller passes (the ``relaunch_from`` quirk).
+* Relaunch is accepted from the statuses the caller passes (the ``relaunch_from`` quirk);
+* a task whose source cannot be pulled (SrcAddr host in the reserved ``.invalid`` TLD, RFC 6761) fails on its own
+  :data:`UNROUTABLE_FAIL_S` after each time it starts relaying, in the mode :attr:`Tasks.unroutable_mode` (the
+  server keeps it equal to the ``failure`` quirk), as a real platform's relay of an unresolvable source would.
 """
 
 from __future__ import annotations
@@ -26,8 +29,13 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from typing import Any
+from urllib.parse import urlsplit
 
 from relayd.emulator.destinations import destination_key, dst_addr
+
+UNROUTABLE_TLD = ".invalid"
+UNROUTABLE_FAIL_S = 1.0
+"""How long a relay of an unresolvable source seems to run before it fails (a real pull gives up after a retry)."""
 
 
 class Status(IntEnum):
@@ -91,6 +99,8 @@ class Task:
     failed: bool = False
     deleted_at: float | None = None
     recover_at: float | None = None
+    fail_at: float | None = None
+    """When a relay of an unresolvable source fails by itself (None: it does not)."""
     fail_plan: FailPlan | None = None
     intervals: list[list[float | None]] = field(default_factory=list)
     version: int = 0
@@ -113,6 +123,12 @@ class Task:
         return destination_key(dst_addr(self.fields))
 
     @property
+    def unroutable(self) -> bool:
+        """Its source cannot be pulled: the SrcAddr host is in the reserved ``.invalid`` TLD (never resolves)."""
+        host = urlsplit(str(self.fields.get("SrcAddr") or "")).hostname or ""
+        return host.endswith(UNROUTABLE_TLD)
+
+    @property
     def relaying(self) -> bool:
         return bool(self.intervals) and self.intervals[-1][1] is None
 
@@ -128,7 +144,7 @@ class Task:
         if self.phase is Status.PENDING:
             return self.start
         if self.phase is Status.ACTIVE:
-            return min(self.end, self.recover_at) if self.recover_at is not None else self.end
+            return min(t for t in (self.end, self.recover_at, self.fail_at) if t is not None)
         return None
 
 
@@ -146,6 +162,8 @@ class Tasks:
         self._heap: list[tuple[float, int, str]] = []
         self._events = itertools.count(1)
         self._prefix = ""
+        self.unroutable_mode = FailMode.DISABLE
+        """How a relay of an unresolvable source fails (the server sets it from the ``failure`` quirk)."""
 
     def set_event_prefix(self, prefix: str) -> None:
         """Event ids are ``<prefix>-<n>``; a random prefix keeps them unique across emulator runs."""
@@ -174,6 +192,9 @@ class Tasks:
             if not task.failed:
                 self._open(task, at)
             return [self._event(task, "start", at)]
+        if task.fail_at is not None and at == task.fail_at and at < task.end:
+            task.fail_at = None
+            return self._fail_now(task, FailPlan(self.unroutable_mode), at)
         if task.recover_at is not None and at == task.recover_at and at < task.end:
             task.failed, task.recover_at = False, None
             self._open(task, at)
@@ -197,9 +218,11 @@ class Tasks:
     def _open(task: Task, at: float) -> None:
         if not task.relaying:
             task.intervals.append([max(float(task.start), at), None])
+            task.fail_at = at + UNROUTABLE_FAIL_S if task.unroutable else None
 
     @staticmethod
     def _close(task: Task, at: float) -> None:
+        task.fail_at = None
         if task.relaying:
             task.intervals[-1][1] = min(float(task.end), at)
 
@@ -239,11 +262,12 @@ class Tasks:
         self.live[task_id] = task
         self.all.append(task)
         self._index(task)
-        self._touch(task)
+        events: list[Event] = []
         if task.phase is Status.ACTIVE:
             self._open(task, now)
-            return [self._event(task, "start", now)]
-        return []
+            events.append(self._event(task, "start", now))
+        self._touch(task)
+        return events
 
     def update(self, task: Task, fields: dict[str, Any], now: float) -> list[Event]:
         """Full replace of the task's fields (an empty Title keeps the old one); status follows the new window."""

@@ -17,7 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from relayd.platform.facts import CallbackSchema, RelaunchFrom
+from relayd.platform.facts import CallbackSchema, FailureShows, RelaunchFrom
+from relayd.web.notices import CallbackEvent, parse_notice
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +187,43 @@ def create_update_qps(write_qps: float, throttled_fast: int, throttled_slow: int
             f"{throttled_fast} throttling answer(s) to Create/Update at {write_qps:g}/s; none at {slow_qps:g}/s",
         )
     return Answer(None, f"throttled at {write_qps:g}/s and still {throttled_slow} time(s) at {slow_qps:g}/s")
+
+
+ACTIVE = "生效中"
+DISABLED = "停用"
+
+
+def failure_shows(
+    statuses: Sequence[str], bodies: Sequence[Mapping[str, Any]], receiving: bool, watched: str
+) -> Answer:
+    """§4 / Q1: how a relay whose source cannot be pulled shows, from the statuses its task was listed in (in order)
+    and the callback bodies about it that arrived while it was watched.
+
+    停用 at any point: ``disable``. Stayed 生效中 with a failure-looking callback (in any schema): ``stay-callback``.
+    Stayed 生效中 with none: ``stay-silent`` — but only when the receiver was reachable (``receiving``); otherwise
+    silence proves nothing and the fact stays unknown. Never listed 生效中 (or gone): unknown, with what was seen.
+    """
+    seen = " -> ".join(statuses) or "never listed"
+    failing = [body for body in bodies if parse_notice(body).event is CallbackEvent.FAIL]
+    shown = "; ".join(_compact(body) for body in failing[:2])
+    evidence = f"{watched}: listed {seen}; {len(failing)} failure callback(s){': ' + shown if shown else ''}"
+    if DISABLED in statuses:
+        return Answer(FailureShows.DISABLE, evidence)
+    if not statuses or statuses[-1] != ACTIVE:
+        return Answer(None, evidence)
+    if failing:
+        return Answer(FailureShows.STAY_CALLBACK, evidence)
+    if not receiving:
+        return Answer(None, f"{evidence}; no CallbackURL the platform can reach, so silence proves nothing")
+    return Answer(FailureShows.STAY_SILENT, evidence)
+
+
+def about_task(body: Mapping[str, Any], task_id: str, title: str) -> bool:
+    """Whether a callback body is about the task ``task_id`` (by its TaskId in any schema, else by its Title)."""
+    found = parse_notice(body).task_id
+    if found is not None:
+        return found == task_id
+    return title in (str(value) for value in body.values())
 
 
 def callback_schema(bodies: Sequence[Mapping[str, Any]], receiving: bool, waited_s: float) -> Answer:

@@ -16,6 +16,7 @@ _QUESTIONS = [
     ("not_found_codes", "Q1 codes for an unknown TaskId", "not_found_codes"),
     ("list_time_utc", "Q6 list times in UTC (Z)", "list_time_utc"),
     ("title_limit", "Title length limit", "title_limit"),
+    ("failure_shows", "§4 a failing relay shows as", "failure_shows"),
     ("callback_schema", "Q11 callback payload schema", "callback_schema"),
     ("create_update_qps", "Create/Update requests per second", "create_update_qps"),
 ]

@@ -2,7 +2,8 @@
 
 Top to bottom: start the callback receiver (if it can be reached) → create the throwaway group → a plain task
 (it must work) → destination uniqueness → Title limit → not-found code → list time format → past StartTime →
-a running task (Update, Relaunch, Stop, Relaunch) → delete the running task → wait briefly for callbacks →
+a running task (Update, Relaunch, Stop, Relaunch) → delete the running task → a task from an unroutable source,
+watched until it shows how it fails (deleted then) → wait briefly for callbacks →
 read the Create/Update throttling answers. Cleanup runs in ``finally``, shielded from cancellation, so an
 interrupted probe (Ctrl-C, SIGTERM) still deletes every task it created and its group.
 """
@@ -47,6 +48,9 @@ class ProbeOptions:
     """Where the callback receiver listens (the daemon's ``listen``); None = no receiver."""
     public_url: str | None = None
     callback_wait_s: float = 10.0
+    failure_wait_s: float = 60.0
+    """How long the failure trial watches a relay of an unroutable source (from its start) for a sign of failure;
+    a platform that shows none in this time is read as failing silently (``stay-silent``)."""
     cleanup_timeout_s: float = 120.0
 
 
@@ -110,7 +114,8 @@ async def _run(
     try:
         receiving = receiver is not None and await receiver.start()
         trials = steps.Trials(session, options.sink, options.source, now, receiver.url if receiver else None)
-        await _trials(trials, found)
+        trials.callbacks = receiver.bodies if receiver is not None and receiving else []
+        await _trials(trials, found, options.failure_wait_s)
         found.answers["callback_schema"] = await _callbacks(receiver, receiving, options.callback_wait_s)
         throttling = session.throttling
         found.answers["create_update_qps"] = answers.create_update_qps(
@@ -127,7 +132,7 @@ async def _run(
     return ProbeReport(facts, strategies(facts), session.run_id, session.group, leftovers, bodies)
 
 
-async def _trials(trials: steps.Trials, found: _Found) -> None:
+async def _trials(trials: steps.Trials, found: _Found, failure_wait_s: float) -> None:
     await trials.session.create_group()
     first = await steps.first_task(trials)
     found.answers["destination_exclusive"], found.answers["destination_touching_ok"] = await steps.destination(
@@ -140,6 +145,7 @@ async def _trials(trials: steps.Trials, found: _Found) -> None:
     result = await steps.running(trials)
     found.answers["update_running"], found.answers["relaunch_from"] = result.update, result.relaunch
     await steps.end_running(trials)
+    found.answers["failure_shows"] = await steps.failure(trials, failure_wait_s)
 
 
 async def _callbacks(receiver: Receiver | None, receiving: bool, wait_s: float) -> Answer:

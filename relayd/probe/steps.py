@@ -10,11 +10,13 @@ answers is :mod:`relayd.probe.answers`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from relayd.ids import TaskId
+from relayd.platform.facts import FailureShows
 from relayd.probe import answers
 from relayd.probe.answers import Answer, Attempt
 from relayd.probe.session import TITLE_LENGTH, ProbeSession
@@ -31,6 +33,12 @@ PAST_S = 300
 LONGEST_TITLE = 20
 ACTIVE = "生效中"
 PENDING = "未开始"
+DISABLED = "停用"
+FAILING_SOURCE = "rtmp://relayd-probe.invalid/live/failing"
+"""The failure trial's source when the operator's ``--source`` is a live one: ``.invalid`` never resolves (RFC 6761)."""
+UNROUTABLE_TLD = ".invalid"
+FAILURE_TAIL_S = 10
+"""The failure trial's task outlasts its watch by this much, so it cannot end (已结束) while watched."""
 
 
 class ProbeError(Exception):
@@ -46,6 +54,8 @@ class Trials:
     source: str
     now: Callable[[], float]
     callback_url: str | None = None
+    callbacks: Sequence[Mapping[str, Any]] = ()
+    """The bodies the probe's receiver has captured so far (filled as they arrive); empty without a receiver."""
     poll_s: float = 0.5
     _base: int = 0
     _slots: int = 0
@@ -60,11 +70,11 @@ class Trials:
         self._slots += 1
         return start, start + TASK_S
 
-    def body(self, start: int, end: int, title: str | None = None) -> dict[str, Any]:
+    def body(self, start: int, end: int, title: str | None = None, source: str | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {
             "Title": title or self.session.next_title(),
             "Type": 0,
-            "SrcAddr": self.source,
+            "SrcAddr": source or self.source,
             "DstAddr": self.sink,
             "StartTime": start,
             "EndTime": end,
@@ -219,3 +229,43 @@ async def end_running(trials: Trials) -> None:
     """Delete the running task now that it has answered (it would otherwise relay until its EndTime)."""
     if trials.running_id is not None and trials.running_id in trials.session.created:
         await trials.session.delete(trials.running_id)
+
+
+def failing_source(source: str) -> str:
+    """The operator's source when it is meant to fail (an ``.invalid`` host, like the default), else one that is."""
+    host = urlsplit(source).hostname or ""
+    return source if host.endswith(UNROUTABLE_TLD) else FAILING_SOURCE
+
+
+async def failure(trials: Trials, watch_s: float) -> Answer:
+    """§4 / Q1: a task seconds long from a source that cannot be pulled, starting now; watch its listed status and
+    the callbacks about it for ``watch_s`` after it starts (less once it shows a failure), then delete it.
+
+    Runs after the running task is deleted, so that it overlaps no live task on the sink.
+    """
+    start = int(trials.now()) + RUNNING_LEAD_S
+    body = trials.body(start, start + int(watch_s) + FAILURE_TAIL_S, source=failing_source(trials.source))
+    created, task_id = await trials.session.create("Create a task from an unroutable source starting now", body)
+    if task_id is None:
+        return Answer(None, created.evidence())
+    statuses, about = await _watch_failure(trials, task_id, body["Title"], start + watch_s)
+    await trials.session.delete(task_id)
+    watched = f"{created.evidence()}, source {body['SrcAddr']}, watched {watch_s:g} s from its start"
+    return answers.failure_shows(statuses, about, trials.callback_url is not None, watched)
+
+
+async def _watch_failure(
+    trials: Trials, task_id: TaskId, title: str, until: float
+) -> tuple[list[str], list[Mapping[str, Any]]]:
+    """The statuses the task was listed in (each change once) and the callbacks about it, polled until ``until`` or
+    until it shows a failure (停用, or a failure callback while 生效中)."""
+    statuses: list[str] = []
+    while True:
+        status = await _status(trials, task_id) or ""
+        if not statuses or statuses[-1] != status:
+            statuses.append(status)
+        about = [b for b in trials.callbacks if answers.about_task(b, task_id, title)]
+        shown = answers.failure_shows(statuses, about, trials.callback_url is not None, "")
+        if (shown.value is not None and shown.value is not FailureShows.STAY_SILENT) or trials.now() >= until:
+            return [s for s in statuses if s], about
+        await asyncio.sleep(trials.poll_s)  # the platform's clock and its relay move the status: nothing to await

@@ -7,7 +7,7 @@ will do about it. An unknown fact gets the strategy that is correct in every pla
 
 from __future__ import annotations
 
-from relayd.platform.facts import CallbackSchema, PlatformFacts, RelaunchFrom
+from relayd.platform.facts import CallbackSchema, FailureShows, PlatformFacts, RelaunchFrom
 
 
 def strategies(facts: PlatformFacts) -> dict[str, str]:
@@ -19,6 +19,7 @@ def strategies(facts: PlatformFacts) -> dict[str, str]:
         "relaunch_from": _relaunch(facts.relaunch_from),
         "not_found_codes": "absence is confirmed by listing; "
         + (f"{', '.join(facts.not_found_codes)} marks a likely absence" if facts.not_found_codes else "no code known"),
+        "failure_shows": _failure(facts.failure_shows),
         "callback_schema": _callbacks(facts.callback_schema),
         "list_time_utc": "list times are read with the offset they carry (Z or +08:00), whichever is sent",
         "title_limit": _titles(facts.title_limit),
@@ -56,6 +57,22 @@ def _relaunch(value: RelaunchFrom | None) -> str:
     if value in (RelaunchFrom.ACTIVE, RelaunchFrom.ANY):
         return "restart: Relaunch the 生效中 task (Continue a 停用 one)"
     return "restart: Relaunch, else Stop then Continue, else re-create"
+
+
+def _failure(value: FailureShows | None) -> str:
+    if value is FailureShows.DISABLE:
+        return "restart: a failing relay turns 停用, seen by its callback and by listing, and is restarted"
+    if value is FailureShows.STAY_CALLBACK:
+        return (
+            "restart: a failing relay stays 生效中, so listing cannot see it; its failure callback triggers the "
+            "restart, and the stream health check backs it up"
+        )
+    if value is FailureShows.STAY_SILENT:
+        return (
+            "restart: a failing relay stays 生效中 and sends nothing — only the stream health check can see it, so "
+            "it is needed on every schedule"
+        )
+    return "restart: on a failure callback in any schema, on 停用 in the listing, or on the stream health check"
 
 
 def _callbacks(value: CallbackSchema | None) -> str:

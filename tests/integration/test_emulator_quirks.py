@@ -6,6 +6,7 @@ against the strict one, and checks what a caller sees on the wire: accepted, or 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -286,3 +287,35 @@ async def test_callback_schema_none(emulator: EmulatorFactory, sink: Any) -> Non
         await client.continue_task(task_id)
     await sink.wait_for(lambda bodies: len(bodies) >= 1)
     assert sink.events() == ["continue"]
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "fail_callback"),
+    [("disable", "停用", True), ("stay-callback", "生效中", True), ("stay-silent", "生效中", False)],
+)
+async def test_unroutable_source_fails_by_itself(
+    emulator: EmulatorFactory, sink: Any, answer: str, status: str, fail_callback: bool
+) -> None:
+    """A relay from an ``.invalid`` source (RFC 6761: never resolves) fails within seconds, as the quirk says."""
+    emu = await emulator(quirks={"failure": answer})
+    now = int(time.time())
+    request = task(now - 5, now + 3600, callback_url=sink.url).model_copy(
+        update={"src_addr": "rtmp://nowhere.invalid/live/a"}
+    )
+    async with client_for(emu) as client:
+        task_id = await client.create_task(request)
+    await sink.wait_for(lambda bodies: len(bodies) >= 1)
+
+    def failed() -> bool:
+        return emu.history()[0]["Active"][-1][1] is not None  # not relaying any more
+
+    deadline = time.monotonic() + 10
+    while not failed():
+        assert time.monotonic() < deadline, "the unroutable relay did not fail"
+        await asyncio.sleep(0.05)
+    assert {t["TaskId"]: t["Status"] for t in emu.tasks()}[task_id] == status
+    emu.delete_task_behind_back(task_id)
+    expected = ["start", "fail"] if fail_callback else ["start"]
+    await sink.wait_for(lambda bodies: len(bodies) >= len(expected))
+    assert [b["EventType"] for b in in_order(sink.bodies)] == expected
+    assert emu.stats()["callbacks"]["events"] == len(expected)

@@ -29,13 +29,17 @@ from relayd.emulator.quirks import (
     TitleLimit,
     UpdateRunning,
 )
-from relayd.probe import ProbeOptions, ProbeReport, run_probe
+from relayd.probe import DEFAULT_SOURCE, ProbeOptions, ProbeReport, run_probe
 from relayd.probe.session import shielded
 from relayd.volc import CreateTaskRequest, Credentials, LiveClient
 
 EmulatorFactory = Callable[..., Awaitable[Emulator]]
 WRITE_QPS = 10.0
-TIMEOUT_S = 60.0
+TIMEOUT_S = 90.0
+LIVE_SOURCE = "rtmp://src.example.com/live/probe"
+"""A source the emulator relays (only ``.invalid`` sources fail by themselves), so the running trials answer."""
+FAILURE_WAIT_S = 6.0
+"""The emulator fails an unroutable relay 1 s after it starts: 6 s tells silence from a late sign under load."""
 
 
 def credentials(emu: Emulator) -> Credentials:
@@ -43,12 +47,13 @@ def credentials(emu: Emulator) -> Credentials:
 
 
 async def probe(emu: Emulator, **options: Any) -> ProbeReport:
-    opts = ProbeOptions(write_qps=WRITE_QPS, listen="127.0.0.1:0", callback_wait_s=3.0, **options)
+    defaults: dict[str, Any] = {"source": LIVE_SOURCE, "failure_wait_s": FAILURE_WAIT_S, "listen": "127.0.0.1:0"}
+    opts = ProbeOptions(write_qps=WRITE_QPS, callback_wait_s=3.0, **(defaults | options))
     return await asyncio.wait_for(run_probe(emu.url, credentials(emu), opts), TIMEOUT_S)
 
 
 def expected(quirks: Quirks) -> dict[str, Any]:
-    """The facts a correct probe finds on an emulator playing ``quirks`` (``failure`` is not probed)."""
+    """The facts a correct probe finds on an emulator playing ``quirks``."""
     exclusive = quirks.destination is not Destination.SHARED
     facts: dict[str, Any] = {
         "destination_exclusive": exclusive,
@@ -60,10 +65,18 @@ def expected(quirks: Quirks) -> dict[str, Any]:
         "list_time_utc": quirks.list_time is ListTime.UTC,
         "title_limit": quirks.title_limit.chars,
         "create_update_qps": 1.0 if quirks.create_update_qps is CreateUpdateQps.ONE else WRITE_QPS,
+        "failure_shows": failure_shows(quirks),
     }
     if exclusive:
         facts["destination_touching_ok"] = quirks.destination is Destination.EXCLUSIVE_TOUCHING_OK
     return facts
+
+
+def failure_shows(quirks: Quirks) -> str:
+    """How a failing relay shows: the ``failure`` quirk, except that a platform sending no callbacks is silent."""
+    if quirks.failure is Failure.STAY_CALLBACK and quirks.callback_schema is CallbackSchema.NONE:
+        return Failure.STAY_SILENT.value
+    return quirks.failure.value
 
 
 def assert_clean(emu: Emulator, report: ProbeReport) -> None:
@@ -133,11 +146,47 @@ async def test_probe_paces_create_update_and_is_throttled_once_at_most(emulator:
 
 async def test_probe_without_receiver_leaves_callback_schema_unknown(emulator: EmulatorFactory) -> None:
     emu = await emulator(admin=True)
-    report = await asyncio.wait_for(
-        run_probe(emu.url, credentials(emu), ProbeOptions(write_qps=WRITE_QPS, listen=None)), TIMEOUT_S
-    )
+    report = await probe(emu, listen=None)
     assert "callback_schema" not in report.facts.known()
     assert "public_url" in report.facts.evidence["callback_schema"]
+    assert report.facts.known()["failure_shows"] == "disable"  # 停用 in the listing needs no callback
+    assert_clean(emu, report)
+
+
+async def test_probe_without_receiver_does_not_read_silence_as_silent_failure(emulator: EmulatorFactory) -> None:
+    emu = await emulator(quirks={"failure": "stay-silent"}, admin=True)
+    report = await probe(emu, listen=None)
+    assert "failure_shows" not in report.facts.known()
+    assert "silence proves nothing" in report.facts.evidence["failure_shows"]
+    assert_clean(emu, report)
+
+
+@pytest.mark.parametrize(
+    ("failure", "strategy"),
+    [("disable", "turns 停用"), ("stay-callback", "failure callback triggers"), ("stay-silent", "health check")],
+)
+async def test_probe_failure_evidence_and_strategy(emulator: EmulatorFactory, failure: str, strategy: str) -> None:
+    emu = await emulator(quirks={"failure": failure}, admin=True)
+    report = await probe(emu)
+    evidence = report.facts.evidence["failure_shows"]
+    assert "relayd-probe.invalid/live/failing" in evidence  # its own unroutable source: the operator's is live
+    assert ("停用" in evidence) is (failure == "disable")
+    assert ("EventType='fail'" in evidence) is (failure != "stay-silent")
+    assert strategy in report.strategy["failure_shows"]
+    assert_clean(emu, report)
+
+
+async def test_probe_with_the_default_source_fails_it_on_purpose(emulator: EmulatorFactory) -> None:
+    """The default (unroutable) source is the failure trial's own. Where a failing relay turns 停用 the trials on the
+    running task race its failure, as on a real platform (hence ``--source``): whatever they answer is right or
+    unknown, never wrong."""
+    emu = await emulator(admin=True)
+    report = await probe(emu, source=DEFAULT_SOURCE)
+    known = report.facts.known()
+    assert known["failure_shows"] == "disable"
+    assert DEFAULT_SOURCE in report.facts.evidence["failure_shows"]
+    right = expected(emu.state.quirks)
+    assert {name: value for name, value in known.items() if right.get(name) != value} == {}
     assert_clean(emu, report)
 
 

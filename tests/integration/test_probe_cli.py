@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from relayd.emulator import Emulator
-from relayd.platform.facts import CallbackSchema, RelaunchFrom, load_facts
+from relayd.platform.facts import CallbackSchema, FailureShows, RelaunchFrom, load_facts
 
 EmulatorFactory = Callable[..., Awaitable[Emulator]]
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,7 +33,7 @@ def probe_env(emu: Emulator) -> dict[str, str]:
 
 async def start_probe(emu: Emulator, *args: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "relayd", "probe", "--callback-wait", "3", *args,
+        sys.executable, "-m", "relayd", "probe", "--callback-wait", "3", "--failure-wait", "6", *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT, env=probe_env(emu),
     )  # fmt: skip
 
@@ -52,6 +52,7 @@ async def test_probe_cli_prints_json_and_writes_the_facts_file(emulator: Emulato
     assert unknown == []
     assert facts.relaunch_from is RelaunchFrom.DISABLED
     assert facts.callback_schema is CallbackSchema.ALIBABA
+    assert facts.failure_shows is FailureShows.STAY_CALLBACK
     assert facts.destination_exclusive is True and facts.destination_touching_ok is False
     assert facts.source == "probe" and "request_id=" in facts.evidence["past_start"]
     assert emu.tasks() == []
@@ -59,13 +60,14 @@ async def test_probe_cli_prints_json_and_writes_the_facts_file(emulator: Emulato
 
 async def test_probe_cli_text_report_names_answers_and_strategies(emulator: EmulatorFactory) -> None:
     emu = await emulator(admin=True)
-    proc = await start_probe(emu)
+    proc = await start_probe(emu, "--source", "rtmp://src.example.com/live/probe")  # relays: the Update trial answers
     async with asyncio.timeout(120):
         out, err = await proc.communicate()
     assert proc.returncode == 0, err.decode()
     text = out.decode()
     assert "Q10 two tasks on one DstAddr refused: no" in text
     assert "relayd will: hot reload updates the running task in place" in text
+    assert "§4 a failing relay shows as: disable" in text
     assert "cleanup: every task and the group the probe created are deleted" in text
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from relayd.platform.facts import CallbackSchema, PlatformFacts, RelaunchFrom
+from relayd.platform.facts import CallbackSchema, FailureShows, PlatformFacts, RelaunchFrom
 from relayd.probe import answers
 from relayd.probe.answers import Attempt
 from relayd.probe.strategies import strategies
@@ -119,3 +119,49 @@ def test_every_fact_has_a_strategy_known_or_not() -> None:
     unknown, known = strategies(PlatformFacts()), strategies(PlatformFacts(update_running=False, title_limit=10))
     assert set(unknown) == set(known)
     assert "next segment" in known["update_running"] and "10 characters" in known["title_limit"]
+
+
+FAIL_ALIBABA = {"TaskId": "t1", "TaskName": "pbabcde001", "TaskStatus": 2, "Reason": "PullStreamFailed"}
+FAIL_TENCENT = {"event_type": 314, "task_id": "t1", "callback_event": "TaskAlarm", "alarm_type": "PushStreamFailed"}
+START_RELAYD = {"TaskId": "t1", "EventType": "start", "Status": "生效中"}
+
+
+@pytest.mark.parametrize(
+    ("statuses", "bodies", "receiving", "expected"),
+    [
+        (["未开始", "生效中", "停用"], [], True, FailureShows.DISABLE),
+        (["生效中", "停用"], [], False, FailureShows.DISABLE),  # the listing shows it without a receiver
+        (["生效中"], [START_RELAYD, FAIL_ALIBABA], True, FailureShows.STAY_CALLBACK),
+        (["生效中"], [FAIL_TENCENT], True, FailureShows.STAY_CALLBACK),
+        (["生效中"], [START_RELAYD], True, FailureShows.STAY_SILENT),
+        (["生效中"], [], False, None),  # no receiver: silence proves nothing
+        (["未开始"], [], True, None),  # never ran
+        ([], [], True, None),
+    ],
+)
+def test_failure_shows(
+    statuses: list[str], bodies: list[dict[str, object]], receiving: bool, expected: FailureShows | None
+) -> None:
+    answer = answers.failure_shows(statuses, bodies, receiving, "watched")
+    assert answer.value is expected
+    assert " -> ".join(statuses) in answer.evidence
+
+
+def test_about_task_by_id_in_any_schema_else_by_title() -> None:
+    assert answers.about_task(FAIL_ALIBABA, "t1", "pbabcde001")
+    assert answers.about_task(FAIL_TENCENT, "t1", "x")
+    assert not answers.about_task(FAIL_TENCENT, "t2", "x")
+    assert answers.about_task({"Name": "pbabcde001", "Event": "fail"}, "t9", "pbabcde001")
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        (FailureShows.DISABLE, "turns 停用"),
+        (FailureShows.STAY_CALLBACK, "failure callback triggers"),
+        (FailureShows.STAY_SILENT, "only the stream health check"),
+        (None, "any schema"),
+    ],
+)
+def test_failure_strategy(value: FailureShows | None, words: str) -> None:
+    assert words in strategies(PlatformFacts(failure_shows=value))["failure_shows"]
