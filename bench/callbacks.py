@@ -326,9 +326,20 @@ def max_lag(metrics: Metrics) -> float:
     return float(bound)  # "+Inf" parses to inf
 
 
+async def _postgres_store(url: str) -> Any:
+    """The shared store in a fresh schema: every round of the bench starts empty, as with SQLite's temp file."""
+    from relayd.store.postgres.store import PostgresStore  # noqa: PLC0415
+
+    schema = f"bench_{int(time.time() * 1000)}"
+    return await PostgresStore.open(url, schema=schema, namespace="bench")
+
+
 async def server_main(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="relayd-bench-") as tmp:
-        store = await Store.open(Path(tmp) / "state.db")
+        if args.postgres_url:
+            store = await _postgres_store(args.postgres_url)
+        else:
+            store = await Store.open(Path(tmp) / "state.db")
         now = time.time()
         await store.put_many(bench_segment(i, now) for i in range(SEGMENTS))
         real, bare, real_url, bare_url = await start_apps(store)
@@ -387,6 +398,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--rate", type=float, default=1000.0)
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--background", help="module:function, an async fn(store, stop) run during the latency phase")
+    p.add_argument("--postgres", action="store_true", help="the shared store: a local PostgreSQL, not SQLite")
     p.add_argument("--client", choices=["throughput", "paced"], help=argparse.SUPPRESS)
     p.add_argument("--url", help=argparse.SUPPRESS)
     p.add_argument("--offset", type=int, default=0, help=argparse.SUPPRESS)
@@ -407,7 +419,14 @@ def main() -> int:
     if args.client:
         client_main(args)
         return 0
-    return asyncio.run(server_main(args))
+    args.postgres_url = None
+    if not args.postgres:
+        return asyncio.run(server_main(args))
+    from bench.common import local_postgres  # noqa: PLC0415
+
+    with local_postgres() as url:
+        args.postgres_url = url
+        return asyncio.run(server_main(args))
 
 
 if __name__ == "__main__":

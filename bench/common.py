@@ -110,6 +110,31 @@ def write_schedules(root: Path, count: int, now: float, *, first: int = 0, templ
         (root / f"bench-{start // PER_FILE:05d}.toml").write_text(text, encoding="utf-8")
 
 
+@contextlib.contextmanager
+def local_postgres() -> Iterator[str]:
+    """A throwaway PostgreSQL (Debian's ``initdb``/``pg_ctl``) on a free local port: its URL, stopped on exit.
+
+    For ``--postgres`` runs of the benches: the same figures with the shared store instead of SQLite. The server
+    runs with ``fsync=off`` like the tests' (the figures compare relayd's work, not the disk).
+    """
+    import shutil  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+
+    from tests.integration.postgres import PostgresServer, bin_dir  # noqa: PLC0415
+
+    bindir = bin_dir()
+    if bindir is None:
+        raise SystemExit("PostgreSQL is not installed (apt-get install postgresql)")
+    root = Path(tempfile.mkdtemp(prefix="relayd-bench-pg-"))
+    server = PostgresServer(root, bindir)
+    server.init()
+    try:
+        yield server.url
+    finally:
+        server.stop("immediate")
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def bench_settings(workdir: Path, **overrides: Any) -> Settings:
     """Daemon settings for a bench: temp state and schedules, an ephemeral port, placeholder credentials."""
     values: dict[str, Any] = {

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 import tempfile
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.common import devnull, emulator_bench_settings, patched_platform, verdict, write_schedules
+from bench.common import devnull, emulator_bench_settings, local_postgres, patched_platform, verdict, write_schedules
 from relayd.daemon import Daemon
 from relayd.emulator import Emulator, EmulatorConfig
 from relayd.ids import TaskId
@@ -76,7 +77,7 @@ class Figures:
     max_per_1s: dict[str, int]
 
 
-async def measure(workdir: Path, count: int, write_qps: int, platform: str) -> Figures:
+async def measure(workdir: Path, count: int, write_qps: int, platform: str, database_url: str | None = None) -> Figures:
     platforms: list[TimedPlatform] = []
 
     def timed(client: LiveClient) -> TimedPlatform:
@@ -84,7 +85,9 @@ async def measure(workdir: Path, count: int, write_qps: int, platform: str) -> F
         return platforms[-1]
 
     async with Emulator(EmulatorConfig(write_qps=write_qps, list_qps=15, profile=_profile(platform))) as emu:
-        settings = emulator_bench_settings(workdir, emu, write_qps=float(write_qps), platform=platform)
+        settings = emulator_bench_settings(
+            workdir, emu, write_qps=float(write_qps), platform=platform, database_url=database_url
+        )
         with patched_platform(timed):
             daemon = Daemon(settings)
             started = time.monotonic()
@@ -125,6 +128,7 @@ def main() -> int:
     parser.add_argument("--write-qps", type=int, default=10)
     parser.add_argument("--target", type=float, default=1.02)
     parser.add_argument("--platform", choices=["volcengine", "byteplus"], default="volcengine")
+    parser.add_argument("--postgres", action="store_true", help="the shared store: a local PostgreSQL, not SQLite")
     args = parser.parse_args()
     count = args.count or (30 if args.platform == "byteplus" else 200)
     qps = 1 if args.platform == "byteplus" else args.write_qps
@@ -133,7 +137,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="relayd-bench-") as tmp:
         workdir = Path(tmp)
         write_schedules(workdir / "schedules", count, time.time(), template=ONE_SEGMENT)
-        f = asyncio.run(measure(workdir, count, args.write_qps, args.platform))
+        with local_postgres() if args.postgres else contextlib.nullcontext() as url:
+            f = asyncio.run(measure(workdir, count, args.write_qps, args.platform, url))
     floor = f.count / qps
     ratio = f.create_s / floor
     limit = limits(args.platform, args.write_qps)

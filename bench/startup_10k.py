@@ -31,7 +31,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.common import bench_settings, devnull, patched_platform, peak_rss_mb, verdict, write_schedules
+from bench.common import (
+    bench_settings,
+    devnull,
+    local_postgres,
+    patched_platform,
+    peak_rss_mb,
+    verdict,
+    write_schedules,
+)
 from relayd.daemon import Daemon
 from relayd.logs import configure_logging
 from relayd.platform.memory import MemoryPlatform
@@ -49,10 +57,10 @@ class Figures:
     applied: int
 
 
-async def measure(workdir: Path, count: int) -> Figures:
+async def measure(workdir: Path, count: int, database_url: str | None = None) -> Figures:
     platform = MemoryPlatform()
     started = time.perf_counter()
-    settings = bench_settings(workdir, log_level="info")
+    settings = bench_settings(workdir, log_level="info", database_url=database_url)
     with patched_platform(lambda client: platform):
         daemon = Daemon(settings)
         runner = asyncio.create_task(daemon.run(), name="bench-daemon")
@@ -77,12 +85,12 @@ async def measure(workdir: Path, count: int) -> Figures:
     return figures
 
 
-def run(count: int, profile: bool) -> Figures:
+def run(count: int, profile: bool, database_url: str | None = None) -> Figures:
     with tempfile.TemporaryDirectory(prefix="relayd-bench-") as tmp:
         workdir = Path(tmp)
         write_schedules(workdir / "schedules", count, time.time())
         if not profile:
-            return asyncio.run(measure(workdir, count))
+            return asyncio.run(measure(workdir, count, database_url))
         profiler = cProfile.Profile()
         figures = profiler.runcall(asyncio.run, measure(workdir, count))
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
@@ -95,9 +103,14 @@ def main() -> int:
     parser.add_argument("--target-s", type=float, default=5.0)
     parser.add_argument("--target-mb", type=float, default=200.0)
     parser.add_argument("--profile", action="store_true", help="print a cProfile of the measured part")
+    parser.add_argument("--postgres", action="store_true", help="the shared store: a local PostgreSQL, not SQLite")
     args = parser.parse_args()
     configure_logging("info", "json", stream=devnull())
-    f = run(args.count, args.profile)
+    if args.postgres:
+        with local_postgres() as url:
+            f = run(args.count, args.profile, url)
+    else:
+        f = run(args.count, args.profile)
     rss = peak_rss_mb()
     print(
         f"startup_10k: {args.count} schedules -> first reconcile computed in {f.seconds:.2f} s "
