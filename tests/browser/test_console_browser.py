@@ -196,7 +196,7 @@ def test_retry_now_restarts_a_failed_segment_of_the_real_daemon(driver: WebDrive
     wait_until(driver, lambda d: d.find_element(By.ID, "confirm").get_attribute("open") is not None, 10, "dialog")
     driver.find_element(By.ID, "confirm-ok").click()
     wait_until(driver, lambda d: d.find_element(By.ID, "action-result").text == "Done.", 10, "retry accepted")
-    wait_until(driver, lambda d: d.execute_script(state) == "running", 20, f"{key} relaying again")
+    wait_until(driver, lambda d: d.execute_script(state) == "running", 45, f"{key} relaying again")
     record = run_on(live, lambda: live.daemon.store.segment(key))
     assert record is not None and record.state is SegmentState.RUNNING
 

@@ -107,7 +107,7 @@ async def test_sigkill_at_random_moments_never_duplicates_nor_loses_a_task(emula
     def exact() -> bool:
         return inv.check_exact_plan(owned_tasks(emu), schedules, time.time(), plan_timing) == []
 
-    await wait_for(exact, 30, what="the platform to hold exactly the plan")
+    await wait_for(exact, 60, what="the platform to hold exactly the plan")
     await wait_for(lambda: exact() and any(t["TaskStatus"] == 2 for t in owned_tasks(emu)), 10, what="relaying")
     assert proc.terminate() == 0
     history = emu.history()
