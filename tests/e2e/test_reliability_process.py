@@ -37,7 +37,7 @@ from tests.e2e.harness import (
     write_schedules,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
 KILLS = 24
 
