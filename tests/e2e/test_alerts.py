@@ -6,59 +6,27 @@ cause is gone and the relay runs again, exactly one resolution follows. A target
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from relayd.store import SegmentState
 from relayd.volc.models import TaskStatus
 from tests.e2e.harness import live_schedule, running_daemon, settings_for, wait_for
+from tests.webhooks import Receiver, webhook_receiver
 
 pytestmark = pytest.mark.slow
 
 TOKEN = "hook-5b1d0e93c7a24f68"
 
 
-class Receiver:
-    """A webhook target: records the JSON bodies per path; ``/hang/...`` never answers."""
-
-    def __init__(self) -> None:
-        self.bodies: dict[str, list[dict[str, Any]]] = {}
-        self.base = ""
-        self.release = asyncio.Event()
-
-    async def handle(self, request: web.Request) -> web.Response:
-        kind = request.match_info["kind"]
-        if kind == "hang":
-            await self.release.wait()
-        self.bodies.setdefault(kind, []).append(await request.json())
-        return web.Response(status=200)
-
-    def url(self, kind: str) -> str:
-        return f"json://{self.base}/{kind}/{TOKEN}"
-
-    def titles(self, kind: str) -> list[str]:
-        return [str(b.get("title", "")) for b in self.bodies.get(kind, [])]
-
-
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
-    rx = Receiver()
-    app = web.Application()
-    app.router.add_post("/{kind}/{token}", rx.handle)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    rx.base = f"127.0.0.1:{runner.addresses[0][1]}"
-    yield rx
-    rx.release.set()
-    await runner.cleanup()
+    async with webhook_receiver(TOKEN) as rx:
+        yield rx
 
 
 async def test_a_failing_relay_is_alerted_once_and_resolved_once_across_a_restart(

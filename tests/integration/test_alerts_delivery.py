@@ -13,10 +13,8 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
-from aiohttp import web
 
 from relayd.alerts.conditions import AlertFacts
 from relayd.alerts.decide import Damping
@@ -32,6 +30,7 @@ from relayd.metrics import Metrics
 from relayd.settings import Settings
 from relayd.store import Store
 from relayd.store.records import SegmentRecord, SegmentState
+from tests.webhooks import Receiver, webhook_receiver
 
 TOKEN = "hook-7c1e9a0b5d3f4e21"
 FAST = DeliveryPolicy(installation="test", timeout_s=1.0, max_attempts=3, backoff=Backoff(0.05, 2.0, 0.2))
@@ -39,51 +38,10 @@ NOW = 1_800_000_000.0
 DAMPED = Damping(10.0, 20.0)
 
 
-class Receiver:
-    """Records JSON bodies per path; ``/fail/...`` answers 500, ``/hang/...`` never answers until released."""
-
-    def __init__(self) -> None:
-        self.bodies: dict[str, list[dict[str, Any]]] = {}
-        self.base = ""
-        self.release = asyncio.Event()
-        self.failing: set[str] = set()
-        self._changed = asyncio.Condition()
-
-    async def handle(self, request: web.Request) -> web.Response:
-        kind = request.match_info["kind"]
-        if kind == "hang":
-            await self.release.wait()
-        body = await request.json()
-        async with self._changed:
-            self.bodies.setdefault(kind, []).append({**body, "_at": time.monotonic()})
-            self._changed.notify_all()
-        return web.Response(status=500 if kind == "fail" or kind in self.failing else 200)
-
-    def url(self, kind: str) -> str:
-        return f"json://{self.base}/{kind}/{TOKEN}"
-
-    def got(self, kind: str) -> list[dict[str, Any]]:
-        return self.bodies.get(kind, [])
-
-    async def wait_for(self, kind: str, count: int, timeout: float = 15.0) -> list[dict[str, Any]]:
-        async with asyncio.timeout(timeout), self._changed:
-            await self._changed.wait_for(lambda: len(self.got(kind)) >= count)
-        return self.got(kind)
-
-
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
-    rx = Receiver()
-    app = web.Application()
-    app.router.add_post("/{kind}/{token}", rx.handle)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    rx.base = f"127.0.0.1:{runner.addresses[0][1]}"
-    yield rx
-    rx.release.set()
-    await runner.cleanup()
+    async with webhook_receiver(TOKEN) as rx:
+        yield rx
 
 
 @pytest.fixture
