@@ -192,13 +192,20 @@ def test_retry_now_restarts_a_failed_segment_of_the_real_daemon(driver: WebDrive
     row = f'#segments tr[data-key="{key}"]'
     state = f"return (document.querySelector({row!r}) || {{dataset: {{}}}}).dataset.state"
     wait_until(driver, lambda d: d.execute_script(state) == "failed", 20, f"{key} failed")
+    # The second failure's callback may still be on its way; one that lands just after "retry now" would read as a
+    # fresh failure of the relaunched task (within the notice's one-second slack) and start another restart.
+    wait_until(driver, lambda d: run_on(live, live.emu.stats)["callbacks"]["pending"] == 0, 10, "callbacks delivered")
     driver.find_element(By.CSS_SELECTOR, f"{row} button.retry").click()
     wait_until(driver, lambda d: d.find_element(By.ID, "confirm").get_attribute("open") is not None, 10, "dialog")
     driver.find_element(By.ID, "confirm-ok").click()
     wait_until(driver, lambda d: d.find_element(By.ID, "action-result").text == "Done.", 10, "retry accepted")
-    wait_until(driver, lambda d: d.execute_script(state) == "running", 45, f"{key} relaying again")
-    record = run_on(live, lambda: live.daemon.store.segment(key))
-    assert record is not None and record.state is SegmentState.RUNNING
+
+    def relaying(d: WebDriver) -> bool:
+        record = run_on(live, lambda: live.daemon.store.segment(key))
+        shown = d.execute_script(state)
+        return shown == "running" and record is not None and record.state is SegmentState.RUNNING
+
+    wait_until(driver, relaying, 45, f"{key} relaying again, on the page and in the store")
 
 
 def test_a_cross_site_post_with_the_session_is_refused(driver: WebDriver, live: Live) -> None:
