@@ -92,7 +92,7 @@ def run(count: int, profile: bool, database_url: str | None = None) -> Figures:
         if not profile:
             return asyncio.run(measure(workdir, count, database_url))
         profiler = cProfile.Profile()
-        figures = profiler.runcall(asyncio.run, measure(workdir, count))
+        figures = profiler.runcall(asyncio.run, measure(workdir, count, database_url))
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
         return figures
 

@@ -185,18 +185,16 @@ class Executor:
             start_shift_s=action.start_shift_s,
             past_start_refused=self._knowledge.facts.past_start is False,
         )
-        intent = action.record.with_segment(segment)
-        intent = dataclasses.replace(
-            intent, state=SegmentState.CREATING, task_id=None, body=body, spec_hash=segment.spec_hash
+        intent = action.record.with_segment(
+            segment, state=SegmentState.CREATING, task_id=None, body=body, spec_hash=segment.spec_hash
         )
-        intent = await self._put(intent)
+        await self._store.put(intent)  # the store stamps updated_at
         outcome, task_id = await self._call("recreate" if restart else "create", self._platform.create(body))
         now = self._clock()
         learnt = self._learn_from_create(action, outcome)
         record = after_create(
             intent, outcome, task_id, restart=restart, now=now, policy=turn.policy, rand=turn.rand, learnt=learnt
         )
-        record = dataclasses.replace(record, updated_at=now)
         if outcome.kind != OutcomeKind.OK:
             await self._store.put(record)
             await self._create_failed(record, outcome, turn)

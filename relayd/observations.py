@@ -45,9 +45,11 @@ class Observations:
         self.owned_count = 0
 
     def view(self, titles: Iterable[str], fresh: frozenset[str] = frozenset()) -> PlatformView:
+        titles = tuple(titles)
         tasks = {t: seen for t in titles if (seen := self._carrying(t))}
-        fresh_keys = {lookup_title(t) for t in fresh}
-        fresh = fresh | {t for t in titles if lookup_title(t) in fresh_keys}
+        if fresh:
+            fresh_keys = {lookup_title(t) for t in fresh}
+            fresh = fresh | {t for t in titles if lookup_title(t) in fresh_keys}
         return PlatformView(tasks=tasks, fresh=frozenset(fresh), listed_at=self.listed_at)
 
     def _carrying(self, title: str) -> tuple[ObservedTask, ...]:

@@ -88,10 +88,10 @@ class SegmentRecord:
             **_identity(segment),
         )
 
-    def with_segment(self, segment: Segment) -> SegmentRecord:
+    def with_segment(self, segment: Segment, **changes: Any) -> SegmentRecord:
         """This record carrying the segment's current window and identity fields (its spec hash is left alone:
-        it says what the platform was last given, which only a create or update changes)."""
-        return dataclasses.replace(self, **_identity(segment))
+        it says what the platform was last given, which only a create or update changes), and ``changes``."""
+        return dataclasses.replace(self, **_identity(segment), **changes)
 
 
 def _identity(segment: Segment) -> dict[str, Any]:
