@@ -65,6 +65,7 @@ class Daemon:
         self._clock = clock
         self._stop = asyncio.Event()
         self._reload = asyncio.Event()
+        self._hup = asyncio.Event()
         self._crashed = False
         self.ready = asyncio.Event()
         self.port: int | None = None
@@ -81,6 +82,7 @@ class Daemon:
 
     def request_reload(self) -> None:
         self._reload.set()
+        self._hup.set()  # also wakes a start-up still waiting for the platform (a corrected key: retry at once)
 
     def _crash(self) -> None:
         self._crashed = True
@@ -159,10 +161,13 @@ class Daemon:
         while not await self.engine.list_platform():
             self._notifier.status("waiting for the platform API")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), delay)
+                await asyncio.wait_for(first_of(self._stop, self._hup), delay)
             if self._stop.is_set():
                 return
             delay = min(delay * 2, 60.0)
+            if self._hup.is_set():  # a reload asked for: re-read the credentials and try again now
+                self._hup.clear()
+                delay = 1.0 if self.parts.refresh_credentials() else delay
         self.parts.elector.begin_acting()
         await self.parts.sync_groups()
         self.queue.submit_many(sorted(self.engine.known_ids()))
@@ -206,6 +211,7 @@ class Daemon:
 
     async def reload(self) -> None:
         self._notifier.reloading()
+        self.parts.refresh_credentials()  # a corrected key: the nudge below retries what it refused, at once
         changed = await self._load_config()
         await self.config.persist(self.engine.schedules)
         await self.parts.sync_groups()

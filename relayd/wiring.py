@@ -23,6 +23,7 @@ import structlog
 from relayd.actions import Actions
 from relayd.alerts.manager import AlertManager
 from relayd.configuration import Configuration
+from relayd.credentials import CredentialRefresh
 from relayd.engine import Engine, engine_config, outcome_metrics
 from relayd.groups import sync_groups
 from relayd.ids import ScheduleId
@@ -75,6 +76,7 @@ class Parts:
     callback_secret: bytes
     elector: Elector
     installation: Installation
+    credentials: CredentialRefresh | None = None
 
     def loops(self, stop: asyncio.Event) -> list[tuple[str, Coroutine[Any, Any, None]]]:
         """The parts' own long-lived loops, named, for the daemon's supervisor."""
@@ -123,6 +125,10 @@ class Parts:
         segments = await self.store.prune_segments(cutoff)
         log.info("history_pruned", events=events, segments=segments)
 
+    def refresh_credentials(self) -> bool:
+        """On a reload: re-read the signing credentials; True when they changed (and are now in use)."""
+        return self.credentials is not None and self.credentials.refresh()
+
     async def start_acting(self) -> None:
         """A leader that may act: its groups, then every schedule through the queue."""
         await self.sync_groups()
@@ -146,9 +152,10 @@ async def build_parts(
     elector = Elector(store, instance_id=instance_name(settings), timing=lease_timing(settings), metrics=metrics)
     session = await stack.enter_async_context(aiohttp.ClientSession())
     observer = metrics.api_observer(clock)
+    credentials = settings.credentials()
     client = LiveClient(
         settings.endpoint,
-        settings.credentials(),
+        credentials,
         session=session,
         write_qps=settings.write_qps,
         list_qps=settings.list_qps,
@@ -223,7 +230,7 @@ async def build_parts(
     stack.callback(scheduler.shutdown, wait=False)
     alerts = AlertManager.from_settings(settings, store=store, metrics=metrics)
     fields = (settings, metrics, store, platform, engine, queue, jobs, config, notices, streams, view, alerts, secret)
-    parts = Parts(*fields, elector, installation)
+    parts = Parts(*fields, elector, installation, CredentialRefresh(settings, credentials, client.use_credentials))
     elector.prepare, elector.on_acting = parts.prepare_takeover, parts.start_acting
     return parts
 

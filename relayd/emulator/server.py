@@ -72,6 +72,7 @@ class Emulator:
         )
         self.state.tasks.set_event_prefix(f"{self._ids_rng.getrandbits(32):08x}")
         self._limiter = Limiter({})
+        self._keys = {self.config.access_key: self.config.secret_key}
         self._gate = self._apply_quirks()
         self._stats = Stats()
         self._journal = Journal()
@@ -302,8 +303,12 @@ class Emulator:
         if self.state.quirks.create_update_qps is CreateUpdateQps.ONE:
             limits |= dict.fromkeys(_PER_ACTION_LIMITED, 1)
         self._limiter.limits = limits
-        keys = {self.config.access_key: self.config.secret_key}
-        return Gate(keys, self.state.quirks.region.value, self.config.x_date_tolerance_s)
+        return Gate(self._keys, self.state.quirks.region.value, self.config.x_date_tolerance_s)
+
+    def set_keys(self, keys: dict[str, str]) -> None:
+        """The key pairs the platform accepts from now on (access key -> secret key): a key revoked or rotated."""
+        self._keys = dict(keys)
+        self._gate = self._apply_quirks()
 
     def set_quirks(self, profile: str | None = None, **overrides: Any) -> Quirks:
         """Switch quirks at run time: ``profile`` (else the current quirks) with ``overrides``; see docs/emulator.md.

@@ -298,6 +298,10 @@ class LiveClient:
         self._log = logger if logger is not None else log  # a structlog-style logger; the CLI passes a quiet one
         self._clock, self._now, self._rand, self._sleep = clock, now, rand, sleep
 
+    def use_credentials(self, credentials: signer.Credentials) -> None:
+        """Sign every later request with these (a reload re-read rotated or corrected keys)."""
+        self._credentials = credentials
+
     @property
     def pacer(self) -> Pacer:
         """The client's pacing gates (their current rates show how far throttling has slowed them)."""
