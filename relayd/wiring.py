@@ -22,6 +22,7 @@ import structlog
 
 from relayd.actions import Actions
 from relayd.alerts.manager import AlertManager
+from relayd.apiclient import live_client
 from relayd.configuration import Configuration
 from relayd.credentials import CredentialRefresh
 from relayd.engine import Engine, engine_config, outcome_metrics
@@ -153,16 +154,10 @@ async def build_parts(
     session = await stack.enter_async_context(aiohttp.ClientSession())
     observer = metrics.api_observer(clock)
     credentials = settings.credentials()
-    client = LiveClient(
-        settings.endpoint,
+    client = live_client(
+        settings,
         credentials,
         session=session,
-        write_qps=settings.write_qps,
-        list_qps=settings.list_qps,
-        create_update_qps=settings.create_update_qps,
-        timeout_s=settings.api_timeout,
-        max_attempts=settings.api_max_attempts,
-        deadline_s=settings.api_deadline,
         observer=observer,
         instance_id=elector.instance_id,
         write_gate=elector.check_write,

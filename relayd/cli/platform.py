@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import click
 import structlog
 
+from relayd.apiclient import live_client
 from relayd.ids import GroupName, TaskId
 from relayd.schedules.titles import is_relayd_title
 from relayd.settings import SettingsError, load_settings
@@ -93,17 +94,7 @@ def _logger(verbose: bool) -> Any:
 
 def _client(conn: dict[str, Any]) -> LiveClient:
     settings = load_settings(conn["config_file"], endpoint=conn["endpoint"], region=conn["region"])
-    return LiveClient(
-        settings.endpoint,
-        settings.credentials(),
-        write_qps=settings.write_qps,
-        list_qps=settings.list_qps,
-        create_update_qps=settings.create_update_qps,
-        timeout_s=settings.api_timeout,
-        max_attempts=settings.api_max_attempts,
-        deadline_s=settings.api_deadline,
-        logger=_logger(conn["verbose"]),
-    )
+    return live_client(settings, logger=_logger(conn["verbose"]))
 
 
 async def _with_client(client: LiveClient, action: Action) -> Any:

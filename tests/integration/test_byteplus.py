@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from relayd.apiclient import live_client
 from relayd.backoff import Backoff
 from relayd.emulator import Emulator
 from relayd.ids import SegmentKey
@@ -38,14 +39,7 @@ def byteplus_client(emu: Emulator, **overrides: Any) -> LiveClient:
         **overrides,
     )
     assert settings.title_limit == 10 and settings.create_update_qps == overrides.get("create_update_qps", 1)
-    return LiveClient(
-        settings.endpoint,
-        settings.credentials(),
-        write_qps=settings.write_qps,
-        list_qps=settings.list_qps,
-        create_update_qps=settings.create_update_qps,
-        backoff=Backoff(base=0.2, factor=2, cap=1.0),
-    )
+    return live_client(settings, backoff=Backoff(base=0.2, factor=2, cap=1.0))
 
 
 def request(i: int, now: int) -> CreateTaskRequest:
