@@ -51,8 +51,9 @@ def _failed(i: int, now: float) -> SegmentRecord:
 
 
 def _facts(tick: int, now: float) -> AlertFacts:
-    """200 failing segments, and a 201st on every other tick: an opening or a resolution every 2 s."""
-    segments = [_failed(i, now) for i in range(200 + tick % 2)]
+    """200 failing segments, and a 201st present for two ticks of every four: it opens on the second (it has held
+    longer than the damping) and resolves on the fourth, so there is an opening or a resolution every 2 s."""
+    segments = [_failed(i, now) for i in range(200 + (tick // 2) % 2)]
     return AlertFacts(segments=segments, started_at=now - 3600, last_platform_success=now)
 
 
