@@ -10,6 +10,10 @@ threads; its next attempt waits behind them and fails by the caller's timeout; n
 
 Bounded in time too: the plugin's connect and read timeouts are lowered to the send timeout, so a thread the
 caller stopped waiting for is released soon after (not after Apprise's longer defaults or a URL's ``rto=``).
+
+Building the first sender of a process loads Apprise's plugins (about half a second of imports and discovery).
+The daemon has done that in its settings check (:func:`relayd.alerts.targets.unusable_targets`) before its loop
+serves anything; later senders take a few milliseconds.
 """
 
 from __future__ import annotations

@@ -18,8 +18,12 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from relayd.alerts.delivery import Delivery, DeliveryPolicy
+import pytest
+
+from relayd.alerts.delivery import Delivery, DeliveryError, DeliveryPolicy
+from relayd.alerts.grouping import group
 from relayd.alerts.model import Alert, AlertKind, Condition, Notification, Severity, Transition
+from relayd.alerts.sender import AppriseSender
 from relayd.alerts.targets import AlertTarget, unusable_targets
 from relayd.backoff import Backoff
 from relayd.metrics import Metrics
@@ -114,3 +118,16 @@ async def test_black_holed_refusing_and_failing_targets_hold_neither_the_loop_no
     assert sum(s.value for s in gave_up) == len(bad)
     assert ticker.ticks > 50, "the ticker ran through the deliveries"
     assert ticker.worst < MAX_LAG_S, f"the event loop was held {ticker.worst * 1000:.0f} ms"
+
+
+async def test_a_black_holed_send_ends_by_the_send_timeout_not_the_urls_longer_socket_timeout() -> None:
+    """The URL asks for a 30 s read timeout; the sender lowers it to its 1 s send timeout, so the worker thread a
+    black hole holds is free again (and the send reported failed) in about a second, not half a minute."""
+    async with webhook_receiver(TOKEN) as rx:
+        target = AlertTarget(url=f"{rx.url('hang')}?rto=30&cto=30")
+        sender = await asyncio.to_thread(AppriseSender, target, timeout_s=1.0)
+        try:
+            with pytest.raises(DeliveryError):  # a TimeoutError instead if the thread waited out the 30 s
+                await asyncio.wait_for(sender(group([note("seg-0")], installation="t")), GOOD_WITHIN_S)
+        finally:
+            sender.close()
