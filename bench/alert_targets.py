@@ -29,7 +29,7 @@ from relayd.alerts.decide import Damping
 from relayd.alerts.delivery import DeliveryPolicy
 from relayd.alerts.manager import AlertManager
 from relayd.alerts.state import MetaAlertStateStore
-from relayd.alerts.targets import AlertTarget
+from relayd.alerts.targets import AlertTarget, unusable_targets
 from relayd.metrics import Metrics
 from relayd.store import SegmentRecord, SegmentState, Store
 
@@ -51,8 +51,9 @@ def _failed(i: int, now: float) -> SegmentRecord:
 
 
 def _facts(tick: int, now: float) -> AlertFacts:
-    """200 failing segments, and a 201st on every other tick: an opening or a resolution every 2 s."""
-    segments = [_failed(i, now) for i in range(200 + tick % 2)]
+    """200 failing segments, and a 201st present for two ticks of every four: it opens on the second (it has held
+    longer than the damping) and resolves on the fourth, so there is an opening or a resolution every 2 s."""
+    segments = [_failed(i, now) for i in range(200 + (tick // 2) % 2)]
     return AlertFacts(segments=segments, started_at=now - 3600, last_platform_success=now)
 
 
@@ -64,8 +65,12 @@ async def run(store: Store, stop: asyncio.Event) -> None:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     base = f"127.0.0.1:{runner.addresses[0][1]}"
+    targets = [AlertTarget(url=f"json://{base}/{kind}/hook") for kind in ("ok", "fail", "hang")]
+    # The daemon's settings check loads Apprise's plugins (half a second of imports and plugin discovery) before
+    # its loop serves anything; here the loop already serves callbacks, so that check runs on a thread, as it would.
+    await asyncio.to_thread(unusable_targets, targets)
     manager = AlertManager(
-        targets=[AlertTarget(url=f"json://{base}/{kind}/hook") for kind in ("ok", "fail", "hang")],
+        targets=targets,
         state_store=MetaAlertStateStore(store),
         metrics=Metrics(),
         damping=Damping(0.5, 0.5),

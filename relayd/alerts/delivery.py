@@ -5,8 +5,9 @@ message) → send with a timeout → retry with full-jitter backoff → count an
 
 Why one queue and one worker per target: a target that hangs or answers 500 must never delay the others, nor the
 reconcile path that enqueues. Enqueueing is synchronous and only appends; each worker runs in the supervised task
-``Delivery.run(stop)`` starts. A hanging target holds one worker (and, inside Apprise, at most one pool thread,
-released by the plugin's own socket timeouts) while the other workers go on.
+``Delivery.run(stop)`` starts. A hanging target holds one worker and its own sending thread (see
+:mod:`relayd.alerts.sender`: no Apprise work runs on the event loop, and no thread pool is shared between
+targets) while the other workers go on.
 
 Secrets: a target is named by :func:`relayd.alerts.targets.target_label` (its redacted URL) in logs, metrics and
 errors; error texts from a plugin are scrubbed of the URL's secret pieces before they are logged.
@@ -19,31 +20,33 @@ import random
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from functools import partial
+from typing import Protocol, runtime_checkable
 
 import structlog
 
 from relayd.alerts.grouping import Message, group
 from relayd.alerts.model import Notification
 from relayd.alerts.redact import MASK, url_secrets
-from relayd.alerts.targets import AlertTarget, quiet_apprise, target_label
+from relayd.alerts.sender import AppriseSender, DeliveryError
+from relayd.alerts.targets import AlertTarget, target_label
 from relayd.backoff import Backoff
 from relayd.metrics import Metrics
 
 log = structlog.get_logger("relayd.alerts")
 
-
-class AlertConfigError(Exception):
-    """An alert target cannot be used (e.g. Apprise does not know its scheme); the message is redacted."""
-
-
-class DeliveryError(Exception):
-    """One send failed; the message is redacted."""
+DEFAULT_TIMEOUT_S = 10.0
 
 
 class Sender(Protocol):
     async def __call__(self, message: Message) -> None:
         """Send ``message`` or raise DeliveryError."""
+
+
+@runtime_checkable
+class Closable(Protocol):
+    def close(self) -> None:
+        """Release the sender's threads once their current send ends."""
 
 
 SenderFactory = Callable[[AlertTarget], Sender]
@@ -55,7 +58,7 @@ Settled = Callable[[AlertTarget, Sequence[Notification]], None]
 class DeliveryPolicy:
     installation: str = "relayd"
     """Named in every message title (the namespace), so two installations are told apart."""
-    timeout_s: float = 10.0
+    timeout_s: float = DEFAULT_TIMEOUT_S
     max_attempts: int = 5
     backoff: Backoff = field(default_factory=lambda: Backoff(base=2.0, factor=2.0, cap=300.0))
     queue_max: int = 1000
@@ -69,28 +72,9 @@ def scrub(text: str, target: AlertTarget) -> str:
     return text
 
 
-def apprise_sender(target: AlertTarget) -> Sender:
-    """A Sender for one Apprise URL; AlertConfigError when Apprise cannot use the URL."""
-    import apprise  # noqa: PLC0415 - loaded only when alerts are configured
-
-    asset = apprise.AppriseAsset(app_id="relayd", app_desc="relayd alerts", app_url="https://github.com/")
-    notifier = apprise.Apprise(asset=asset)
-    with quiet_apprise():
-        added = notifier.add(target.url)
-    if not added:
-        raise AlertConfigError(f"alert target {target.shown}: Apprise cannot use this URL (unknown scheme or bad form)")
-
-    async def send(message: Message) -> None:
-        result = await notifier.async_notify(
-            body=message.body,
-            title=message.title,
-            notify_type=apprise.NotifyType(message.tone.value),
-            body_format=apprise.NotifyFormat.TEXT,
-        )
-        if not result:
-            raise DeliveryError("the target did not accept the message (see the apprise log lines)")
-
-    return send
+def apprise_sender(target: AlertTarget, timeout_s: float = DEFAULT_TIMEOUT_S) -> Sender:
+    """A Sender for one Apprise URL, sending from a thread of its own; AlertConfigError when Apprise cannot use it."""
+    return AppriseSender(target, timeout_s=timeout_s)
 
 
 @dataclass(eq=False)
@@ -116,7 +100,7 @@ class Delivery:
         *,
         metrics: Metrics,
         policy: DeliveryPolicy,
-        sender_factory: SenderFactory = apprise_sender,
+        sender_factory: SenderFactory | None = None,
         on_settled: Settled = _nothing_settled,
         rand: Callable[[], float] = random.random,
     ) -> None:
@@ -124,7 +108,8 @@ class Delivery:
         self._policy = policy
         self._on_settled = on_settled
         self._rand = rand
-        self._workers = [_Worker(i, t, sender_factory(t), target_label(i, t)) for i, t in enumerate(targets, start=1)]
+        make = sender_factory or partial(apprise_sender, timeout_s=policy.timeout_s)
+        self._workers = [_Worker(i, t, make(t), target_label(i, t)) for i, t in enumerate(targets, start=1)]
 
     @property
     def targets(self) -> list[AlertTarget]:
@@ -155,12 +140,17 @@ class Delivery:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run one worker per target until ``stop`` is set; what is still queued then stays owed."""
-        async with asyncio.TaskGroup() as tasks:
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                for w in self._workers:
+                    tasks.create_task(self._work(w, stop), name=f"alert-target-{w.index}")
+                await stop.wait()
+                for w in self._workers:
+                    w.wake.set()
+        finally:
             for w in self._workers:
-                tasks.create_task(self._work(w, stop), name=f"alert-target-{w.index}")
-            await stop.wait()
-            for w in self._workers:
-                w.wake.set()
+                if isinstance(w.sender, Closable):
+                    w.sender.close()
 
     async def _work(self, w: _Worker, stop: asyncio.Event) -> None:
         while not stop.is_set():

@@ -25,7 +25,7 @@ import structlog
 
 from relayd.alerts.conditions import AlertFacts, ConditionPolicy, conditions
 from relayd.alerts.decide import AlertState, Damping, Decision, Phase, Tracked, decide, open_alerts
-from relayd.alerts.delivery import Delivery, DeliveryPolicy, SenderFactory, apprise_sender
+from relayd.alerts.delivery import Delivery, DeliveryPolicy, SenderFactory
 from relayd.alerts.grouping import Message, group
 from relayd.alerts.model import Alert, AlertKind, Condition, Notification, Severity, Transition
 from relayd.alerts.state import AlertStateStore, MetaAlertStateStore, MetaStore, Owed, SavedState
@@ -54,7 +54,7 @@ class AlertManager:
         damping: Damping | None = None,
         policy: ConditionPolicy | None = None,
         delivery: DeliveryPolicy | None = None,
-        sender_factory: SenderFactory = apprise_sender,
+        sender_factory: SenderFactory | None = None,
     ) -> None:
         self._store = state_store
         self._metrics = metrics
@@ -75,7 +75,7 @@ class AlertManager:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, store: MetaStore, metrics: Metrics, sender_factory: SenderFactory = apprise_sender
+        cls, settings: Settings, *, store: MetaStore, metrics: Metrics, sender_factory: SenderFactory | None = None
     ) -> AlertManager:
         """The manager the daemon runs, configured from ``alert_*`` settings, its state in ``store``'s meta."""
         return cls(

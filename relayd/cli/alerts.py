@@ -71,7 +71,7 @@ def alerts(
 @CONFIG_OPTION
 def test(*, alert_url: str | None, config_file: Path | None) -> None:
     """Send a test notification through every configured target (or --url); exit 1 naming each failure."""
-    from relayd.alerts.delivery import AlertConfigError  # noqa: PLC0415 - keeps Apprise out of other commands
+    from relayd.alerts.sender import AlertConfigError  # noqa: PLC0415 - keeps Apprise out of other commands
 
     try:
         failures, count = asyncio.run(_send_test(alert_url, config_file))
