@@ -48,16 +48,11 @@ def title_for(key: SegmentKey, namespace: str, length: TitleLength = TitleLength
     return TITLE_PREFIX + base64.b32encode(digest[:15]).decode("ascii")[: length - len(TITLE_PREFIX)]
 
 
-@lru_cache(maxsize=1 << 17)
 def is_relayd_title(title: str) -> bool:
-    """Whether a platform Title has the shape of a relayd tag (any namespace, either length).
-
-    Cached, like :func:`lookup_title`: every pass asks it of every Title of its schedule, and the set of Titles is
-    the set of segments (a regular expression per question was a tenth of the first pass over 10,000 schedules)."""
+    """Whether a platform Title has the shape of a relayd tag (any namespace, either length)."""
     return bool(_TITLE_RE.match(title))
 
 
-@lru_cache(maxsize=1 << 17)
 def lookup_title(title: str) -> str:
     """The Title to list by to find a segment's tasks of either length: its short tag (a prefix of the full one)."""
     return title[: TitleLength.SHORT] if is_relayd_title(title) else title

@@ -392,7 +392,6 @@ class LiveClient:
         if self._write_gate is not None and spec.action_class is not ActionClass.LIST:
             self._write_gate(spec.name)  # checked after pacing, right before sending: a wait may outlast a lease
         started = self._clock()
-        sent_at = self._pacer.now()
         outcome = "ok"
         try:
             status, raw = await self._send(spec, wire.pairs, wire.payload, limit_s)
@@ -400,7 +399,7 @@ class LiveClient:
         except LiveError as error:
             outcome = error.outcome
             if isinstance(error, ThrottledError):
-                self._pacer.throttled(spec.action_class, sent_at)
+                self._pacer.throttled(spec.action_class)
             raise
         finally:
             if self._observer is not None:

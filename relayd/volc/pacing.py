@@ -26,9 +26,9 @@ while waiting gives its turn to the next (a caller cancelled between its grant a
 unused, which errs on the safe side). Retries acquire again: every attempt is paced.
 
 Adaptation: a throttling answer means the platform's limit is lower than configured (another client on the
-account, a smaller quota). The gate halves its rate — once per burst: answers to calls sent before the last cut do
-not cut again, answers to calls sent after it do; never below 1/16 of the configured rate — and then recovers:
-every ``recover_after_s`` without a throttle it doubles, up to the configured rate.
+account, a smaller quota). The gate halves its rate (at most once per ``recover_after_s``, so a burst of throttled
+answers is one cut; never below 1/16 of the configured rate) and then recovers: every ``recover_after_s`` without a
+throttle it doubles, up to the configured rate.
 
 Clock and sleep are injected so tests run on a fake clock without sleeping.
 """
@@ -183,18 +183,12 @@ class Gate:
         if self._keeper is None and self._queue:
             self._queue[0].wake.set()
 
-    def throttled(self, sent_at: float | None = None) -> None:
-        """The platform answered "too many requests" to a call sent at ``sent_at`` (this gate's clock): halve the
-        rate, down to a floor.
-
-        A burst of throttled answers to calls sent at the old pace is one signal: one cut (a burst of fifteen used to
-        take the pace to its floor in a few seconds, and every hand-off waited behind it). A throttled answer to a
-        call sent *after* the last change is a new one — the reduced pace is still too fast — and cuts again at once
-        (waiting a whole recovery period for the next cut let a client configured at 10/s against a 1/s account
-        spend every retry of a Create on throttled answers). Without ``sent_at``, one cut per recovery period."""
+    def throttled(self) -> None:
+        """The platform answered "too many requests": halve the rate (once per window, down to a floor)."""
         now = self._clock()
-        sent_since_change = sent_at is not None and sent_at >= self._changed_at
-        if not sent_since_change and now - self._changed_at < self._recover_after_s:
+        # A burst of throttled answers is one signal: cut once per recovery period, not once per answer (a burst of
+        # fifteen used to take the pace to its floor in a few seconds, and every hand-off waited behind it).
+        if now - self._changed_at < self._recover_after_s:
             return
         self._set_rate(max(self.configured * FLOOR_FRACTION, self.rate / 2), now)
         log.warning("api_pace_reduced", action_class=self.name, qps=round(self.rate, 3))
@@ -260,13 +254,9 @@ class Pacer:
                 gate.used(granted_at, now)
         return now - started
 
-    def now(self) -> float:
-        """The gates' clock: what a caller passes back as ``sent_at``."""
-        return self._clock()
-
-    def throttled(self, action_class: ActionClass, sent_at: float | None = None) -> None:
+    def throttled(self, action_class: ActionClass) -> None:
         for gate in self.gates_of(action_class):
-            gate.throttled(sent_at)
+            gate.throttled()
 
     def succeeded(self, action_class: ActionClass) -> None:
         for gate in self.gates_of(action_class):

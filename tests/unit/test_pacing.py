@@ -196,24 +196,6 @@ async def test_throttling_halves_the_rate_once_per_period_then_recovers_by_doubl
     assert rates == pytest.approx([5, 10, 10, 10])  # doubling, never above the configured rate
 
 
-async def test_a_throttle_for_a_call_sent_after_the_cut_cuts_again_at_once() -> None:
-    clock = FakeTime()
-    gate = Gate(10, clock=clock, sleep=clock.sleep)
-    sent_before = clock.now
-    clock.now += 0.1
-    gate.throttled(sent_at=sent_before)
-    for _ in range(5):  # the rest of the burst sent at the old pace: no further cut
-        gate.throttled(sent_at=sent_before)
-    assert gate.rate == pytest.approx(5)
-    clock.now += 0.3
-    sent_after = clock.now
-    clock.now += 0.1
-    gate.throttled(sent_at=sent_after)  # sent at 5/s and still refused: 5/s is too fast as well
-    assert gate.rate == pytest.approx(2.5)
-    gate.throttled(sent_at=sent_after)  # another answer of that same round: not a new signal
-    assert gate.rate == pytest.approx(2.5)
-
-
 async def test_success_before_recover_after_keeps_the_reduced_rate() -> None:
     clock = FakeTime()
     gate = Gate(1, clock=clock, sleep=clock.sleep)
