@@ -328,6 +328,22 @@ async def test_an_edited_schedule_updates_its_task_and_a_removed_one_is_deleted(
     assert rig.record().state == SegmentState.DELETED and not rig.platform.tasks
 
 
+async def test_a_failing_update_backs_off_longer_each_time_and_a_success_ends_the_streak(rig: Rig) -> None:
+    record = await running(rig)
+    refused = api_error("UpdatePullToPushTask", http_status=403, code="AccessDenied", message="not allowed")
+    rig.platform.inject("update", refused, times=3)
+    rig.engine.set_schedules([schedule(end=T0 + 400)])
+    await rig.at(rig.clock.now + 1)
+    delays = []
+    for _ in range(3):
+        failed = rig.record()
+        assert failed.next_attempt_at is not None and failed.last_error is not None
+        delays.append(failed.next_attempt_at - rig.clock.now)
+        await rig.next()
+    assert rig.platform.calls["update"] == 4 and delays[0] < delays[1] < delays[2]
+    assert rig.platform.bodies[record.task_id]["EndTime"] == T0 + 400 and rig.record().attempts == 0
+
+
 async def test_a_per_schedule_restart_override_is_the_policy_of_that_schedule(rig: Rig) -> None:
     rig.engine.set_schedules([schedule(restart={"attempts": 1})])
     assert rig.engine.policy_for(SID).max_attempts == 1
