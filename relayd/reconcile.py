@@ -344,13 +344,15 @@ def _absent(record: SegmentRecord, ctx: _Ctx) -> bool:
 
 
 def _maintain(segment: Segment, record: SegmentRecord, ctx: _Ctx) -> _Step:
+    """A failing task whose schedule changed is updated first (the edit may be the cure) — but only while the last
+    call did not fail: a refused update then gives way to the restart path, which confirms, backs off and restores
+    the task; the change follows once it is healthy (with its own backoff). Updating again at every pass would be a
+    hot loop that never restarts the task."""
     signal = _failure_signal(record, ctx)
     if signal is None:
         return _healthy(segment, record, ctx)
-    if segment.spec_hash != record.spec_hash and signal != FailureSignal.MISSING and _may_update(record, ctx):
-        if record.last_error is not None and record.title not in ctx.view.fresh:
-            # The last call failed (an update answered "not found" in some code?): look before updating again.
-            return _one(Action(ActionKind.CONFIRM, record, segment=segment, reason=Reason.SPEC_CHANGED))
+    changed = segment.spec_hash != record.spec_hash and signal != FailureSignal.MISSING
+    if changed and record.last_error is None and _may_update(record, ctx):
         return _one(_shaped(ActionKind.UPDATE, record, segment, ctx, Reason.SPEC_CHANGED))
     return _restart(segment, record, signal, ctx)
 

@@ -345,6 +345,21 @@ async def test_a_failing_update_backs_off_longer_each_time_and_a_success_ends_th
     assert rig.platform.bodies[record.task_id]["EndTime"] == T0 + 400 and rig.record().attempts == 0
 
 
+async def test_a_refused_update_of_a_disabled_task_gives_way_to_its_restart(rig: Rig) -> None:
+    # The schedule is edited while its task is disabled, and the platform refuses every update: relayd continues the
+    # task on its old spec and tries the change again after growing delays, rather than updating it at every pass.
+    record = await running(rig)
+    rig.platform.set_status(record.task_id, TaskStatus.DISABLED)
+    refused = api_error("UpdatePullToPushTask", http_status=403, code="AccessDenied", message="not allowed")
+    rig.platform.inject("update", refused, times=100)
+    rig.engine.set_schedules([schedule(end=T0 + 400)])
+    await rig.engine.list_platform()
+    for second in range(2, 12):
+        await rig.at(T0 + second)
+    assert rig.platform.calls["resume"] == 1 and rig.platform.tasks[record.task_id].task.status != TaskStatus.DISABLED
+    assert rig.platform.calls["update"] <= 3
+
+
 async def test_a_per_schedule_restart_override_is_the_policy_of_that_schedule(rig: Rig) -> None:
     rig.engine.set_schedules([schedule(restart={"attempts": 1})])
     assert rig.engine.policy_for(SID).max_attempts == 1
