@@ -30,6 +30,7 @@ from relayd.policy import Policy, policy_for
 from relayd.reconcile import ActionKind, Plan, decide
 from relayd.schedules.model import Schedule, Segment
 from relayd.schedules.planner import TitleLength, plan
+from relayd.schedules.titles import lookup_title
 from relayd.settings import Settings
 from relayd.store import SegmentRecord, SegmentState, StateStore
 from relayd.volc.errors import LiveError
@@ -170,7 +171,33 @@ class Engine:
         self._on_outcome(label, outcome)
 
     def known_ids(self) -> set[ScheduleId]:
-        return set(self.schedules) | self._store.schedule_ids()
+        return set(self.schedules) | self._store.schedule_ids() | self._stray_schedules()
+
+    def _stray_schedules(self) -> set[ScheduleId]:
+        """Schedules whose records are all history while a task with one of their Titles is on the platform (say,
+        a schedule removed while a create's answer was lost): their pass deletes it. Tasks are matched to records by
+        id first, so the store is scanned only when some owned task is carried by no record."""
+        unclaimed = {
+            lookup_title(task.title)
+            for task in self.observations.owned()
+            if (record := self._store.by_task_id(task.task_id)) is None or record.state == SegmentState.DELETED
+        }
+        if not unclaimed:
+            return set()
+        return {
+            r.schedule_id
+            for r in self._store.segments(include_deleted=True)
+            if r.state == SegmentState.DELETED and lookup_title(r.title) in unclaimed
+        }
+
+    def _records(self, schedule_id: ScheduleId) -> list[SegmentRecord]:
+        """The schedule's records for a decision: every live one, and those already history whose Title is still seen
+        on the platform (the decision deletes that task, or adopts it if the segment is planned again)."""
+        return [
+            r
+            for r in self._store.segments(schedule_id, include_deleted=True)
+            if r.state != SegmentState.DELETED or self.observations.holds(r.title)
+        ]
 
     def desired(self, schedule_id: ScheduleId, now: float) -> list[Segment]:
         schedule = self.schedules.get(schedule_id)
@@ -209,7 +236,7 @@ class Engine:
         now = self._clock()
         planned = self._planned(schedule_id, now, last)
         desired = planned.segments
-        records = self._store.segments(schedule_id)
+        records = self._records(schedule_id)
         titles = {s.title for s in desired} | {r.title for r in records}
         view = self.observations.view(titles, fresh)
         policy = self.policy_for(schedule_id)

@@ -13,7 +13,7 @@ destinations. The calls themselves go through the ``relayd.platform.Platform`` s
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 import structlog
 
@@ -58,6 +58,15 @@ class Observations:
         if not near:
             return ()
         return tuple(task for task in near.values() if same_segment(title, task.title))
+
+    def holds(self, title: str) -> bool:
+        """Whether a task carrying the segment tagged ``title`` was seen."""
+        return bool(self._carrying(title))
+
+    def owned(self) -> Iterator[ObservedTask]:
+        """Every owned task as last seen."""
+        for tasks in self._by_title.values():
+            yield from tasks.values()
 
     async def resync(self, platform: Platform) -> None:
         """Replace the view with a complete listing. ``listed_at`` is when the listing started.

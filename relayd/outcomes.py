@@ -177,7 +177,15 @@ def after_update(
         return dataclasses.replace(record, next_attempt_at=None)
     if learnt:
         return _failed(record, outcome, next_attempt_at=now)
-    return _failed(record, outcome, next_attempt_at=retry_at(0, policy, now, rand))
+    # Each failed update in a row counts, so the next waits twice as long (and, once the budget is spent, the slow
+    # cadence): a refusal that lasts must not be retried at the base delay for ever.
+    later = retry_at(record.attempts, policy, now, rand)
+    return _failed(record, outcome, attempts=record.attempts + 1, next_attempt_at=later)
+
+
+def attempts_after_update(record: SegmentRecord) -> int:
+    """A successful update ends its own streak of failed updates; a restart streak under way keeps its count."""
+    return record.attempts if record.failure_seen_at is not None else 0
 
 
 def after_restart(record: SegmentRecord, outcome: Outcome, *, now: float) -> SegmentRecord:

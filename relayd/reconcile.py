@@ -68,6 +68,7 @@ class Reason(StrEnum):
     UNPLANNED = "unplanned"
     NOTHING_TO_DELETE = "nothing_to_delete"
     DUPLICATE_TITLE = "duplicate_title"
+    STRAY_TASK = "stray_task"
     BUDGET_SPENT = "budget_spent"
     SLOW_RETRY = "slow_retry"
     FAILURE_NOT_ACTIONABLE = "failure_not_actionable"
@@ -169,11 +170,13 @@ def _one(action: Action, wake_at: float | None = None) -> _Step:
 
 def decide_segment(segment: Segment | None, record: SegmentRecord | None, ctx: _Ctx) -> _Step:
     """What to do for one segment key. ``segment`` is None when the plan no longer wants it."""
+    if record is not None and record.state == SegmentState.DELETED and segment is not None:
+        record = None  # planned again: history does not stand in for a record (a task with its Title is adopted)
     is_new = record is None
     if record is None and segment is not None:
         record = new_record(segment, ctx.now)
     if record is None or record.state == SegmentState.DELETED:
-        return _Step()
+        return _stray(record, ctx)
     if record.state in (SegmentState.ENDED, SegmentState.REMOVING) or record.end <= ctx.now:
         return _finish(record, ctx)
     if segment is None:
@@ -192,12 +195,17 @@ def _has_unadopted_task(record: SegmentRecord, ctx: _Ctx) -> bool:
 
 
 def _finish(record: SegmentRecord, ctx: _Ctx) -> _Step:
-    """Window over (or removal under way): delete the task after retention, then keep only history."""
+    """Window over (or removal under way): delete the task after retention, then keep only history.
+
+    A record without a task id becomes history at once only when no task with its Title is seen and no create may
+    have acted: a CREATING record (an instance killed between Create and its record, an answer that did not say)
+    keeps its state until the retention is over, then its Title is listed afresh and whatever carries it deleted."""
     if record.state == SegmentState.REMOVING:
         return _remove(record, ctx)
+    record = _claim(record, ctx)
     if record.task_id is None and record.state != SegmentState.CREATING:
         return _one(_save(record, ctx, Reason.ENDED_WITHOUT_TASK, state=SegmentState.DELETED, deleted_at=ctx.now))
-    if record.state != SegmentState.ENDED:
+    if record.state != SegmentState.ENDED and record.task_id is not None:
         # The attempt count starts again: from now on it counts failed deletes.
         ended = _save(record, ctx, Reason.SEGMENT_ENDED, state=SegmentState.ENDED, next_attempt_at=None, attempts=0)
         return _one(ended, record.end + ctx.policy.retention)
@@ -207,8 +215,31 @@ def _finish(record: SegmentRecord, ctx: _Ctx) -> _Step:
     return _delete_or_confirm(record, ctx, Reason.RETENTION_OVER)
 
 
+def _claim(record: SegmentRecord, ctx: _Ctx) -> SegmentRecord:
+    """A record without a task id whose Title is on the platform all the same (a create whose answer was lost, an
+    instance killed between Create and its record, a task made by hand): an ended or unplanned segment's record
+    carries that task, so it is deleted like any other rather than left behind when the record becomes history."""
+    if record.task_id is not None:
+        return record
+    task = ctx.view.first(record.title)
+    return record if task is None else dataclasses.replace(record, task_id=task.task_id)
+
+
+def _stray(record: SegmentRecord | None, ctx: _Ctx) -> _Step:
+    """A record already history, and a task with its Title on the platform (made after the record was forgotten, or
+    forgotten by a release that did not look): nothing plans the segment, so the record takes the task back — ended
+    (deleted after the retention) or removing (deleted now) — and the usual delete, with its backoff, follows."""
+    task = ctx.view.first(record.title) if record is not None else None
+    if record is None or task is None:
+        return _Step()
+    state = SegmentState.ENDED if record.end <= ctx.now else SegmentState.REMOVING
+    changes = {"state": state, "task_id": task.task_id, "deleted_at": None, "attempts": 0, "next_attempt_at": None}
+    return _one(_save(record, ctx, Reason.STRAY_TASK, **changes, last_error=None, failure_seen_at=None))
+
+
 def _remove(record: SegmentRecord, ctx: _Ctx) -> _Step:
     """No longer planned: stop and delete what we own; a never-created segment just becomes history."""
+    record = _claim(record, ctx)
     if record.task_id is None and record.state not in (SegmentState.CREATING, SegmentState.REMOVING):
         return _one(_save(record, ctx, Reason.UNPLANNED, state=SegmentState.DELETED, deleted_at=ctx.now))
     if record.state != SegmentState.REMOVING:
@@ -313,13 +344,15 @@ def _absent(record: SegmentRecord, ctx: _Ctx) -> bool:
 
 
 def _maintain(segment: Segment, record: SegmentRecord, ctx: _Ctx) -> _Step:
+    """A failing task whose schedule changed is updated first (the edit may be the cure) — but only while the last
+    call did not fail: a refused update then gives way to the restart path, which confirms, backs off and restores
+    the task; the change follows once it is healthy (with its own backoff). Updating again at every pass would be a
+    hot loop that never restarts the task."""
     signal = _failure_signal(record, ctx)
     if signal is None:
         return _healthy(segment, record, ctx)
-    if segment.spec_hash != record.spec_hash and signal != FailureSignal.MISSING and _may_update(record, ctx):
-        if record.last_error is not None and record.title not in ctx.view.fresh:
-            # The last call failed (an update answered "not found" in some code?): look before updating again.
-            return _one(Action(ActionKind.CONFIRM, record, segment=segment, reason=Reason.SPEC_CHANGED))
+    changed = segment.spec_hash != record.spec_hash and signal != FailureSignal.MISSING
+    if changed and record.last_error is None and _may_update(record, ctx):
         return _one(_shaped(ActionKind.UPDATE, record, segment, ctx, Reason.SPEC_CHANGED))
     return _restart(segment, record, signal, ctx)
 

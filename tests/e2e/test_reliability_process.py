@@ -40,6 +40,9 @@ from tests.e2e.harness import (
 pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
 KILLS = 24
+KILL_WAIT_S = 25
+"""How long a mid-create or mid-delete kill waits for the platform to receive that call: a loaded machine takes
+seconds to start the daemon, and a kill that never lands would only be counted as missing."""
 
 
 def _no_duplicate_ever(history: list[dict[str, Any]]) -> list[str]:
@@ -71,19 +74,14 @@ async def _kill_when(proc: DaemonProcess, emu: Any, action: str, timeout: float)
     return True
 
 
-@pytest.mark.timeout(240)
-@pytest.mark.xfail(
-    strict=False,
-    reason="intermittent since the engine rework: after 24 kills the final run sometimes does not reach the exact plan "
-    "within 60 s (passes alone most runs); under investigation — see the closing note of issue 15",
-)
+@pytest.mark.timeout(420)
 async def test_sigkill_at_random_moments_never_duplicates_nor_loses_a_task(emulator: Any, tmp_path: Path) -> None:
     emu = await emulator(max_task_seconds=5, admin=True, callback_retry_delay_s=0.2)
     # Slow creates and deletes down, so a kill can land while one is being processed by the platform.
     emu.set_fault("CreatePullToPushTask", latency_ms=300)
     emu.set_fault("DeletePullToPushTask", latency_ms=300)
     now = int(time.time())
-    write_schedules(tmp_path, "".join(live_schedule(f"k{n}", now - 10, now + 170) for n in range(6)))
+    write_schedules(tmp_path, "".join(live_schedule(f"k{n}", now - 10, now + 300) for n in range(6)))
     timing = {"max_task_seconds": 5, "prepare_ahead": 6, "retention": 1, "resync_interval": 5, "horizon": 300}
     config = tmp_path / "relayd.toml"
     write_env_config(config, process_settings(emu, tmp_path, restart_backoff_base=0.5, restart_backoff_cap=2, **timing))
@@ -99,7 +97,7 @@ async def test_sigkill_at_random_moments_never_duplicates_nor_loses_a_task(emula
             kinds[kind] += 1
         else:
             action = "CreatePullToPushTask" if kind == "mid-create" else "DeletePullToPushTask"
-            kinds[kind] += await _kill_when(proc, emu, action, timeout=8)
+            kinds[kind] += await _kill_when(proc, emu, action, timeout=KILL_WAIT_S)
     assert proc.proc is not None and proc.proc.returncode == -9
     ready_before = _log_count(tmp_path / "relayd.log", "relayd_ready")
     assert kinds["random"] == KILLS // 3 and kinds["mid-create"] >= 6 and kinds["mid-delete"] >= 6
@@ -112,7 +110,7 @@ async def test_sigkill_at_random_moments_never_duplicates_nor_loses_a_task(emula
     def exact() -> bool:
         return inv.check_exact_plan(owned_tasks(emu), schedules, time.time(), plan_timing) == []
 
-    await wait_for(exact, 60, what="the platform to hold exactly the plan")
+    await wait_for(exact, 120, what="the platform to hold exactly the plan")
     await wait_for(lambda: exact() and any(t["TaskStatus"] == 2 for t in owned_tasks(emu)), 10, what="relaying")
     assert proc.terminate() == 0
     history = emu.history()

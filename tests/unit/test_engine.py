@@ -6,6 +6,7 @@ cleanup, hot reload, removal — in milliseconds: the clock is a number the test
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,11 +15,11 @@ from typing import Any
 import pytest
 
 from relayd.engine import Engine, EngineConfig
-from relayd.ids import ScheduleId, SegmentKey
+from relayd.ids import ScheduleId, SegmentKey, TaskId
 from relayd.platform.memory import MemoryPlatform
 from relayd.policy import Policy
 from relayd.schedules.model import Schedule
-from relayd.store import SegmentState, Store
+from relayd.store import SegmentRecord, SegmentState, Store
 from relayd.volc.errors import ApiError, TransportError, api_error
 from relayd.volc.models import TaskStatus
 
@@ -328,6 +329,37 @@ async def test_an_edited_schedule_updates_its_task_and_a_removed_one_is_deleted(
     assert rig.record().state == SegmentState.DELETED and not rig.platform.tasks
 
 
+async def test_a_failing_update_backs_off_longer_each_time_and_a_success_ends_the_streak(rig: Rig) -> None:
+    record = await running(rig)
+    refused = api_error("UpdatePullToPushTask", http_status=403, code="AccessDenied", message="not allowed")
+    rig.platform.inject("update", refused, times=3)
+    rig.engine.set_schedules([schedule(end=T0 + 400)])
+    await rig.at(rig.clock.now + 1)
+    delays = []
+    for _ in range(3):
+        failed = rig.record()
+        assert failed.next_attempt_at is not None and failed.last_error is not None
+        delays.append(failed.next_attempt_at - rig.clock.now)
+        await rig.next()
+    assert rig.platform.calls["update"] == 4 and delays[0] < delays[1] < delays[2]
+    assert rig.platform.bodies[record.task_id]["EndTime"] == T0 + 400 and rig.record().attempts == 0
+
+
+async def test_a_refused_update_of_a_disabled_task_gives_way_to_its_restart(rig: Rig) -> None:
+    # The schedule is edited while its task is disabled, and the platform refuses every update: relayd continues the
+    # task on its old spec and tries the change again after growing delays, rather than updating it at every pass.
+    record = await running(rig)
+    rig.platform.set_status(record.task_id, TaskStatus.DISABLED)
+    refused = api_error("UpdatePullToPushTask", http_status=403, code="AccessDenied", message="not allowed")
+    rig.platform.inject("update", refused, times=100)
+    rig.engine.set_schedules([schedule(end=T0 + 400)])
+    await rig.engine.list_platform()
+    for second in range(2, 12):
+        await rig.at(T0 + second)
+    assert rig.platform.calls["resume"] == 1 and rig.platform.tasks[record.task_id].task.status != TaskStatus.DISABLED
+    assert rig.platform.calls["update"] <= 3
+
+
 async def test_a_per_schedule_restart_override_is_the_policy_of_that_schedule(rig: Rig) -> None:
     rig.engine.set_schedules([schedule(restart={"attempts": 1})])
     assert rig.engine.policy_for(SID).max_attempts == 1
@@ -380,3 +412,79 @@ async def test_held_writes_leave_the_platform_alone_and_resume_when_released(rig
     held = False
     await rig.at(T0 - 59)
     assert rig.platform.calls["create"] == 1 and len(titled(rig)) == 1
+
+
+# --- no task left behind ----------------------------------------------------------------------------------------
+# Every task carrying a segment's Title is carried by that segment's record (adopted while the segment is planned) or
+# deleted once nothing plans it: also when its record was CREATING and never learnt the task id (an instance killed
+# between Create and its record), when the segment ended before anyone looked, and when the record is already
+# history (``deleted``) or its schedule is gone.
+
+
+END = T0 + 300  # the rig's one segment news.0 spans [T0, T0 + 300)
+
+
+async def killed_mid_create(rig: Rig, start: int) -> tuple[SegmentRecord, TaskId]:
+    """What an instance killed inside a Create leaves: the CREATING intent, and the task the platform made."""
+    await rig.at(T0 - 100)  # the segment is remembered (PENDING)
+    body = {"Title": rig.record().title, "StartTime": start, "EndTime": END, "DstAddr": "rtmp://push.example.net/a"}
+    intent = dataclasses.replace(rig.record(), state=SegmentState.CREATING, body=body)
+    await rig.store.put(intent)
+    return intent, rig.platform.add(body)
+
+
+async def restart_at(rig: Rig, instant: float) -> None:
+    """A new instance: the first full listing, then every known schedule's pass (as the daemon starts)."""
+    rig.clock.now = instant
+    assert await rig.engine.list_platform()
+    for schedule_id in sorted(rig.engine.known_ids()):
+        await rig.engine.reconcile(schedule_id)
+
+
+async def test_a_task_created_by_a_killed_instance_is_deleted_when_its_window_ended_before_the_restart(
+    rig: Rig,
+) -> None:
+    # The 24-kill scenario's leak: a late create (its window already begun), the instance killed before the task id
+    # was recorded, and the next instance up only after the window's end.
+    _, task_id = await killed_mid_create(rig, start=END - 2)
+    await restart_at(rig, END + 1)
+    await rig.at(END + POLICY.retention + 1)
+    await rig.at(END + POLICY.retention + 2)
+    assert task_id not in rig.platform.tasks
+    assert rig.record().state == SegmentState.DELETED and rig.platform.calls.get("create") is None
+
+
+async def test_a_task_made_after_its_record_was_forgotten_is_deleted(rig: Rig) -> None:
+    # A record already history (``deleted``: an ended segment with no task id, e.g. from an earlier release that
+    # forgot such a record without looking), and its Title on the platform all the same.
+    _, task_id = await killed_mid_create(rig, start=END - 2)
+    forgotten = dataclasses.replace(rig.record(), state=SegmentState.DELETED, deleted_at=END)
+    await rig.store.put(forgotten)
+    await restart_at(rig, END + POLICY.retention + 1)
+    await rig.at(END + POLICY.retention + 2)
+    assert task_id not in rig.platform.tasks and rig.record().state == SegmentState.DELETED
+
+
+async def test_a_stray_task_of_a_removed_schedule_is_deleted(rig: Rig) -> None:
+    _, task_id = await killed_mid_create(rig, start=END - 2)
+    await rig.store.put(dataclasses.replace(rig.record(), state=SegmentState.DELETED, deleted_at=T0 - 90))
+    rig.engine.set_schedules([])  # no schedule plans it, and no live record names the schedule
+    await restart_at(rig, T0 - 50)
+    assert task_id not in rig.platform.tasks and rig.record().state == SegmentState.DELETED
+
+
+async def test_a_task_of_a_segment_planned_again_is_adopted_not_deleted(rig: Rig) -> None:
+    _, task_id = await killed_mid_create(rig, start=T0)
+    await rig.store.put(dataclasses.replace(rig.record(), state=SegmentState.DELETED, deleted_at=T0 - 90))
+    await restart_at(rig, T0 - 50)
+    record: Any = rig.record()
+    assert record.task_id == task_id and record.state == SegmentState.SCHEDULED
+    assert task_id in rig.platform.tasks and rig.platform.calls.get("create") is None
+
+
+async def test_an_unplanned_segment_deletes_the_task_its_record_never_learnt(rig: Rig) -> None:
+    _, task_id = await killed_mid_create(rig, start=T0)
+    await rig.store.put(dataclasses.replace(rig.record(), state=SegmentState.PENDING))  # a lost answer, read as none
+    rig.engine.set_schedules([])
+    await restart_at(rig, T0 - 50)
+    assert task_id not in rig.platform.tasks and rig.record().state == SegmentState.DELETED

@@ -221,3 +221,37 @@ class TestRestart:
         failed = live(s, state=SegmentState.FAILED, attempts=3, spec_hash="v1")
         plan = run([s], [failed], observed(s, TaskStatus.ACTIVE), now=T0)
         assert plan.actions[0].record.attempts == 0 and plan.actions[0].record.state == SegmentState.RUNNING
+
+
+class TestNoTaskLeft:
+    """A task carrying a segment's Title is deleted before the segment's record becomes history, whatever the record
+    knew of it."""
+
+    @staticmethod
+    def deletes(segment: Segment, record: SegmentRecord, view: PlatformView, instants: list[float]) -> list[str]:
+        """Decide at each instant as the engine would: store each SAVE, list a CONFIRM's Title afresh (the view
+        already holds what the listing shows), carry each DELETE out; the task ids deleted, in order."""
+        deleted: list[str] = []
+        for now in instants:
+            for _ in range(4):
+                plan = run([], [record], view, now=now)
+                for action in plan.actions:
+                    if action.kind == ActionKind.SAVE:
+                        record = action.record
+                    elif action.kind == ActionKind.CONFIRM:
+                        view = dataclasses.replace(view, fresh=view.fresh | {segment.title})
+                    elif action.kind == ActionKind.DELETE:
+                        deleted.append(str(action.task.task_id if action.task else action.record.task_id))
+                        record = dataclasses.replace(action.record, state=SegmentState.DELETED)
+                        view = dataclasses.replace(view, tasks={})
+        return deleted
+
+    def test_a_create_cut_short_by_a_kill_and_found_after_the_window_is_deleted(self) -> None:
+        # A late create (2 s left of its window): the intent stored, the task made, the instance killed before the
+        # record learnt the id, and the next instance up after the window's end.
+        segment = seg(0, T0, T0 + 5)
+        intent = dataclasses.replace(new_record(segment, T0 - 10), state=SegmentState.CREATING, updated_at=T0 + 3)
+        task = ObservedTask(TaskId("t9"), segment.title, TaskStatus.ENDED, T0 + 3, T0 + 5)
+        view = PlatformView(tasks={segment.title: (task,)}, listed_at=T0 + 6)
+        instants = [T0 + 6, T0 + 5 + POLICY.retention + 1]
+        assert self.deletes(segment, intent, view, instants) == ["t9"]
