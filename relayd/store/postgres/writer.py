@@ -125,14 +125,14 @@ class PostgresWriter:
         failures: dict[int, BaseException] = {}
         async with conn.transaction():
             refused = any(op.fenced for op in batch) and await self._fenced(conn)
+            if not alone and not refused:
+                return await _pipelined(conn, batch), failures
             for index, op in enumerate(batch):
                 if op.fenced and refused:
                     failures[index] = self._fenced_error()
                     results.append(None)
-                elif alone:
-                    results.append(await _alone(conn, op.call, index, failures))
                 else:
-                    results.append(await _run_call(conn, op.call))
+                    results.append(await _alone(conn, op.call, index, failures))
         return results, failures
 
     async def _fenced(self, conn: Conn) -> bool:
@@ -162,6 +162,37 @@ class PostgresWriter:
                 await conn.rollback()
             return None
         return rows
+
+
+async def _pipelined(conn: Conn, batch: list[Op]) -> list[Any]:
+    """Every call of the batch sent in pipeline mode: no round trip (and no loop wake-up) per statement, the results
+    read once at the end. Why: run one by one, a batch of a few hundred writes waited on the database a few hundred
+    times, and under a reconcile of 10,000 schedules callbacks queued behind it (p99 in the hundreds of ms). A
+    statement that fails aborts the pipeline and raises here: the caller runs the batch again write by write."""
+    async with conn.pipeline():
+        sent = [await _send_call(conn, op.call) for op in batch]
+    return [await _result(call_cursor) for call_cursor in sent]
+
+
+async def _send_call(conn: Conn, call: Call) -> tuple[Call, psycopg.AsyncCursor[Any] | None]:
+    if call.verb == "noop":
+        return call, None
+    cur = conn.cursor()
+    if call.verb == "executemany":
+        await cur.executemany(call.args[0], call.args[1])
+    else:
+        await cur.execute(call.args[0], call.args[1])
+    return call, cur
+
+
+async def _result(call_cursor: tuple[Call, psycopg.AsyncCursor[Any] | None]) -> Any:
+    call, cur = call_cursor
+    if cur is None:
+        return None
+    async with cur:
+        if call.verb == "fetchall":
+            return [tuple(row) for row in await cur.fetchall()]
+        return cur.rowcount
 
 
 async def _alone(conn: Conn, call: Call, index: int, failures: dict[int, BaseException]) -> Any:
