@@ -165,34 +165,60 @@ class PostgresWriter:
 
 
 async def _pipelined(conn: Conn, batch: list[Op]) -> list[Any]:
-    """Every call of the batch sent in pipeline mode: no round trip (and no loop wake-up) per statement, the results
-    read once at the end. Why: run one by one, a batch of a few hundred writes waited on the database a few hundred
-    times, and under a reconcile of 10,000 schedules callbacks queued behind it (p99 in the hundreds of ms). A
-    statement that fails aborts the pipeline and raises here: the caller runs the batch again write by write."""
+    """Every call of the batch sent in pipeline mode, the results read once at the end: no round trip (and no loop
+    wake-up) per statement. Consecutive executes of one statement (a burst of callback events, a pass's segment
+    writes) go as one ``executemany`` that still returns each row count (four times cheaper per row than one
+    execute each). Why: run one by one, a batch of a few hundred writes waited on the database a few hundred times,
+    and under a reconcile of 10,000 schedules callbacks queued behind it (p99 in the hundreds of ms). A statement that
+    fails aborts the pipeline and raises here: the caller runs the batch again write by write."""
+    runs = _runs([op.call for op in batch])
     async with conn.pipeline():
-        sent = [await _send_call(conn, op.call) for op in batch]
-    return [await _result(call_cursor) for call_cursor in sent]
+        sent = [(run, await _send(conn, run)) for run in runs]
+    results: list[Any] = []
+    for run, cur in sent:
+        results.extend(await _results(run, cur))
+    return results
 
 
-async def _send_call(conn: Conn, call: Call) -> tuple[Call, psycopg.AsyncCursor[Any] | None]:
-    if call.verb == "noop":
-        return call, None
-    cur = conn.cursor()
-    if call.verb == "executemany":
-        await cur.executemany(call.args[0], call.args[1])
-    else:
-        await cur.execute(call.args[0], call.args[1])
-    return call, cur
+def _runs(calls: list[Call]) -> list[list[Call]]:
+    """The calls in order, consecutive executes of the same statement grouped."""
+    runs: list[list[Call]] = []
+    for call in calls:
+        last = runs[-1] if runs else None
+        if last and call.verb == "execute" and last[0].verb == "execute" and last[0].args[0] == call.args[0]:
+            last.append(call)
+        else:
+            runs.append([call])
+    return runs
 
 
-async def _result(call_cursor: tuple[Call, psycopg.AsyncCursor[Any] | None]) -> Any:
-    call, cur = call_cursor
-    if cur is None:
+async def _send(conn: Conn, run: list[Call]) -> psycopg.AsyncCursor[Any] | None:
+    first = run[0]
+    if first.verb == "noop":
         return None
+    cur = conn.cursor()
+    if len(run) > 1:
+        await cur.executemany(first.args[0], [call.args[1] for call in run], returning=True)
+    elif first.verb == "executemany":
+        await cur.executemany(first.args[0], first.args[1])
+    else:
+        await cur.execute(first.args[0], first.args[1])
+    return cur
+
+
+async def _results(run: list[Call], cur: psycopg.AsyncCursor[Any] | None) -> list[Any]:
+    """One result per call of the run: rows for a fetch, else the row count."""
+    if cur is None:
+        return [None] * len(run)
     async with cur:
-        if call.verb == "fetchall":
-            return [tuple(row) for row in await cur.fetchall()]
-        return cur.rowcount
+        if run[0].verb == "fetchall":
+            return [[tuple(row) for row in await cur.fetchall()]]
+        counts = [cur.rowcount]
+        while len(counts) < len(run) and cur.nextset():
+            counts.append(cur.rowcount)
+    if len(counts) != len(run):
+        raise psycopg.InterfaceError(f"{len(run)} statements gave {len(counts)} results")
+    return counts
 
 
 async def _alone(conn: Conn, call: Call, index: int, failures: dict[int, BaseException]) -> Any:
