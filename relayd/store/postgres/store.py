@@ -7,7 +7,9 @@ before they return, events queried in the database. What PostgreSQL adds:
   decided by ``relayd.store.leases`` with the database's clock) and its writes carry its fencing epoch; the others
   may record events, report themselves in ``instances``, ``wake`` the leader (NOTIFY) and ``refresh`` their mirror
   when they take over;
-* the connection pool reconnects with backoff after a restart or an outage; meanwhile writes fail with
+* writes run in a child process (``child.py``, through the same ``ProcessWriter`` as SQLite's), so psycopg's
+  per-statement work stays off the event loop; reads, leases and LISTEN/NOTIFY use a pool here;
+* the pool and the writer process reconnect with backoff after a restart or an outage; meanwhile writes fail with
   StoreWriteError (like a full disk) and reads of events with StoreError, and nothing crashes;
 * the password (from the URL, ``PGPASSWORD`` or a file) is never in a log line or an error: ``location`` is the
   URL without it, and every database message is scrubbed of it.
