@@ -13,7 +13,8 @@ callback secret. Modules:
 - ``leases``: the lease rules (pure) and SQLite's single-leader answer.
 - ``core``: the SQLite store (``Store``): lock, open, read-only connection for events.
 - ``locking``, ``schema``, ``batch``, ``writer_process``, ``cache``: SQLite's lock, schema and migrations, the
-  writer process's script (stdlib only) and its loop side, and the mirror's tables.
+  writer process's script (stdlib only; PostgreSQL's ``postgres/child.py`` reuses it with a runner of its own) and
+  its loop side (both backends), and the mirror's tables.
 """
 
 from __future__ import annotations

@@ -19,13 +19,17 @@ only that call fails and its neighbours commit: one bad write must never cost th
 Wire format, both directions: a 4-byte big-endian length, then a pickle. The pipe is private to the daemon and its
 child, so pickle is safe here.
 
-* daemon -> child, first frame: ``(pragmas, reread)`` (a ``Hello``); then one frame per flush: a list of
-  ``(verb, args, touches)`` (a ``Call``). Only builtins and sqlite3 types cross the pipe: the child runs this file
-  as ``__main__`` and cannot import relayd.
-* child -> daemon, on a pipe of its own (its fd is the third argument; stdout stays the daemon's): first
-  ``("ready", sqlite_version)`` or ``("fatal", exception)``; then one reply per transaction: ``("ok", n, results,
+* daemon -> child, first frame: the runner's set-up (for SQLite ``(pragmas, reread)``, a ``Hello``); then one frame
+  per flush: ``(context, calls)``, ``calls`` a list of ``(verb, args, touches, fenced)`` (a ``Call``) and
+  ``context`` what the runner needs with them (PostgreSQL: the store's fencing epoch; SQLite: None). Only builtins
+  and the driver's types cross the pipe: the child runs this file as a script and cannot import relayd.
+* child -> daemon, on a pipe of its own (its fd is the last argument; stdout stays the daemon's): first
+  ``("ready", version)`` or ``("fatal", exception)``; then one reply per transaction: ``("ok", n, results,
   failures, rows_on_disk)`` (``failures``: call index -> exception for the calls that failed alone, and the rows
   those touched) or ``("err", n, exception, rows_on_disk)`` for the next ``n`` calls in order.
+
+The process (``serve``) is the same for both backends; what runs a transaction is a ``Runner``: ``SqliteRunner``
+here, the PostgreSQL one in ``postgres/child.py``, which runs ``serve`` with its own runner.
 
 The child commits everything it has received and exits when its stdin closes (the daemon closed the store, or the
 daemon died — then the last frames it wrote still land). It ignores SIGINT and SIGTERM: a Ctrl-C in a terminal or
@@ -44,7 +48,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 _HEADER = struct.Struct(">I")
 READ_CHUNK = 1 << 20
@@ -61,6 +65,8 @@ class Call:
     verb: str
     args: tuple[Any, ...] = ()
     touches: tuple[tuple[str, str], ...] = ()
+    fenced: bool = False
+    """Refused when a newer leader holds the lease (PostgreSQL; the writer copies it from ``Op.fenced``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,39 +312,60 @@ class Frames:
 # -- the process -----------------------------------------------------------------------------------------------------
 
 
+class Runner(Protocol):
+    """What the writer process runs its transactions on: SQLite here, PostgreSQL in ``postgres/child.py``."""
+
+    def run(self, calls: Sequence[Call], context: Any) -> Reply:
+        """One transaction for ``calls`` (see ``run_batch``); ``context``: what the daemon sent with the last frame."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class SqliteRunner:
+    """The SQLite writer connection, and the checkpointer told after each commit."""
+
+    def __init__(self, path: str, hello: Hello) -> None:
+        self._conn = connect(path, hello.pragmas)
+        self._reread = hello.reread
+        self._checkpointer = Checkpointer(lambda: connect(path, hello.pragmas))
+        self._checkpointer.start()
+
+    def run(self, calls: Sequence[Call], context: Any) -> Reply:
+        reply = run_batch(self._conn, calls, self._reread)
+        if reply[0] == "ok":
+            self._checkpointer.committed()
+        return reply
+
+    def close(self) -> None:
+        self._checkpointer.stop()
+        self._conn.close()
+
+
 class _Child:
-    def __init__(  # noqa: PLR0917 - private, one call site
-        self,
-        conn: sqlite3.Connection,
-        hello: Hello,
-        batch_max: int,
-        stdin: int,
-        stdout: int,
-        frames: Frames,
-        checkpointer: Checkpointer,
-    ) -> None:
-        self._conn = conn
-        self._checkpointer = checkpointer
-        self._hello = hello
+    def __init__(self, runner: Runner, batch_max: int, stdin: int, stdout: int, frames: Frames) -> None:
+        self._runner = runner
         self._batch_max = batch_max
         self._stdin = stdin
         self._stdout: int | None = stdout
         self._frames = frames  # it may already hold the start of the next frame
-        self.pending: list[list[tuple[Any, ...]]] = []
+        self.pending: list[tuple[Any, list[tuple[Any, ...]]]] = []
+        """Frames received and not yet run: ``(context, calls)``."""
         self._eof = False
 
-    def serve(self) -> None:
+    def serve(self, fallback: type[Exception]) -> None:
         while self._fill():
             batch: list[Call] = []
-            while self.pending and (not batch or len(batch) + len(self.pending[0]) <= self._batch_max):
-                batch.extend(Call(*call) for call in self.pending.pop(0))
-            reply = run_batch(self._conn, batch, self._hello.reread)
+            context = None
+            while self.pending and (not batch or len(batch) + len(self.pending[0][1]) <= self._batch_max):
+                context, calls = self.pending.pop(0)  # the newest frame's context holds for the transaction
+                batch.extend(Call(*call) for call in calls)
+            reply = self._runner.run(batch, context)
             if reply[0] == "ok":
-                failures = {index: picklable(exc) for index, exc in reply[2].items()}
+                failures = {index: picklable(exc, fallback) for index, exc in reply[2].items()}
                 self._reply(("ok", len(batch), reply[1], failures, reply[3]))
-                self._checkpointer.committed()
             else:
-                self._reply(("err", len(batch), picklable(reply[1]), reply[2]))
+                self._reply(("err", len(batch), picklable(reply[1], fallback), reply[2]))
 
     def _reply(self, message: tuple[Any, ...]) -> None:
         if self._stdout is None:
@@ -367,12 +394,12 @@ class _Child:
         self.pending.extend(frames)
 
 
-def picklable(exc: BaseException) -> BaseException:
-    """``exc``, or a plain sqlite3 error with its message if ``exc`` would not survive pickling."""
+def picklable(exc: Any, fallback: type[Exception] = sqlite3.OperationalError) -> Any:
+    """``exc``, or a ``fallback`` error with its message if ``exc`` would not survive pickling."""
     try:
         pickle.loads(pickle.dumps(exc))  # noqa: S301 - our own bytes
     except Exception:
-        return sqlite3.OperationalError(str(exc) or type(exc).__name__)
+        return fallback(str(exc) or type(exc).__name__)
     return exc
 
 
@@ -383,11 +410,12 @@ def _write(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def main(argv: Sequence[str]) -> int:
-    """``batch.py <state file> <batch_max> <reply fd>``: serve write batches from stdin until it closes."""
+def serve(argv: Sequence[str], open_runner: Callable[[Any], tuple[Runner, str]], fallback: type[Exception]) -> int:
+    """The writer process of either backend: ``<batch_max> <reply fd>``; the first frame on stdin goes to
+    ``open_runner`` (which returns the runner and a version for the "ready" reply), the others are batches."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    path, batch_max, stdout = argv[0], int(argv[1]), int(argv[2])
+    batch_max, stdout = int(argv[0]), int(argv[1])
     stdin = sys.stdin.fileno()
     frames = Frames()
     first: list[Any] = []
@@ -396,23 +424,26 @@ def main(argv: Sequence[str]) -> int:
         if not data:
             return 0
         first = frames.feed(data)
-    setup = Hello(*first[0])
     try:
-        conn = connect(path, setup.pragmas)
+        runner, version = open_runner(first[0])
     except Exception as exc:
-        _write(stdout, frame(("fatal", picklable(exc))))
+        _write(stdout, frame(("fatal", picklable(exc, fallback))))
         return 1
-    _write(stdout, frame(("ready", sqlite3.sqlite_version)))
-    checkpointer = Checkpointer(lambda: connect(path, setup.pragmas))
-    checkpointer.start()
-    child = _Child(conn, setup, max(1, batch_max), stdin, stdout, frames, checkpointer)
+    _write(stdout, frame(("ready", version)))
+    child = _Child(runner, max(1, batch_max), stdin, stdout, frames)
     child.take(first[1:])
     try:
-        child.serve()
+        child.serve(fallback)
     finally:
-        checkpointer.stop()
-        conn.close()
+        runner.close()
     return 0
+
+
+def main(argv: Sequence[str]) -> int:
+    """``batch.py <state file> <batch_max> <reply fd>``: serve write batches from stdin until it closes."""
+    path = argv[0]
+    return serve(argv[1:], lambda hello: (SqliteRunner(path, Hello(*hello)), sqlite3.sqlite_version),
+                 sqlite3.OperationalError)  # fmt: skip
 
 
 if __name__ == "__main__":

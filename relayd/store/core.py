@@ -36,7 +36,7 @@ from relayd.store.mirror import MirroredStore
 from relayd.store.records import AppliedSchedule, SegmentRecord
 from relayd.store.sql import SQLITE
 from relayd.store.writer import Op, Outcome
-from relayd.store.writer_process import ProcessWriter
+from relayd.store.writer_process import Child, ProcessWriter
 
 log = structlog.get_logger("relayd.store")
 
@@ -99,9 +99,12 @@ class Store(SingleLeader, MirroredStore):
             self._writer = _ReadOnlyWriter(path, self._settle)
         else:
             hello = Hello(schema.writer_pragmas(synchronous), SQLITE.reread)
+            child = Child(("-I", "-S", batch.__file__, str(path)), (hello.pragmas, hello.reread),
+                          f"relayd state file {path}", lambda exc: open_error(path, exc))  # fmt: skip
             self._writer = ProcessWriter(
-                path, loop, batch_max=batch_max, settle=self._settle, hello=hello, reread=self._read_rows
-            )
+                child, loop, batch_max=batch_max, settle=self._settle,
+                reread=lambda keys: asyncio.to_thread(self._read_rows, keys),
+            )  # fmt: skip
 
     @classmethod
     async def open(

@@ -1,9 +1,9 @@
 """Write operations and their batches' outcomes: what the Store hands a writer, and what a writer hands back.
 
-A writer (the SQLite writer process in ``writer_process.py``, the PostgreSQL writer in ``postgres/writer.py``) takes
-operations, runs whatever is queued as one transaction (group commit), and calls ``settle`` on the event loop once
-per transaction with an ``Outcome``. Thousands of concurrent writers therefore share a handful of commits, and the
-loop never touches the database.
+A writer (the writer process in ``writer_process.py``, running SQLite's ``batch.py`` or PostgreSQL's
+``postgres/child.py``) takes operations, runs whatever is queued as one transaction (group commit), and calls
+``settle`` on the event loop once per transaction with an ``Outcome``. Thousands of concurrent writers therefore
+share a handful of commits, and the loop never touches the database.
 
 Why outcomes carry both a batch error and per-operation failures: a write error is usually a property of the
 database (disk full, read-only, connection lost), and then every operation of the transaction fails with the same

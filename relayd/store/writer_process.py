@@ -23,17 +23,17 @@ import contextlib
 import os
 import sys
 from collections import deque
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
 from relayd.backoff import Backoff
 from relayd.store import batch
-from relayd.store.batch import Frames, Hello
-from relayd.store.errors import StoreError, open_error
-from relayd.store.writer import Op, Outcome
+from relayd.store.batch import Frames
+from relayd.store.errors import StoreError
+from relayd.store.writer import Op, Outcome, Rows
 
 log = structlog.get_logger("relayd.store")
 
@@ -41,8 +41,28 @@ START_TIMEOUT_S = 30.0
 PIPELINE = 2
 """Frames in flight at most: one being committed, one waiting in the pipe so the child never idles between them."""
 RESPAWN_BACKOFF = Backoff(base=0.5, factor=2.0, cap=30.0)
-Reread = Callable[[list[tuple[str, str]]], dict[tuple[str, str], tuple[Any, ...] | None] | None]
-"""Blocking: the current rows of these cache entries, read on another connection (None if unreadable)."""
+Reread = Callable[[list[tuple[str, str]]], Awaitable[Rows | None]]
+"""The current rows of these cache entries, read on another connection (None if unreadable)."""
+
+
+def _no_context() -> Any:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Child:
+    """How to start one backend's writer process (SQLite: ``batch.py``; PostgreSQL: ``postgres/child.py``)."""
+
+    args: tuple[str, ...]
+    """The interpreter's options, the script and its own arguments; ``batch_max`` and the reply fd follow."""
+    hello: Any
+    """The first frame: the runner's set-up (never on the command line, where ``ps`` would show a password)."""
+    name: str
+    """The state in messages: "relayd state file /var/lib/relayd/relayd.db"."""
+    start_error: Callable[[BaseException], StoreError]
+    """The StoreError for a child that could not start (from the reason it gave)."""
+    context: Callable[[], Any] = _no_context
+    """Sent with every frame (PostgreSQL: the store's fencing epoch at the time of sending)."""
 
 
 class WriterExited(Exception):
@@ -52,19 +72,17 @@ class WriterExited(Exception):
 class ProcessWriter:
     def __init__(
         self,
-        path: Path,
+        child: Child,
         loop: asyncio.AbstractEventLoop,
         *,
         batch_max: int,
         settle: Callable[[Outcome], None],
-        hello: Hello,
         reread: Reread,
     ) -> None:
-        self._path = path
+        self._child = child
         self._loop = loop
         self._batch_max = max(1, batch_max)
         self._settle = settle
-        self._hello = hello
         self._reread = reread
         self._proc: asyncio.subprocess.Process | None = None
         self._replies: _Replies | None = None
@@ -83,7 +101,7 @@ class ProcessWriter:
         return self._proc.pid if self._proc is not None else None
 
     async def start(self) -> None:
-        """Start the child and wait until it has opened the state file; StoreError (with the reason) otherwise."""
+        """Start the child and wait until it has opened the state; StoreError (with the reason) otherwise."""
         self._proc, self._replies = await self._spawn()
         self._supervisor = asyncio.create_task(self._supervise(self._proc), name="relayd-store-writer")
 
@@ -118,14 +136,16 @@ class ProcessWriter:
             self._loop.create_task(self._fail(ops, WriterExited(self._gone_reason())))
             return
         self._inflight.extend(ops)
+        context = self._child.context()
         for start in range(0, len(ops), self._batch_max):
             chunk = ops[start : start + self._batch_max]
             self._frames_inflight.append(len(chunk))
-            proc.stdin.write(batch.frame([(op.call.verb, op.call.args, op.call.touches) for op in chunk]))
+            calls = [(op.call.verb, op.call.args, op.call.touches, op.fenced) for op in chunk]
+            proc.stdin.write(batch.frame((context, calls)))
 
     def _gone_reason(self) -> str:
         if self._stopping:
-            return f"relayd state file {self._path} is closing"
+            return f"{self._child.name} is closing"
         return "the store writer process is not running (relayd is restarting it)"
 
     # -- receiving -----------------------------------------------------------------------------------------------
@@ -185,7 +205,7 @@ class ProcessWriter:
         if not ops:
             return
         keys = sorted({(t.table, t.key) for op in ops for t in op.touches})
-        on_disk = await asyncio.to_thread(self._reread, keys) if keys else {}
+        on_disk = await self._reread(keys) if keys else {}
         self._settle(Outcome(ops, error=error, on_disk=on_disk))
 
     # -- starting ------------------------------------------------------------------------------------------------
@@ -196,7 +216,7 @@ class ProcessWriter:
         read_fd, write_fd = os.pipe()
         try:
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-I", "-S", batch.__file__, str(self._path), str(self._batch_max), str(write_fd),
+                sys.executable, *self._child.args, str(self._batch_max), str(write_fd),
                 stdin=asyncio.subprocess.PIPE, pass_fds=(write_fd,),
                 start_new_session=True,  # a Ctrl-C meant for the daemon must not reach it (it also ignores SIGINT)
             )  # fmt: skip
@@ -208,18 +228,18 @@ class ProcessWriter:
         replies = _Replies(self._loop, self._settle_reply)
         await self._loop.connect_read_pipe(lambda: replies, os.fdopen(read_fd, "rb", buffering=0))
         assert proc.stdin is not None
-        proc.stdin.write(batch.frame((self._hello.pragmas, self._hello.reread)))
+        proc.stdin.write(batch.frame(self._child.hello))
         try:
             async with asyncio.timeout(START_TIMEOUT_S):
                 first = await asyncio.shield(replies.first)
         except TimeoutError as exc:
             proc.kill()
             await proc.wait()
-            raise open_error(self._path, RuntimeError("the store writer process did not start in time")) from exc
+            raise self._child.start_error(RuntimeError("the store writer process did not start in time")) from exc
         if first[0] != "ready":
             await proc.wait()
             reason = first[1] if first[0] == "fatal" else RuntimeError("the store writer process exited at start")
-            raise open_error(self._path, reason)
+            raise self._child.start_error(reason)
         return proc, replies
 
 

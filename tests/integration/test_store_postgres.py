@@ -7,15 +7,19 @@ this file tests what only a shared database has.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from relayd.ids import ScheduleId, SegmentKey
 from relayd.store import Event, FencedError, Role, SegmentState, Store, StoreError, StoreWriteError
 from relayd.store.postgres import PostgresStore
+from relayd.store.writer_process import ProcessWriter
 from tests.integration.postgres import PASSWORD, PostgresServer
 from tests.integration.records import seg
 
@@ -202,3 +206,61 @@ async def test_sqlite_is_always_the_leader_with_epoch_one(tmp_path: Path) -> Non
         assert await anext(store.wakes()) == "s1"
     finally:
         await store.close()
+
+
+def writer_of(store: PostgresStore) -> ProcessWriter:
+    writer = store._writer
+    assert isinstance(writer, ProcessWriter)
+    return writer
+
+
+async def test_writes_run_in_a_child_process_whose_command_line_has_no_password(open_pg: Open) -> None:
+    store = await open_pg()
+    pid = writer_of(store).pid
+    assert pid is not None and pid != os.getpid()
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        assert PASSWORD.encode() not in f.read()
+    await store.put(seg("a"))
+    assert writer_of(store).pid == pid
+    again = await open_pg()
+    assert [r.key for r in again.segments()] == ["a"]
+
+
+async def test_a_killed_writer_fails_the_write_in_flight_and_is_replaced(
+    open_pg: Open, postgres: PostgresServer, pg_schema: str
+) -> None:
+    store = await open_pg()
+    assert await store.try_acquire("a", ttl_s=300.0) is not None
+    await store.put(seg("a"))
+    writer = writer_of(store)
+    old = writer.pid
+    assert old is not None
+    async with await psycopg.AsyncConnection.connect(postgres.url, options=f"-c search_path={pg_schema}") as blocker:
+        # Holding the lease row FOR UPDATE parks the next fenced write inside the child's transaction (FOR SHARE).
+        await blocker.execute("SELECT epoch FROM leases WHERE namespace = 'test' FOR UPDATE")
+        write = asyncio.ensure_future(store.put(seg("a", state=SegmentState.RUNNING)))
+        await eventually(lambda: _waiting_on_a_lock(blocker))
+        assert not write.done()
+        os.kill(old, signal.SIGKILL)
+        with pytest.raises(StoreWriteError, match=r"store writer process exited with code -9"):
+            await asyncio.wait_for(write, 30)
+        await blocker.rollback()
+    assert not store.healthy
+    assert store.segment(SegmentKey("a")).state is SegmentState.PENDING  # type: ignore[union-attr]  # = stored
+
+    await eventually(lambda: _true(writer.restarts == 1))
+    assert writer.pid not in (None, old)
+    await store.put(seg("a", state=SegmentState.FAILED))
+    assert store.healthy
+    again = await open_pg()
+    assert again.segment(SegmentKey("a")).state is SegmentState.FAILED  # type: ignore[union-attr]
+
+
+async def _waiting_on_a_lock(conn: psycopg.AsyncConnection[Any]) -> bool:
+    cur = await conn.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+    row = await cur.fetchone()
+    return row is not None and int(row[0]) > 0
+
+
+async def _true(value: bool) -> bool:
+    return value

@@ -1,7 +1,8 @@
 """The PostgreSQL backend of the store: the same mirror and protocol as SQLite, shared by several instances.
 
 - ``schema``: the tables of one installation (in a schema of its own) and their versioned migrations.
-- ``writer``: group commit on a connection pool, the fencing check, reconnect by the pool, one bad write alone.
+- ``child``: the writer process's script: group commit, the fencing check, reconnect with backoff, one bad write
+  alone (the loop side is the SQLite store's ``ProcessWriter``).
 - ``store``: ``PostgresStore``: open, reads, leases, instances, LISTEN/NOTIFY wake-ups.
 """
 

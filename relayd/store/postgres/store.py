@@ -7,7 +7,9 @@ before they return, events queried in the database. What PostgreSQL adds:
   decided by ``relayd.store.leases`` with the database's clock) and its writes carry its fencing epoch; the others
   may record events, report themselves in ``instances``, ``wake`` the leader (NOTIFY) and ``refresh`` their mirror
   when they take over;
-* the connection pool reconnects with backoff after a restart or an outage; meanwhile writes fail with
+* writes run in a child process (``child.py``, through the same ``ProcessWriter`` as SQLite's), so psycopg's
+  per-statement work stays off the event loop; reads, leases and LISTEN/NOTIFY use a pool here;
+* the pool and the writer process reconnect with backoff after a restart or an outage; meanwhile writes fail with
   StoreWriteError (like a full disk) and reads of events with StoreError, and nothing crashes;
 * the password (from the URL, ``PGPASSWORD`` or a file) is never in a log line or an error: ``location`` is the
   URL without it, and every database message is scrubbed of it.
@@ -28,14 +30,18 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from relayd.backoff import Backoff
 from relayd.ids import ScheduleId
 from relayd.store.dsn import redact_dsn, url_password, with_password
-from relayd.store.errors import StoreError, StoreWriteError
+from relayd.store.errors import FencedError, StoreError, StoreWriteError
 from relayd.store.leases import InstanceInfo, Lease, Role, claim, extend, give_up
 from relayd.store.mirror import MirroredStore
+from relayd.store.postgres import child as writer_child
 from relayd.store.postgres import schema as pg_schema
-from relayd.store.postgres.writer import CONNECT_TIMEOUT_S, Conn, PostgresWriter, environmental
+from relayd.store.postgres.child import CONNECT_TIMEOUT_S, FENCED, environmental
 from relayd.store.sql import POSTGRES
+from relayd.store.writer import Outcome, Rows
+from relayd.store.writer_process import Child, ProcessWriter
 
 log = structlog.get_logger("relayd.store")
+Conn = psycopg.AsyncConnection[Any]
 
 LISTEN_BACKOFF = Backoff(base=0.5, factor=2.0, cap=30.0)
 _NOW = "SELECT extract(epoch FROM clock_timestamp())::double precision"
@@ -71,10 +77,13 @@ class PostgresStore(MirroredStore):
         self._conninfo = conninfo
         self._password = url_password(conninfo)
         self._channel = f"relayd_wake_{schema_name}"[:63]
-        self._writer = PostgresWriter(
-            pool, batch_max=batch_max, settle=self._settle, reread=POSTGRES.reread, namespace=namespace,
-            epoch=lambda: self.epoch,
+        child = Child(
+            ("-I", writer_child.__file__), (conninfo, schema_name, namespace, POSTGRES.reread),
+            f"relayd state in {location}", self._start_error, context=lambda: self.epoch,
         )  # fmt: skip
+        self._writer = ProcessWriter(
+            child, asyncio.get_running_loop(), batch_max=batch_max, settle=self._settle_child, reread=self._reread
+        )
 
     @classmethod
     async def open(
@@ -127,6 +136,34 @@ class PostgresStore(MirroredStore):
         if isinstance(exc, StoreWriteError):
             return exc
         return StoreWriteError(f"cannot write relayd state in {self.location}: {self._describe(exc)}")
+
+    def _start_error(self, exc: BaseException) -> StoreError:
+        return StoreError(f"cannot open relayd state in {self.location}: {self._describe(exc)}")
+
+    def _settle_child(self, outcome: Outcome) -> None:
+        """The writer process's outcome, its fenced writes' failures made FencedError (it cannot import that)."""
+        for index, failure in outcome.failures.items():
+            if isinstance(failure, str) and failure == FENCED:
+                outcome.failures[index] = self._fenced_error()
+        self._settle(outcome)
+
+    def _fenced_error(self) -> FencedError:
+        return FencedError(
+            f"write refused: this instance's lease epoch {self.epoch} is not the newest for namespace "
+            f"{self.namespace!r}; another instance leads now — stop acting on the platform"
+        )
+
+    async def _reread(self, keys: list[tuple[str, str]]) -> Rows | None:
+        """The stored rows of these entries (None: no row), after the writer process died; None if unreadable."""
+        rows: Rows = {}
+        try:
+            async with self._connection() as conn:
+                for table, key in keys:
+                    row = await (await conn.execute(POSTGRES.reread[table], (key,))).fetchone()
+                    rows[(table, key)] = None if row is None else tuple(row)
+        except (psycopg.Error, PoolTimeout, OSError):
+            return None
+        return rows
 
     def _describe(self, exc: BaseException) -> str:
         reason = _scrub(str(exc) or type(exc).__name__, self._password)

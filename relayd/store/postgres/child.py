@@ -1,0 +1,279 @@
+"""The PostgreSQL store's writer process: group commit, the fencing check and one bad write alone, off the loop.
+
+Why a process: psycopg's per-statement Python work (building queries, the pipeline's bookkeeping) ran on the event
+loop and took about a third of its time during start-up with 10,000 schedules, competing with callbacks; a thread
+would have had to win the GIL back from the busy loop for every statement (why SQLite's writer is a process too,
+see ``batch.py``). This file is the child's script: ``batch.serve`` (the framing, replies and stdin-EOF shutdown of
+the SQLite writer) with a runner on a *sync* psycopg connection. It imports psycopg and ``batch.py`` only, never
+relayd, so the child starts quickly; the daemon's side is the same ``ProcessWriter`` as SQLite's.
+
+Set-up frame: ``(conninfo, schema, namespace, reread)`` down the pipe (the password never on a command line). Each
+batch frame carries the store's fencing epoch at the time it was sent.
+
+One transaction per batch, in pipeline mode (one round trip, not one per statement), consecutive executes of one
+statement as one ``executemany`` that still returns each row count. Fencing: when a batch holds writes to the
+state a leader owns (``Call.fenced``), the transaction first reads the lease row ``FOR SHARE``; a newer epoch than
+the batch's refuses those writes (their failure is ``FENCED``, which the daemon turns into FencedError) while events
+still commit. The share lock makes a new leader's ``try_acquire`` (``FOR UPDATE``) wait for the batch, so no write
+of an old epoch commits after a newer epoch is granted.
+
+Failures: a write that fails for a reason of its own (a value PostgreSQL refuses, a constraint) sends the batch
+again with a savepoint around each write, so only that one fails. A lost connection or a database that is down fails
+the whole batch (the rows it touched are read back, or None if unreadable); the next batch reconnects, waiting at
+most ``CONNECT_TIMEOUT_S``, and after a failed attempt the child waits a growing delay before trying again (batches
+meanwhile fail at once). Nothing is retried here: the engine retries at its own pace.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import sys
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from psycopg_pool import PoolTimeout
+
+if TYPE_CHECKING or __package__:
+    from relayd.store import batch
+else:  # run as the writer process's script: load the stdlib-only sibling by path, without relayd
+    _spec = importlib.util.spec_from_file_location("batch", os.path.join(os.path.dirname(__file__), "..", "batch.py"))
+    assert _spec is not None and _spec.loader is not None
+    batch = sys.modules["batch"] = importlib.util.module_from_spec(_spec)  # dataclasses look their module up
+    _spec.loader.exec_module(batch)
+
+Call = batch.Call
+Reply = batch.Reply
+Rows = dict[tuple[str, str], tuple[Any, ...] | None]
+
+CONNECT_TIMEOUT_S = 5
+"""How long a batch waits for a connection before failing (psycopg's ``connect_timeout``: whole seconds)."""
+RECONNECT_BASE_S = 0.5
+RECONNECT_CAP_S = 10.0
+IDLE_CHECK_S = 1.0
+"""A connection idle longer than this is checked (one empty query) before a batch: a server restart meanwhile
+would otherwise fail the batch."""
+FENCED = "fenced"
+"""The failure of a write refused by fencing (the daemon builds the FencedError: this script cannot import it)."""
+
+
+def environmental(exc: BaseException) -> bool:
+    """True when ``exc`` is about the database or the connection, not one write: the whole batch fails."""
+    return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError, psycopg.InternalError, PoolTimeout,
+                            OSError))  # fmt: skip
+
+
+class Connection:
+    """The child's one connection: made on demand, checked after idling, re-made with a growing delay."""
+
+    def __init__(self, conninfo: str, schema: str) -> None:
+        self._conninfo = conninfo
+        self._schema = schema
+        self._conn: psycopg.Connection[Any] | None = None
+        self._used_at = 0.0
+        self._failures = 0
+        self._retry_at = 0.0
+        self._last_error = ""
+
+    def get(self) -> psycopg.Connection[Any]:
+        """A working connection, or psycopg.OperationalError (at once while waiting to retry)."""
+        now = time.monotonic()
+        conn = self._conn
+        if conn is not None and not conn.closed and not conn.broken and self._alive(conn, now):
+            self._used_at = now
+            return conn
+        self.close()
+        if now < self._retry_at:
+            raise psycopg.OperationalError(self._last_error)
+        try:
+            self._conn = psycopg.connect(
+                self._conninfo, autocommit=True, options=f"-c search_path={self._schema}",
+                connect_timeout=CONNECT_TIMEOUT_S,
+            )  # fmt: skip
+        except psycopg.Error as exc:
+            self._failures += 1
+            self._retry_at = time.monotonic() + min(RECONNECT_CAP_S, RECONNECT_BASE_S * 2 ** (self._failures - 1))
+            self._last_error = str(exc) or type(exc).__name__
+            raise
+        self._failures = 0
+        self._used_at = time.monotonic()
+        return self._conn
+
+    def _alive(self, conn: psycopg.Connection[Any], now: float) -> bool:
+        if now - self._used_at < IDLE_CHECK_S:
+            return True
+        try:
+            conn.execute("")
+        except psycopg.Error:
+            return False
+        return True
+
+    def close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._conn.close()
+            self._conn = None
+
+
+class PostgresRunner:
+    """Runs each batch as one transaction (see the module docstring); never raises."""
+
+    def __init__(self, connection: Connection, namespace: str, reread: dict[str, str]) -> None:
+        self._connection = connection
+        self._namespace = namespace
+        self._reread = reread
+
+    def run(self, calls: Sequence[Call], context: Any) -> Reply:
+        epoch = int(context or 0)
+        try:
+            conn = self._connection.get()
+        except Exception as exc:  # no connection: the batch failed as a whole, and nothing can be read back
+            return ("err", exc, None)
+        try:
+            results, failures = self._transaction(conn, calls, epoch, alone=False)
+        except Exception as exc:
+            if environmental(exc):
+                return ("err", exc, self._read_back(conn, calls))
+            try:
+                results, failures = self._transaction(conn, calls, epoch, alone=True)
+            except Exception as again:  # environmental on the way: the whole batch fails as before
+                return ("err", again, self._read_back(conn, calls))
+        failed = [calls[i] for i, failure in failures.items() if failure is not FENCED]
+        return ("ok", results, failures, self._read_back(conn, failed))
+
+    def close(self) -> None:
+        self._connection.close()
+
+    def _transaction(
+        self, conn: psycopg.Connection[Any], calls: Sequence[Call], epoch: int, *, alone: bool
+    ) -> tuple[list[Any], dict[int, Any]]:
+        results: list[Any] = []
+        failures: dict[int, Any] = {}
+        with conn.transaction():
+            refused = any(call.fenced for call in calls) and self._fenced(conn, epoch)
+            if not alone and not refused:
+                return _pipelined(conn, calls), failures
+            for index, call in enumerate(calls):
+                if call.fenced and refused:
+                    failures[index] = FENCED
+                    results.append(None)
+                else:
+                    results.append(_alone(conn, call, index, failures))
+        return results, failures
+
+    def _fenced(self, conn: psycopg.Connection[Any], epoch: int) -> bool:
+        """A newer epoch than ``epoch`` holds the lease (no lease row: nobody ever led, nothing is fenced). The rule
+        of ``relayd.store.leases.fenced``, which this script cannot import."""
+        row = conn.execute("SELECT epoch FROM leases WHERE namespace = %s FOR SHARE", (self._namespace,)).fetchone()
+        return row is not None and int(row[0]) > epoch
+
+    def _read_back(self, conn: psycopg.Connection[Any], calls: Sequence[Call]) -> Rows | None:
+        """The stored row of every entry ``calls`` touched (None: no row); None if the database cannot be read."""
+        rows: Rows = {}
+        try:
+            for table, key in {key for call in calls for key in call.touches}:
+                row = conn.execute(self._reread[table], (key,)).fetchone()
+                rows[(table, key)] = None if row is None else tuple(row)
+        except Exception:  # the mirror falls back to the values it remembers
+            with contextlib.suppress(Exception):  # a broken connection is re-made by the next batch
+                conn.rollback()
+            return None
+        return rows
+
+
+def _pipelined(conn: psycopg.Connection[Any], calls: Sequence[Call]) -> list[Any]:
+    """Every call sent in pipeline mode, the results read once at the end: no round trip per statement.
+    Consecutive executes of one statement (a burst of callback events, a pass's segment writes) go as one
+    ``executemany`` that still returns each row count (four times cheaper per row than one execute each). A
+    statement that fails aborts the pipeline and raises here: the caller runs the batch again write by write."""
+    runs = _runs(calls)
+    with conn.pipeline():
+        sent = [(run, _send(conn, run)) for run in runs]
+    results: list[Any] = []
+    for run, cur in sent:
+        results.extend(_results(run, cur))
+    return results
+
+
+def _runs(calls: Sequence[Call]) -> list[list[Call]]:
+    """The calls in order, consecutive executes of the same statement grouped."""
+    runs: list[list[Call]] = []
+    for call in calls:
+        last = runs[-1] if runs else None
+        if last and call.verb == "execute" and last[0].verb == "execute" and last[0].args[0] == call.args[0]:
+            last.append(call)
+        else:
+            runs.append([call])
+    return runs
+
+
+def _send(conn: psycopg.Connection[Any], run: list[Call]) -> psycopg.Cursor[Any] | None:
+    first = run[0]
+    if first.verb == "noop":
+        return None
+    cur = conn.cursor()
+    if len(run) > 1:
+        cur.executemany(first.args[0], [call.args[1] for call in run], returning=True)
+    elif first.verb == "executemany":
+        cur.executemany(first.args[0], first.args[1])
+    else:
+        cur.execute(first.args[0], first.args[1])
+    return cur
+
+
+def _results(run: list[Call], cur: psycopg.Cursor[Any] | None) -> list[Any]:
+    """One result per call of the run: rows for a fetch, else the row count."""
+    if cur is None:
+        return [None] * len(run)
+    with cur:
+        if run[0].verb == "fetchall":
+            return [[tuple(row) for row in cur.fetchall()]]
+        counts = [cur.rowcount]
+        while len(counts) < len(run) and cur.nextset():
+            counts.append(cur.rowcount)
+    if len(counts) != len(run):
+        raise psycopg.InterfaceError(f"{len(run)} statements gave {len(counts)} results")
+    return counts
+
+
+def _alone(conn: psycopg.Connection[Any], call: Call, index: int, failures: dict[int, Any]) -> Any:
+    """Run ``call`` in a savepoint: a failure of its own is recorded and rolled back alone."""
+    try:
+        with conn.transaction():
+            return _run_call(conn, call)
+    except Exception as exc:
+        if environmental(exc):
+            raise
+        failures[index] = exc
+        return None
+
+
+def _run_call(conn: psycopg.Connection[Any], call: Call) -> Any:
+    if call.verb == "noop":
+        return None
+    if call.verb == "executemany":
+        with conn.cursor() as cur:
+            cur.executemany(call.args[0], call.args[1])
+            return cur.rowcount
+    cur = conn.execute(call.args[0], call.args[1])
+    if call.verb == "fetchall":
+        return [tuple(row) for row in cur.fetchall()]
+    return cur.rowcount
+
+
+def open_runner(hello: tuple[str, str, str, dict[str, str]]) -> tuple[PostgresRunner, str]:
+    """The runner of the set-up frame; it connects on the first batch (an outage now must not stop the child)."""
+    conninfo, schema, namespace, reread = hello
+    return PostgresRunner(Connection(conninfo, schema), namespace, reread), psycopg.__version__
+
+
+def main(argv: Sequence[str]) -> int:
+    """``child.py <batch_max> <reply fd>``: serve write batches from stdin until it closes."""
+    return batch.serve(argv, open_runner, psycopg.OperationalError)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
