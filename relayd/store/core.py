@@ -41,8 +41,6 @@ from relayd.store.writer_process import Child, ProcessWriter
 log = structlog.get_logger("relayd.store")
 
 Synchronous = Literal["NORMAL", "FULL"]
-WriterKind = Literal["process", "thread"]
-"""Accepted for one release by ``Store.open(writer=...)``; the process is the only writer ("thread" is ignored)."""
 
 
 @dataclass(slots=True)
@@ -115,12 +113,10 @@ class Store(SingleLeader, MirroredStore):
         batch_max: int = 1000,
         synchronous: Synchronous = "NORMAL",
         read_only: bool = False,
-        writer: WriterKind = "process",
     ) -> Store:
         """Lock, open (WAL), migrate and load ``path``; raise StoreLockedError or StoreError with the fix.
 
         ``read_only``: start no writer (every write fails with StoreError); for commands that only look.
-        ``writer``: ignored, kept for one release (the writer thread was removed; the process is the only writer).
         """
         path = Path(path)
         started = time.perf_counter()

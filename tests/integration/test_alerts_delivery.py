@@ -46,7 +46,7 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await Store.open(tmp_path / "state.db", writer="thread")
+    opened = await Store.open(tmp_path / "state.db")
     yield opened
     await opened.close()
 
