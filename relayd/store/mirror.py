@@ -319,6 +319,15 @@ class MirroredStore:
             self.last_error = None
             log.info("store_write_recovered", location=self.location)
 
+    def _writes_answered(self) -> None:
+        """A write on another connection to the same database committed (a heartbeat): the database takes writes
+        again. Why: a standby writes nothing of its own after an outage, so without this its store stayed unhealthy
+        (and ``/readyz`` 503) for good once the database was back."""
+        if not self._healthy:
+            self._healthy = True
+            self.last_error = None
+            log.info("store_write_recovered", location=self.location, proof="heartbeat")
+
     def _on_failure(self, outcome: Outcome, error: StoreError) -> None:
         self.write_errors += 1
         self._healthy = False

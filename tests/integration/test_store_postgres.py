@@ -84,6 +84,30 @@ async def test_an_outage_fails_writes_like_a_disk_error_and_the_store_recovers(
     assert {r.key for r in again.segments()} == {"a", "b"}
 
 
+async def test_a_store_that_writes_nothing_after_an_outage_is_healthy_again_by_its_heartbeat(
+    open_pg: Open, postgres: PostgresServer
+) -> None:
+    """A standby writes nothing of its own: its heartbeat proves the database takes writes again (``/readyz``)."""
+    store = await open_pg()
+    postgres.stop()
+    try:
+        with pytest.raises(StoreWriteError):
+            await store.put(seg("a"))
+        assert not store.healthy
+    finally:
+        postgres.start()
+
+    async def heartbeat() -> bool:
+        try:
+            await store.heartbeat("standby-1", Role.STANDBY, None)
+        except Exception:
+            return False
+        return True
+
+    assert await eventually(heartbeat)
+    assert store.healthy
+
+
 async def test_the_password_is_never_shown(open_pg: Open, postgres: PostgresServer) -> None:
     store = await open_pg()
     assert PASSWORD not in store.location and ":***@" in store.location

@@ -52,7 +52,9 @@ Rows = dict[tuple[str, str], tuple[Any, ...] | None]
 CONNECT_TIMEOUT_S = 5
 """How long a batch waits for a connection before failing (psycopg's ``connect_timeout``: whole seconds)."""
 RECONNECT_BASE_S = 0.5
-RECONNECT_CAP_S = 10.0
+RECONNECT_CAP_S = 2.0
+"""Batches that arrive within the backoff after a failed connect fail at once; kept short, since every write in that
+window fails though the database may be back (a leader elected just after a database restart lost its first passes)."""
 IDLE_CHECK_S = 1.0
 """A connection idle longer than this is checked (one empty query) before a batch: a server restart meanwhile
 would otherwise fail the batch."""

@@ -224,6 +224,7 @@ class PostgresStore(MirroredStore):
         """Record that ``instance_id`` is alive in ``role`` (database clock), for status."""
         async with self._connection() as conn:
             await conn.execute(_HEARTBEAT, (instance_id, role.value, lease_expires_at))
+        self._writes_answered()
 
     async def instances(self) -> list[InstanceInfo]:
         rows = await self._read(
