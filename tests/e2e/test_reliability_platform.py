@@ -7,6 +7,7 @@ at the end from the emulator's history and stats, the store and the captured log
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,9 @@ pytestmark = pytest.mark.slow
 
 CAP = 6
 SCHEDULES = 6
+
+DELETE_UNDER_FAULTS_S = 15
+"""How much longer than its retention an ended task may stay while every call fails one time in five."""
 
 
 async def _secrets(daemon: Any) -> list[str]:
@@ -47,7 +51,11 @@ async def test_platform_faults_on_every_action_keep_the_plan_exact(
     async with running_daemon(settings) as daemon:
         # The next two creates (segments prepared 12 s ahead) hang past the 2 s API timeout.
         emu.set_fault("CreatePullToPushTask", hang=True, count=2)
-        monitor = Monitor(emu, daemon, timing_of(daemon, slack=6), budget_s=30)
+        # An ended task may outlive its retention here: its Delete (and the listing that confirms it) fail one time
+        # in five, and each failure backs off. That it goes in the end is checked below ("every ended task deleted").
+        timing = timing_of(daemon, slack=6)
+        timing = dataclasses.replace(timing, retention=timing.retention + DELETE_UNDER_FAULTS_S)
+        monitor = Monitor(emu, daemon, timing, budget_s=30)
         async with monitor.running():
             await wait_for(
                 lambda: not [f for f in emu.fault_listing()["faults"] if f["hang"] and f["count"]],
