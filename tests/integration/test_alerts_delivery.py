@@ -203,29 +203,3 @@ async def test_no_secret_of_an_alert_url_reaches_logs_or_errors(receiver: Receiv
     assert len(failures) == 2 and all("***" in f for f in failures)
     text = "\n".join([*lines, *failures, json.dumps(settings.redacted()), Metrics().render().decode()])
     assert TOKEN not in text
-
-
-async def test_the_rules_and_the_decision_run_off_the_loop_thread(
-    store: Store, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """At 10,000 schedules the rules take tens of ms of CPU: on the loop's thread they would hold every callback."""
-    import threading  # noqa: PLC0415
-
-    from relayd.alerts import manager as manager_module  # noqa: PLC0415
-
-    threads: dict[str, threading.Thread] = {}
-
-    def watched(name: str, fn: Callable[..., object]) -> Callable[..., object]:
-        def run(*args: object) -> object:
-            threads[name] = threading.current_thread()
-            return fn(*args)
-
-        return run
-
-    monkeypatch.setattr(manager_module, "conditions", watched("conditions", manager_module.conditions))
-    monkeypatch.setattr(manager_module, "decide", watched("decide", manager_module.decide))
-    m = manager(store, [receiver.url("ok")])
-    decision = await m.evaluate(facts(*(failing_segment(i) for i in range(3))), NOW)
-    assert sorted(decision.state) == [f"segment_failing:news.{i}" for i in range(3)]  # tracked, pending damping
-    assert set(threads) == {"conditions", "decide"}
-    assert all(t is not threading.main_thread() for t in threads.values())
