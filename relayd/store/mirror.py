@@ -314,19 +314,17 @@ class MirroredStore:
 
     def _on_commit(self, *, wrote: bool) -> None:
         self.commits += 1
-        if wrote and not self._healthy:  # a flush alone proves nothing about the disk
-            self._healthy = True
-            self.last_error = None
-            log.info("store_write_recovered", location=self.location)
+        if wrote:  # a flush alone proves nothing about the disk
+            self._writes_answered(proof="commit")
 
-    def _writes_answered(self) -> None:
-        """A write on another connection to the same database committed (a heartbeat): the database takes writes
-        again. Why: a standby writes nothing of its own after an outage, so without this its store stayed unhealthy
-        (and ``/readyz`` 503) for good once the database was back."""
+    def _writes_answered(self, proof: str = "heartbeat") -> None:
+        """A write committed — one of ours, or on another connection to the same database (a heartbeat): the store
+        takes writes again. Why the heartbeat counts: a standby writes nothing of its own after an outage, so
+        without it its store stayed unhealthy (and ``/readyz`` 503) for good once the database was back."""
         if not self._healthy:
             self._healthy = True
             self.last_error = None
-            log.info("store_write_recovered", location=self.location, proof="heartbeat")
+            log.info("store_write_recovered", location=self.location, proof=proof)
 
     def _on_failure(self, outcome: Outcome, error: StoreError) -> None:
         self.write_errors += 1
