@@ -245,25 +245,12 @@ def _alone(conn: psycopg.Connection[Any], call: Call, index: int, failures: dict
     """Run ``call`` in a savepoint: a failure of its own is recorded and rolled back alone."""
     try:
         with conn.transaction():
-            return _run_call(conn, call)
+            return _results([call], _send(conn, [call]))[0]
     except Exception as exc:
         if environmental(exc):
             raise
         failures[index] = exc
         return None
-
-
-def _run_call(conn: psycopg.Connection[Any], call: Call) -> Any:
-    if call.verb == "noop":
-        return None
-    if call.verb == "executemany":
-        with conn.cursor() as cur:
-            cur.executemany(call.args[0], call.args[1])
-            return cur.rowcount
-    cur = conn.execute(call.args[0], call.args[1])
-    if call.verb == "fetchall":
-        return [tuple(row) for row in cur.fetchall()]
-    return cur.rowcount
 
 
 def open_runner(hello: tuple[str, str, str, dict[str, str]]) -> tuple[PostgresRunner, str]:
