@@ -39,6 +39,9 @@ if TYPE_CHECKING:
 log = structlog.get_logger("relayd.alerts")
 
 FactsSource = Callable[[], AlertFacts]
+SETTLE_SAVE_DELAY_S = 0.2
+"""How long the saver waits after a delivery settles for others to settle too, so a burst is one save. A crash in
+that window sends those notifications again after the restart (a clean stop saves first)."""
 TEST_MESSAGE = "relayd can reach this target. Alerts will arrive here when a relay needs attention."
 
 
@@ -154,9 +157,11 @@ class AlertManager:
             await _wait(stop, wait)
 
     async def _saver(self, stop: asyncio.Event) -> None:
-        """Saves the outbox after deliveries settle, off the workers' path (they only mark it dirty)."""
+        """Saves the outbox after deliveries settle, off the workers' path (they only mark it dirty); the deliveries
+        that settle within ``SETTLE_SAVE_DELAY_S`` of each other share one save."""
         while not stop.is_set():
             await _first(self._dirty, stop)
+            await _wait(stop, SETTLE_SAVE_DELAY_S)
             if self._dirty.is_set():
                 await self._save()
 

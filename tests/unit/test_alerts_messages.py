@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from hypothesis import given
@@ -12,7 +13,16 @@ from relayd.alerts.decide import Phase, Tracked
 from relayd.alerts.grouping import FIRST_SUBJECTS, Tone, group
 from relayd.alerts.model import Alert, AlertKind, Condition, Notification, Severity, Transition
 from relayd.alerts.redact import redact_url, url_secrets
-from relayd.alerts.state import MAX_MESSAGE_CHARS, MetaAlertStateStore, Owed, SavedState, decode, encode
+from relayd.alerts.state import (
+    MAX_MESSAGE_CHARS,
+    META_KEY,
+    OUTBOX_KEY,
+    MetaAlertStateStore,
+    Owed,
+    SavedState,
+    decode,
+    encode,
+)
 from relayd.alerts.targets import AlertTarget, parse_alert_urls
 
 
@@ -136,25 +146,59 @@ def _state() -> SavedState:
     return SavedState({condition.key: tracked}, (owed,))
 
 
-def test_the_state_document_round_trips_and_is_bounded() -> None:
-    text = encode(_state())
-    back = decode(text)
+def test_the_state_documents_round_trip_and_are_bounded() -> None:
+    docs = encode(_state())
+    back = decode(docs)
     tracked = back.alerts["stream_down:news"]
     assert (tracked.phase, tracked.since, tracked.opened_at, tracked.clear_since) == (Phase.OPEN, 1.0, 31.0, 40.0)
     assert len(tracked.condition.message) == MAX_MESSAGE_CHARS
     assert back.outbox == _state().outbox
-    assert json.loads(encode(SavedState(outbox=_state().outbox * 5), max_outbox=2))["outbox"].__len__() == 2
+    assert len(json.loads(encode(SavedState(outbox=_state().outbox * 5), max_outbox=2)[OUTBOX_KEY])["outbox"]) == 2
+
+
+def test_an_outbox_entry_names_its_alert_and_carries_its_condition_only_when_it_differs() -> None:
+    condition = Condition(AlertKind.SEGMENT_FAILING, "s.1", Severity.CRITICAL, "m" * 500)
+    tracked = Tracked(condition, Phase.OPEN, since=1.0, opened_at=2.0, clear_since=None)
+    same = Owed(Notification(Transition.OPENED, Alert(condition, 2.0), 2.0), frozenset({"t"}))
+    reworded = replace(condition, message="now different")
+    other = Owed(Notification(Transition.RESOLVED, Alert(reworded, 2.0), 9.0), frozenset({"t"}))
+    state = SavedState({condition.key: tracked}, (same, other))
+    entries = json.loads(encode(state)[OUTBOX_KEY])["outbox"]
+    assert ["condition" in e for e in entries] == [False, True]
+    assert decode(encode(state)) == state
+    # the outbox written, its alerts' document not: the entry that refers to a missing alert is dropped, not guessed
+    docs = encode(state) | {META_KEY: encode(SavedState())[META_KEY]}
+    assert decode(docs).outbox == (other,)
+
+
+def test_a_document_of_an_older_installation_with_both_parts_in_one_key_is_read() -> None:
+    state = _state()
+    older = json.loads(encode(state)[META_KEY])
+    older["outbox"] = [
+        {"transition": o.notification.transition.value, "condition": {
+            "kind": o.notification.alert.kind.value, "subject": o.notification.alert.subject,
+            "severity": o.notification.alert.severity.value, "message": o.notification.alert.condition.message,
+            "links": list(o.notification.alert.condition.links)},
+         "opened_at": o.notification.alert.opened_at, "at": o.notification.at, "targets": sorted(o.targets)}
+        for o in state.outbox
+    ]  # fmt: skip
+    assert decode({META_KEY: json.dumps(older)}).outbox == state.outbox
 
 
 class FakeMeta:
     def __init__(self, text: str | None = None) -> None:
-        self.values: dict[str, str] = {} if text is None else {"alerts.state": text}
+        self.values: dict[str, str] = {} if text is None else {META_KEY: text}
+        self.writes: list[str] = []
+        self.fail = False
 
     def meta(self, name: str) -> str | None:
         return self.values.get(name)
 
     async def set_meta(self, name: str, value: str) -> None:
+        if self.fail:
+            raise OSError("disk full")
         self.values[name] = value
+        self.writes.append(name)
 
 
 async def test_the_meta_store_saves_loads_and_survives_garbage() -> None:
@@ -165,3 +209,30 @@ async def test_the_meta_store_saves_loads_and_survives_garbage() -> None:
     assert MetaAlertStateStore(meta).load().outbox == _state().outbox
     assert MetaAlertStateStore(FakeMeta("{not json")).load() == SavedState()
     assert MetaAlertStateStore(FakeMeta('{"version": 99}')).load() == SavedState()
+
+
+async def test_a_save_writes_only_the_documents_that_changed() -> None:
+    meta = FakeMeta()
+    store = MetaAlertStateStore(meta)
+    state = _state()
+    await store.save(state)
+    assert meta.writes == [META_KEY, OUTBOX_KEY]
+    await store.save(state)  # nothing changed: nothing written
+    await store.save(replace(state, outbox=()))  # a delivery settled: the outbox alone
+    assert meta.writes == [META_KEY, OUTBOX_KEY, OUTBOX_KEY]
+    reopened = MetaAlertStateStore(meta)
+    loaded = reopened.load()
+    assert (loaded.alerts.keys(), loaded.outbox) == (state.alerts.keys(), ())
+    await reopened.save(replace(state, outbox=()))  # what it read is what it would write
+    assert meta.writes == [META_KEY, OUTBOX_KEY, OUTBOX_KEY]
+
+
+async def test_a_document_whose_write_failed_is_written_again_at_the_next_save() -> None:
+    meta = FakeMeta()
+    store = MetaAlertStateStore(meta)
+    meta.fail = True
+    with pytest.raises(OSError):
+        await store.save(_state())
+    meta.fail = False
+    await store.save(_state())
+    assert MetaAlertStateStore(meta).load().outbox == _state().outbox
