@@ -471,3 +471,26 @@ async def test_thirty_thousand_segments_put_and_reload(store: Store) -> None:
         assert len(store.segments()) == 30_000
     finally:
         await store.close()
+
+
+async def test_writes_of_the_same_rows_in_one_group_commit_leave_the_last_of_each(store: Any) -> None:
+    """A pass's segment writes share a transaction (on PostgreSQL, consecutive upserts go as one multi-row statement,
+    which may not touch a row twice): whatever shares a commit, each row ends as its last write left it, and each
+    write's own result is what it would be alone."""
+    await store.put(seg("k0"))  # one row already stored: the batch below updates it and inserts the others
+    before = store.commits
+    writes = [store.put(seg(f"k{i % 7}", attempts=i)) for i in range(40)]
+    writes.append(store.put_many([seg("k1", attempts=100), seg("k8", attempts=101), seg("k1", attempts=102)]))
+    writes += [store.set_meta("m", str(i)) for i in range(3)]
+    writes.append(store.put(seg("k2", attempts=103)))
+    results = await asyncio.gather(*writes)
+
+    assert results == [None] * len(writes)
+    assert store.commits - before == 1
+    expected = {f"k{i % 7}": i for i in range(40)} | {"k1": 102, "k8": 101, "k2": 103}
+    again = await reopen(store)
+    try:
+        assert {str(r.key): r.attempts for r in again.segments()} == expected
+        assert again.meta("m") == "2"
+    finally:
+        await again.close()
