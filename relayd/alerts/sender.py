@@ -16,9 +16,10 @@ messages from a thread of its own (``sender_child.py``), so a hanging target sti
 * Replies are read by a pipe protocol on the loop (no thread, no task per reply). The caller's timeout cancels the
   wait; a late reply to a cancelled request is dropped. Each request carries its deadline, so the child does not
   start a send nobody waits for any more.
+* A send waits for a new child to say it is ready (Apprise loaded) before its deadline starts.
 * When the child dies (killed, out of memory), every send in flight fails with DeliveryError, the death is logged
-  (``alert_sender_process_ended``), and the next send starts a new child, after a growing delay when children keep
-  dying before they are ready. The daemon never fails with it.
+  (``alert_sender_process_ended``), and the next send starts a new child after a delay that grows while children
+  keep failing to start or dying young (``RESPAWN_BACKOFF``, ``STABLE_S``). The daemon never fails with it.
 * ``stop`` closes the child's stdin (it exits at once), waits briefly, then kills it.
 """
 
@@ -47,8 +48,9 @@ from relayd.store.batch import Frames, frame
 log = structlog.get_logger("relayd.alerts")
 
 RESPAWN_BACKOFF = Backoff(base=0.5, factor=2.0, cap=30.0)
-"""Delay before starting a child again, after this many children in a row died before they were ready (the first
-death after a ready child counts as one)."""
+"""Delay before starting a child again after this many children in a row could not start or died young."""
+STABLE_S = 60.0
+"""A child that lived this long before it died starts the count of deaths in a row again."""
 START_TIMEOUT_S = 30.0
 """How long a child may take to load Apprise and say it is ready (half a second on an idle machine)."""
 READY = "ready"
@@ -85,6 +87,7 @@ class _Child:
     proc: asyncio.subprocess.Process
     replies: _Replies
     pending: Pending
+    started_at: float
     watcher: asyncio.Task[None] | None = None
 
 
@@ -187,7 +190,6 @@ class SenderProcess:
             await self._until_ready(child)
         finally:
             self._starting = None
-        self._deaths_in_a_row = 0
         self._child = child
         child.watcher = asyncio.create_task(self._watch(child), name="alert-sender-watch")
         return child
@@ -205,13 +207,13 @@ class SenderProcess:
         if first == READY:
             return
         await _kill(child.proc)
-        self._died()
+        self._died(lived=0.0)
         delay = RESPAWN_BACKOFF.ceiling(self._deaths_in_a_row)
         log.error("alert_sender_process_start_failed", reason=first, next_start_after_s=delay)
         raise DeliveryError(f"the alert sender process could not start ({first}); sending again")
 
-    def _died(self) -> None:
-        self._deaths_in_a_row += 1
+    def _died(self, lived: float) -> None:
+        self._deaths_in_a_row = 1 if lived >= STABLE_S else self._deaths_in_a_row + 1
         self._died_at = self._clock()
 
     async def _spawn(self) -> _Child:
@@ -237,7 +239,7 @@ class SenderProcess:
             raise
         assert proc.stdin is not None
         proc.stdin.write(frame(("targets", [self._entry(ident) for ident in self._targets])))
-        return _Child(proc, replies, pending)
+        return _Child(proc, replies, pending, started_at=self._clock())
 
     def _entry(self, ident: str) -> tuple[str, str, float]:
         return (ident, self._targets[ident], self._timeout_s)
@@ -256,7 +258,7 @@ class SenderProcess:
         if self._stopping:
             error = DeliveryError("the alert sender process was stopped")
         else:
-            self._died()
+            self._died(lived=self._clock() - child.started_at)
             self.restarts += 1
             error = DeliveryError(f"the alert sender process ended ({how}); sending again")
             log.error(
