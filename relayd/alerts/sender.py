@@ -28,8 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import os
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,6 +42,7 @@ from relayd.alerts.sender_child import Request
 from relayd.alerts.targets import AlertTarget
 from relayd.backoff import Backoff
 from relayd.store.batch import Frames, frame
+from relayd.store.writer_process import spawn
 
 log = structlog.get_logger("relayd.alerts")
 
@@ -218,25 +217,11 @@ class SenderProcess:
 
     async def _spawn(self) -> _Child:
         loop = asyncio.get_running_loop()
-        read_fd, write_fd = os.pipe()
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-I", sender_child.__file__, str(write_fd),
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-                pass_fds=(write_fd,), start_new_session=True,  # a Ctrl-C meant for the daemon must not reach it
-            )  # fmt: skip
-        except BaseException:
-            os.close(read_fd)
-            raise
-        finally:
-            os.close(write_fd)
         pending: Pending = {}
         replies = _Replies(loop, pending)
-        try:
-            await loop.connect_read_pipe(lambda: replies, os.fdopen(read_fd, "rb", buffering=0))
-        except BaseException:
-            await _kill(proc)
-            raise
+        # stdout and stderr to /dev/null: a line a library prints there may quote a URL.
+        proc = await spawn(loop, ("-I", sender_child.__file__), replies,
+                           stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)  # fmt: skip
         assert proc.stdin is not None
         proc.stdin.write(frame(("targets", [self._entry(ident) for ident in self._targets])))
         return _Child(proc, replies, pending, started_at=self._clock())
