@@ -31,7 +31,7 @@ import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import structlog
 
@@ -185,7 +185,10 @@ class SenderProcess:
     async def _start(self) -> _Child:
         try:
             await asyncio.sleep(respawn_delay(self._deaths_in_a_row, self._died_at, self._clock()))
-            child = await self._spawn()
+            try:
+                child = await self._spawn()
+            except OSError as e:  # no process at all (out of processes or file descriptors)
+                self._start_failed(f"{type(e).__name__}: {e.strerror or e}")
             await self._until_ready(child)
         finally:
             self._starting = None
@@ -206,10 +209,13 @@ class SenderProcess:
         if first == READY:
             return
         await _kill(child.proc)
+        self._start_failed(first)
+
+    def _start_failed(self, reason: str) -> NoReturn:
         self._died(lived=0.0)
         delay = RESPAWN_BACKOFF.ceiling(self._deaths_in_a_row)
-        log.error("alert_sender_process_start_failed", reason=first, next_start_after_s=delay)
-        raise DeliveryError(f"the alert sender process could not start ({first}); sending again")
+        log.error("alert_sender_process_start_failed", reason=reason, next_start_after_s=delay)
+        raise DeliveryError(f"the alert sender process could not start ({reason}); sending again")
 
     def _died(self, lived: float) -> None:
         self._deaths_in_a_row = 1 if lived >= STABLE_S else self._deaths_in_a_row + 1
