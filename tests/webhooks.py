@@ -22,11 +22,16 @@ class Receiver:
         self.base = ""
         self.release = asyncio.Event()
         self.failing: set[str] = set()
+        self.hanging = 0
+        """Requests to ``/hang/...`` received (each held until ``release``)."""
         self._changed = asyncio.Condition()
 
     async def handle(self, request: web.Request) -> web.Response:
         kind = request.match_info["kind"]
         if kind == "hang":
+            async with self._changed:
+                self.hanging += 1
+                self._changed.notify_all()
             await self.release.wait()
         body = await request.json()
         async with self._changed:
@@ -47,6 +52,11 @@ class Receiver:
         async with asyncio.timeout(timeout), self._changed:
             await self._changed.wait_for(lambda: len(self.got(kind)) >= count)
         return self.got(kind)
+
+    async def wait_hanging(self, count: int, timeout: float = 15.0) -> None:
+        """Until ``count`` requests to ``/hang/...`` have arrived (and are being held)."""
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(lambda: self.hanging >= count)
 
 
 @contextlib.asynccontextmanager

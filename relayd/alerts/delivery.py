@@ -5,9 +5,10 @@ message) → send with a timeout → retry with full-jitter backoff → count an
 
 Why one queue and one worker per target: a target that hangs or answers 500 must never delay the others, nor the
 reconcile path that enqueues. Enqueueing is synchronous and only appends; each worker runs in the supervised task
-``Delivery.run(stop)`` starts. A hanging target holds one worker and its own sending thread (see
-:mod:`relayd.alerts.sender`: no Apprise work runs on the event loop, and no thread pool is shared between
-targets) while the other workers go on.
+``Delivery.run(stop)`` starts. Sends run in the alert sender process this ``Delivery`` owns (see
+:mod:`relayd.alerts.sender`: no Apprise work runs in the daemon's process, where its threads would compete with the
+event loop for the GIL), each target on a thread of its own there: a hanging target holds one worker here and its
+own thread there while the other workers go on.
 
 Secrets: a target is named by :func:`relayd.alerts.targets.target_label` (its redacted URL) in logs, metrics and
 errors; error texts from a plugin are scrubbed of the URL's secret pieces before they are logged.
@@ -20,15 +21,14 @@ import random
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Protocol, runtime_checkable
 
 import structlog
 
 from relayd.alerts.grouping import Message, group
 from relayd.alerts.model import Notification
-from relayd.alerts.redact import MASK, url_secrets
-from relayd.alerts.sender import AppriseSender, DeliveryError
+from relayd.alerts.redact import scrub as scrub_url
+from relayd.alerts.sender import DeliveryError, SenderProcess
 from relayd.alerts.targets import AlertTarget, target_label
 from relayd.backoff import Backoff
 from relayd.metrics import Metrics
@@ -46,7 +46,7 @@ class Sender(Protocol):
 @runtime_checkable
 class Closable(Protocol):
     def close(self) -> None:
-        """Release the sender's threads once their current send ends."""
+        """Release what the sender holds (a test's or another factory's senders; the default ones hold nothing)."""
 
 
 SenderFactory = Callable[[AlertTarget], Sender]
@@ -66,15 +66,7 @@ class DeliveryPolicy:
 
 def scrub(text: str, target: AlertTarget) -> str:
     """``text`` with every secret piece of the target's URL replaced by ``***``."""
-    for secret in url_secrets(target.url, every_part=True):
-        if len(secret) >= 3:
-            text = text.replace(secret, MASK)
-    return text
-
-
-def apprise_sender(target: AlertTarget, timeout_s: float = DEFAULT_TIMEOUT_S) -> Sender:
-    """A Sender for one Apprise URL, sending from a thread of its own; AlertConfigError when Apprise cannot use it."""
-    return AppriseSender(target, timeout_s=timeout_s)
+    return scrub_url(text, target.url)
 
 
 @dataclass(eq=False)
@@ -108,8 +100,14 @@ class Delivery:
         self._policy = policy
         self._on_settled = on_settled
         self._rand = rand
-        make = sender_factory or partial(apprise_sender, timeout_s=policy.timeout_s)
+        self._process = SenderProcess(timeout_s=policy.timeout_s) if sender_factory is None and targets else None
+        """The alert sender process behind the default senders: one per Delivery, started by the first send."""
+        make = sender_factory or self._senders
         self._workers = [_Worker(i, t, make(t), target_label(i, t)) for i, t in enumerate(targets, start=1)]
+
+    def _senders(self, target: AlertTarget) -> Sender:
+        assert self._process is not None
+        return self._process.sender(target)
 
     @property
     def targets(self) -> list[AlertTarget]:
@@ -148,9 +146,15 @@ class Delivery:
                 for w in self._workers:
                     w.wake.set()
         finally:
-            for w in self._workers:
-                if isinstance(w.sender, Closable):
-                    w.sender.close()
+            await self.close()
+
+    async def close(self) -> None:
+        """Close the senders and stop the alert sender process (``run`` does this when it ends)."""
+        for w in self._workers:
+            if isinstance(w.sender, Closable):
+                w.sender.close()
+        if self._process is not None:
+            await self._process.stop()
 
     async def _work(self, w: _Worker, stop: asyncio.Event) -> None:
         while not stop.is_set():

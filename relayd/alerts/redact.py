@@ -116,3 +116,11 @@ def url_secrets(url: str, *, every_part: bool = False) -> list[str]:
 def _token_like(piece: str) -> bool:
     """A token, key or password rather than a word: 8+ characters with a digit, or 16+ characters."""
     return len(piece) >= 16 or (len(piece) >= 8 and any(ch.isdigit() for ch in piece))
+
+
+def scrub(text: str, url: str) -> str:
+    """``text`` (a send's error, about this one URL) with every secret piece of ``url`` replaced by ``***``."""
+    for secret in url_secrets(url, every_part=True):
+        if len(secret) >= 3:
+            text = text.replace(secret, MASK)
+    return text

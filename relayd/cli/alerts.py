@@ -71,12 +71,7 @@ def alerts(
 @CONFIG_OPTION
 def test(*, alert_url: str | None, config_file: Path | None) -> None:
     """Send a test notification through every configured target (or --url); exit 1 naming each failure."""
-    from relayd.alerts.sender import AlertConfigError  # noqa: PLC0415 - keeps Apprise out of other commands
-
-    try:
-        failures, count = asyncio.run(_send_test(alert_url, config_file))
-    except AlertConfigError as e:
-        raise StatusError(str(e)) from None
+    failures, count = asyncio.run(_send_test(alert_url, config_file))
     if failures:
         raise StatusError("test notification failed:\n" + "\n".join(f"  {f}" for f in failures))
     click.echo(f"test notification sent to {count} target(s)")
@@ -88,7 +83,7 @@ async def _send_test(alert_url: str | None, config_file: Path | None) -> tuple[l
     from relayd.alerts.delivery import Delivery  # noqa: PLC0415
     from relayd.alerts.manager import delivery_policy, test_message  # noqa: PLC0415
     from relayd.alerts.redact import redact_url, url_secrets  # noqa: PLC0415
-    from relayd.alerts.targets import AlertTarget  # noqa: PLC0415
+    from relayd.alerts.targets import AlertTarget, unusable_targets  # noqa: PLC0415
     from relayd.logs import configure_logging  # noqa: PLC0415
     from relayd.metrics import Metrics  # noqa: PLC0415
     from relayd.settings import SettingsError, load_settings  # noqa: PLC0415
@@ -103,10 +98,15 @@ async def _send_test(alert_url: str | None, config_file: Path | None) -> tuple[l
         raise StatusError(f"--url {redact_url(alert_url or '')}: not an Apprise URL (scheme://...)") from None
     if not targets:
         raise StatusError("no alert targets: set alert_urls in the settings, or pass --url")
+    if unusable := unusable_targets(targets):
+        raise StatusError("Apprise cannot use these alert targets (unknown scheme or bad form): " + ", ".join(unusable))
     # Apprise's own warnings may quote parts of a URL: mask them like the daemon does.
     configure_logging("warning", "auto", secrets=[*settings.secret_values(), *url_secrets(alert_url or "")])
     delivery = Delivery(targets, metrics=Metrics(), policy=delivery_policy(settings))
-    return await delivery.send_now(test_message(settings.namespace, time.time())), len(targets)
+    try:
+        return await delivery.send_now(test_message(settings.namespace, time.time())), len(targets)
+    finally:
+        await delivery.close()
 
 
 COMMANDS: list[click.Command] = [alerts]

@@ -213,20 +213,8 @@ class ProcessWriter:
     async def _spawn(self) -> tuple[asyncio.subprocess.Process, _Replies]:
         # Replies come back on a pipe of their own, read by a protocol that settles them in the same callback:
         # a StreamReader would add a task wake-up (one more loop iteration) to every commit's way back.
-        read_fd, write_fd = os.pipe()
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, *self._child.args, str(self._batch_max), str(write_fd),
-                stdin=asyncio.subprocess.PIPE, pass_fds=(write_fd,),
-                start_new_session=True,  # a Ctrl-C meant for the daemon must not reach it (it also ignores SIGINT)
-            )  # fmt: skip
-        except BaseException:
-            os.close(read_fd)
-            raise
-        finally:
-            os.close(write_fd)
         replies = _Replies(self._loop, self._settle_reply)
-        await self._loop.connect_read_pipe(lambda: replies, os.fdopen(read_fd, "rb", buffering=0))
+        proc = await spawn(self._loop, (*self._child.args, str(self._batch_max)), replies)
         assert proc.stdin is not None
         proc.stdin.write(batch.frame(self._child.hello))
         try:
@@ -241,6 +229,32 @@ class ProcessWriter:
             reason = first[1] if first[0] == "fatal" else RuntimeError("the store writer process exited at start")
             raise self._child.start_error(reason)
         return proc, replies
+
+
+async def spawn(
+    loop: asyncio.AbstractEventLoop, args: tuple[str, ...], replies: asyncio.Protocol, **options: Any
+) -> asyncio.subprocess.Process:
+    """``python ARGS <reply fd>`` with a pipe on its stdin and ``replies`` reading the reply pipe (its fd the last
+    argument; stdout stays free). ``options`` go to ``create_subprocess_exec`` (e.g. where stderr goes)."""
+    read_fd, write_fd = os.pipe()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, *args, str(write_fd), stdin=asyncio.subprocess.PIPE, pass_fds=(write_fd,),
+            start_new_session=True,  # a Ctrl-C meant for the daemon must not reach it (it also ignores SIGINT)
+            **options,
+        )  # fmt: skip
+    except BaseException:
+        os.close(read_fd)
+        raise
+    finally:
+        os.close(write_fd)
+    try:
+        await loop.connect_read_pipe(lambda: replies, os.fdopen(read_fd, "rb", buffering=0))
+    except BaseException:
+        proc.kill()
+        await proc.wait()
+        raise
+    return proc
 
 
 class _Replies(asyncio.Protocol):

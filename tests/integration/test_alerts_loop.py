@@ -23,7 +23,7 @@ import pytest
 from relayd.alerts.delivery import Delivery, DeliveryError, DeliveryPolicy
 from relayd.alerts.grouping import group
 from relayd.alerts.model import Alert, AlertKind, Condition, Notification, Severity, Transition
-from relayd.alerts.sender import AppriseSender
+from relayd.alerts.sender import SenderProcess
 from relayd.alerts.targets import AlertTarget, unusable_targets
 from relayd.backoff import Backoff
 from relayd.metrics import Metrics
@@ -121,13 +121,13 @@ async def test_black_holed_refusing_and_failing_targets_hold_neither_the_loop_no
 
 
 async def test_a_black_holed_send_ends_by_the_send_timeout_not_the_urls_longer_socket_timeout() -> None:
-    """The URL asks for a 30 s read timeout; the sender lowers it to its 1 s send timeout, so the worker thread a
-    black hole holds is free again (and the send reported failed) in about a second, not half a minute."""
+    """The URL asks for a 30 s read timeout; the sender process lowers it to its 1 s send timeout, so the thread a
+    black hole holds there is free again (and the send reported failed) in about a second, not half a minute."""
     async with webhook_receiver(TOKEN) as rx:
-        target = AlertTarget(url=f"{rx.url('hang')}?rto=30&cto=30")
-        sender = await asyncio.to_thread(AppriseSender, target, timeout_s=1.0)
+        process = SenderProcess(timeout_s=1.0)
+        sender = process.sender(AlertTarget(url=f"{rx.url('hang')}?rto=30&cto=30"))
         try:
-            with pytest.raises(DeliveryError):  # a TimeoutError instead if the thread waited out the 30 s
+            with pytest.raises(DeliveryError, match="did not accept"):  # a TimeoutError if it waited out the 30 s
                 await asyncio.wait_for(sender(group([note("seg-0")], installation="t")), GOOD_WITHIN_S)
         finally:
-            sender.close()
+            await process.stop()
