@@ -494,3 +494,30 @@ async def test_writes_of_the_same_rows_in_one_group_commit_leave_the_last_of_eac
         assert again.meta("m") == "2"
     finally:
         await again.close()
+
+
+async def test_events_and_segment_writes_interleaved_in_one_commit_each_get_their_own_result(store: Any) -> None:
+    """A pass writes a segment, then an event, then a segment... (on PostgreSQL the writer sends each statement's
+    calls together, events last): whatever order goes to the database, every write gets its own result back and a
+    repeated event is refused where it repeats."""
+    before = store.commits
+    cb = {"kind": "callback", "segment_key": SegmentKey("a")}
+    results = await asyncio.gather(
+        store.add_event(Event(ts=1.0, dedupe_key="d1", **cb)),
+        store.put(seg("a", attempts=1)),
+        store.add_event(Event(ts=2.0, dedupe_key="d1", **cb)),  # a repeat of the first: refused
+        store.put(seg("b")),
+        store.set_meta("m", "1"),
+        store.add_event(Event(ts=3.0, dedupe_key="d2", **cb)),
+        store.put(seg("a", attempts=2)),
+        store.add_event(Event(ts=4.0, **cb)),
+    )
+
+    assert store.commits - before == 1
+    assert [results[i] for i in (0, 2, 5, 7)] == [True, False, True, True]
+    assert [r.ts for r in await store.events(limit=10)] == [4.0, 3.0, 1.0]
+    again = await reopen(store)
+    try:
+        assert again.segment(SegmentKey("a")).attempts == 2
+    finally:
+        await again.close()

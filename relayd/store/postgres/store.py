@@ -78,7 +78,8 @@ class PostgresStore(MirroredStore):
         self._password = url_password(conninfo)
         self._channel = f"relayd_wake_{schema_name}"[:63]
         child = Child(
-            ("-I", writer_child.__file__), (conninfo, schema_name, namespace, POSTGRES.reread),
+            ("-I", writer_child.__file__),
+            (conninfo, schema_name, namespace, POSTGRES.reread, ((POSTGRES.insert_event,), (POSTGRES.prune_events,))),
             f"relayd state in {location}", self._start_error, context=lambda: self.epoch,
         )  # fmt: skip
         self._writer = ProcessWriter(
