@@ -21,13 +21,13 @@ import random
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 import structlog
 
 from relayd.alerts.grouping import Message, group
 from relayd.alerts.model import Notification
-from relayd.alerts.redact import scrub as scrub_url
+from relayd.alerts.redact import scrub
 from relayd.alerts.sender import DeliveryError, SenderProcess
 from relayd.alerts.targets import AlertTarget, target_label
 from relayd.backoff import Backoff
@@ -43,12 +43,6 @@ class Sender(Protocol):
         """Send ``message`` or raise DeliveryError."""
 
 
-@runtime_checkable
-class Closable(Protocol):
-    def close(self) -> None:
-        """Release what the sender holds (a test's or another factory's senders; the default ones hold nothing)."""
-
-
 SenderFactory = Callable[[AlertTarget], Sender]
 Settled = Callable[[AlertTarget, Sequence[Notification]], None]
 """Called when a target is done with notifications: sent, given up, or dropped. Must not block."""
@@ -62,11 +56,6 @@ class DeliveryPolicy:
     max_attempts: int = 5
     backoff: Backoff = field(default_factory=lambda: Backoff(base=2.0, factor=2.0, cap=300.0))
     queue_max: int = 1000
-
-
-def scrub(text: str, target: AlertTarget) -> str:
-    """``text`` with every secret piece of the target's URL replaced by ``***``."""
-    return scrub_url(text, target.url)
 
 
 @dataclass(eq=False)
@@ -149,10 +138,7 @@ class Delivery:
             await self.close()
 
     async def close(self) -> None:
-        """Close the senders and stop the alert sender process (``run`` does this when it ends)."""
-        for w in self._workers:
-            if isinstance(w.sender, Closable):
-                w.sender.close()
+        """Stop the alert sender process, if this Delivery started one (``run`` does this when it ends)."""
         if self._process is not None:
             await self._process.stop()
 
@@ -195,9 +181,9 @@ class Delivery:
         except TimeoutError:
             return f"no answer within {self._policy.timeout_s:g} s"
         except DeliveryError as e:
-            return scrub(str(e), w.target)
+            return scrub(str(e), w.target.url)
         except Exception as e:  # a plugin crash is one failed attempt, never a dead worker
-            return scrub(f"{type(e).__name__}: {e}", w.target)
+            return scrub(f"{type(e).__name__}: {e}", w.target.url)
         return None
 
     async def send_now(self, message: Message) -> list[str]:
