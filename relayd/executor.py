@@ -159,7 +159,10 @@ class Executor:
         """Several SAVEs in one store write: a first pass of 10,000 schedules saves ~40,000 planned segments, and
         one commit round trip each made the store the start-up's bottleneck."""
         befores = [self._store.segment(a.record.key) for a in actions]
-        await self._store.put_many(a.record for a in actions)
+        # Not awaited: no platform write depends on a SAVE. The writer commits in order, so the next awaited write
+        # (a create's intent) is durable only after this one; a failure is logged and undone in the mirror, and
+        # the periodic resync decides again.
+        self._store.put_many_nowait(a.record for a in actions)
         for action, before in zip(actions, befores, strict=True):
             await self._saved(action, before)
 
@@ -202,10 +205,11 @@ class Executor:
             return
         start = int(str(body["StartTime"]))
         gap = max(float(start), now) - segment.start if action.handoff else None
-        # The record and its event go into one commit: one store round trip per create instead of two.
-        event = self._event_nowait("create", record, start=start, end=body["EndTime"], restart=restart, gap_s=gap)
-        await self._store.put(record)
-        await event
+        # The record and its event go into the next commit, not awaited: the intent (CREATING, awaited above) is
+        # what makes a crash from here on safe — a restart lists the segment's Title and adopts the task — so
+        # waiting for this commit would only hold the pass (at start-up, one store round trip per create).
+        self._event_nowait("create", record, start=start, end=body["EndTime"], restart=restart, gap_s=gap)
+        self._store.put_many_nowait((record,))
         self._saw(record, task_id, start)
         self._log(record).info(
             "task_created", task_id=task_id, start=start, end=body["EndTime"], restart=restart, handoff_gap_s=gap

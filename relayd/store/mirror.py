@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 from typing import Any
 
 import structlog
@@ -148,24 +147,38 @@ class MirroredStore:
         """Upsert many segments in one operation (one executemany inside the next batch).
 
         ``stamp=False`` keeps the records' own ``created_at``/``updated_at`` (copying state between stores)."""
+        future = self._put_op(records, stamp)
+        if future is not None:
+            await future
+
+    def put_many_nowait(self, records: Iterable[SegmentRecord]) -> None:
+        """Upsert many segments without waiting for their commit: the mirror shows them at once, the write goes
+        into the next batch, and a failure is logged and undone in the mirror like any failed write (nobody is
+        told). For records no platform write depends on: the writer commits in order, so the next awaited write
+        (a create's intent, say) is durable only after these are."""
+        future = self._put_op(records, stamp=True)
+        if future is not None:
+            future.add_done_callback(_retrieve)
+
+    def _put_op(self, records: Iterable[SegmentRecord], stamp: bool) -> asyncio.Future[Any] | None:
         now = self._clock()
         stamped = [self._stamp(record, now) for record in records] if stamp else list(records)
         if not stamped:
-            return
+            return None
         rows = [schema.segment_row(r) for r in stamped]  # serialise first: a bad body fails before any change
         touches = tuple(self._change("segments", r.key, r) for r in stamped)
         if len(rows) == 1:  # the common case; execute is cheaper than executemany for one row
             op = self._op("execute", self._sql.upsert_segment, rows[0], touches=touches)
         else:
             op = self._op("executemany", self._sql.upsert_segment, rows, touches=touches)
-        await self._submit(op)
+        return self._submit_nowait(op)
 
     def _stamp(self, record: SegmentRecord, now: float) -> SegmentRecord:
         created = record.created_at
         if not created:
             known = self._segments.record(record.key)
             created = known.created_at if known is not None and known.created_at else now
-        return replace(record, created_at=created, updated_at=now)
+        return record.stamped(created, now)
 
     async def prune_segments(self, deleted_before: float) -> int:
         """Drop DELETED segments whose ``deleted_at`` (else ``updated_at``) is before this; returns how many."""

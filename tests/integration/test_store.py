@@ -353,6 +353,33 @@ async def test_unawaited_event_failure_is_reported_on_its_future(sqlite_store: S
     await store._run_sql("PRAGMA query_only = 0")
 
 
+async def test_an_unawaited_put_shows_at_once_and_is_durable_once_a_later_awaited_write_is(store: Store) -> None:
+    store.put_many_nowait([seg("a"), seg("b", state=SegmentState.RUNNING)])
+    assert store.segment(SegmentKey("b")).state is SegmentState.RUNNING  # type: ignore[union-attr]
+    assert store.pending == 1
+    await store.put(seg("c"))  # the writer commits in order: this one's commit covers the unawaited one
+    assert store.pending == 0
+    expected = store.segments()
+    store = await reopen(store)
+    try:
+        assert [r.key for r in store.segments()] == ["a", "b", "c"] and store.segments() == expected
+    finally:
+        await store.close()
+
+
+async def test_a_failed_unawaited_put_is_undone_in_memory_and_reported_by_the_store(sqlite_store: Store) -> None:
+    store = sqlite_store
+    await store.put(seg("a"))
+    await store._run_sql("PRAGMA query_only = 1")
+    store.put_many_nowait([seg("a", state=SegmentState.RUNNING), seg("b")])
+    assert store.segment(SegmentKey("a")).state is SegmentState.RUNNING  # type: ignore[union-attr]
+    await store.flush()  # settles the failed batch; nobody awaited it, and nothing raises here
+    assert store.segment(SegmentKey("a")).state is SegmentState.PENDING  # type: ignore[union-attr]
+    assert store.segment(SegmentKey("b")) is None
+    assert not store.healthy and store.last_error is not None and "readonly" in store.last_error
+    await store._run_sql("PRAGMA query_only = 0")
+
+
 async def test_writes_after_close_are_refused(store: Store) -> None:
     await store.put(seg("a"))
     await store.close()

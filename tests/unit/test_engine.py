@@ -167,6 +167,31 @@ async def test_a_create_that_may_have_acted_is_looked_up_never_repeated(rig: Rig
     assert rig.platform.calls["create"] == 1 and len(titled(rig)) == 1
 
 
+async def test_a_created_task_whose_record_failed_to_commit_is_adopted_never_created_again(rig: Rig) -> None:
+    # The record after a create is not awaited (the intent before it is): if its commit fails, the mirror falls back
+    # to the intent, and the next pass finds the task by its Title.
+    await rig.at(T0 - 100)
+    create = rig.platform.create
+
+    async def create_then_lose_the_disk(body: dict[str, Any]) -> TaskId:
+        task_id = await create(body)
+        await rig.store._run_sql("PRAGMA query_only = 1")
+        return task_id
+
+    rig.platform.create = create_then_lose_the_disk  # type: ignore[method-assign]
+    await rig.at(T0 - 60)
+    await rig.store.flush()
+    assert rig.record().state == SegmentState.CREATING and rig.record().task_id is None
+    assert not rig.store.healthy and len(titled(rig)) == 1
+    await rig.store._run_sql("PRAGMA query_only = 0")
+    rig.platform.create = create  # type: ignore[method-assign]
+    await rig.at(T0 - 50)
+    assert rig.platform.calls["create"] == 1 and len(titled(rig)) == 1
+    assert rig.record().task_id == titled(rig)[0] and rig.record().state == SegmentState.SCHEDULED
+    await rig.store.flush()
+    assert rig.store.healthy
+
+
 async def test_a_create_that_did_not_act_is_retried_after_its_backoff(rig: Rig) -> None:
     rig.platform.inject("create", TransportError("CreatePullToPushTask", "Timeout"))
     await rig.at(T0 - 60)
