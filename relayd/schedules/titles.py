@@ -21,7 +21,6 @@ with each other; 40 bits decide only when one side is short.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import re
 from enum import IntEnum
@@ -44,8 +43,24 @@ class TitleLength(IntEnum):
 def title_for(key: SegmentKey, namespace: str, length: TitleLength = TitleLength.FULL) -> str:
     """The platform Title tag of a segment: ``rd`` + the first ``length - 2`` base32 characters of its hash."""
     digest = hashlib.sha256(f"{namespace}\0{key}".encode()).digest()
-    # 15 bytes encode to 24 base32 characters whose first 18 equal those of the whole digest's encoding
-    return TITLE_PREFIX + base64.b32encode(digest[:15]).decode("ascii")[: length - len(TITLE_PREFIX)]
+    return TITLE_PREFIX + _base32_90(digest)[: length - len(TITLE_PREFIX)]
+
+
+_BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"  # RFC 4648
+_BASE32_PAIRS = [a + b for a in _BASE32 for b in _BASE32]  # every 10-bit value as two characters
+
+
+def _base32_90(digest: bytes) -> str:
+    """The first 18 characters of the RFC 4648 base32 encoding of ``digest`` (its leading 90 bits).
+
+    ``base64.b32encode`` gives the same characters (a test checks) but is pure Python and ~2.5x slower; a first
+    pass of 10,000 schedules makes ~46,000 tags."""
+    v = int.from_bytes(digest[:12], "big") >> 6
+    p = _BASE32_PAIRS
+    return (
+        p[v >> 80] + p[(v >> 70) & 1023] + p[(v >> 60) & 1023] + p[(v >> 50) & 1023] + p[(v >> 40) & 1023]
+        + p[(v >> 30) & 1023] + p[(v >> 20) & 1023] + p[(v >> 10) & 1023] + p[v & 1023]
+    )  # fmt: skip
 
 
 def is_relayd_title(title: str) -> bool:
@@ -53,6 +68,7 @@ def is_relayd_title(title: str) -> bool:
     return bool(_TITLE_RE.match(title))
 
 
+@lru_cache(maxsize=1 << 16)  # asked for every planned segment on every decision
 def lookup_title(title: str) -> str:
     """The Title to list by to find a segment's tasks of either length: its short tag (a prefix of the full one)."""
     return title[: TitleLength.SHORT] if is_relayd_title(title) else title

@@ -117,6 +117,13 @@ def test_segment_row_round_trip_keeps_every_field() -> None:
     assert isinstance(loaded.state, SegmentState)
 
 
+def test_stamped_carries_every_other_field_over() -> None:
+    record = full_record()
+    assert record.stamped(1.5, 2.5) == dataclasses.replace(record, created_at=1.5, updated_at=2.5)
+    defaults = {f.name for f in dataclasses.fields(SegmentRecord) if getattr(record, f.name) == f.default}
+    assert defaults <= {"created_at", "updated_at"}  # full_record sets every field: a new one must be set there too
+
+
 def test_segment_upsert_replaces_the_row() -> None:
     conn = memory_db()
     schema.migrate(conn, PATH)

@@ -25,6 +25,12 @@ def test_a_short_tag_is_rd_and_8_base32_characters_of_the_same_hash() -> None:
 
 
 @given(key=KEYS, namespace=st.sampled_from(["relayd", "staging", "a1"]))
+def test_the_full_tag_is_rd_and_18_base32_characters_of_the_hash(key: str, namespace: str) -> None:
+    digest = hashlib.sha256(f"{namespace}\0{key}".encode()).digest()
+    assert title_for(SegmentKey(key), namespace) == "rd" + base64.b32encode(digest).decode()[:18]
+
+
+@given(key=KEYS, namespace=st.sampled_from(["relayd", "staging", "a1"]))
 def test_the_short_tag_is_the_full_tags_prefix_and_both_are_valid_titles(key: str, namespace: str) -> None:
     short = title_for(SegmentKey(key), namespace, TitleLength.SHORT)
     full = title_for(SegmentKey(key), namespace, TitleLength.FULL)
