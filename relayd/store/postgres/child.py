@@ -10,12 +10,15 @@ relayd, so the child starts quickly; the daemon's side is the same ``ProcessWrit
 Set-up frame: ``(conninfo, schema, namespace, reread, reorder)`` down the pipe (the password never on a command
 line). Each batch frame carries the store's fencing epoch at the time it was sent.
 
-One transaction per batch, in pipeline mode (one round trip, not one per statement), consecutive executes of one
-statement as one ``executemany`` that still returns each row count. Fencing: when a batch holds writes to the
-state a leader owns (``Call.fenced``), the transaction first reads the lease row ``FOR SHARE``; a newer epoch than
-the batch's refuses those writes (their failure is ``FENCED``, which the daemon turns into FencedError) while events
-still commit. The share lock makes a new leader's ``try_acquire`` (``FOR UPDATE``) wait for the batch, so no write
-of an old epoch commits after a newer epoch is granted.
+One transaction per batch, ``BEGIN`` to ``COMMIT`` in one pipeline (one round trip to the server, not one per
+statement: a commit under load took ~30 % less time than with BEGIN, the batch and COMMIT as three), consecutive
+executes of one statement as one ``executemany`` that still returns each row count. Fencing: when a batch holds
+writes to the state a leader owns (``Call.fenced``), the transaction first reads the lease row ``FOR SHARE``
+through a guard (``FENCE_GUARD``) that fails when a newer epoch than the batch's holds the lease. That aborts the
+pipeline, and the batch runs again write by write: the lease is read once more, the writes it owns are refused
+(their failure is ``FENCED``, which the daemon turns into FencedError) and events still commit. The share lock
+makes a new leader's ``try_acquire`` (``FOR UPDATE``) wait for the batch, so no write of an old epoch commits after
+a newer epoch is granted.
 
 Failures: a write that fails for a reason of its own (a value PostgreSQL refuses, a constraint) sends the batch
 again with a savepoint around each write, so only that one fails. A lost connection or a database that is down fails
@@ -141,13 +144,15 @@ class PostgresRunner:
             conn = self._connection.get()
         except Exception as exc:  # no connection: the batch failed as a whole, and nothing can be read back
             return ("err", exc, None)
+        guard = (self._namespace, epoch) if any(call.fenced for call in calls) else None
+        failures: dict[int, Any] = {}
         try:
-            results, failures = self._transaction(conn, calls, epoch, alone=False)
-        except Exception as exc:
+            results = _one_trip(conn, calls, self._reorder, guard)
+        except Exception as exc:  # a write failed, or the guard: fenced
             if environmental(exc):
                 return ("err", exc, self._read_back(conn, calls))
             try:
-                results, failures = self._transaction(conn, calls, epoch, alone=True)
+                results, failures = self._write_by_write(conn, calls, epoch)
             except Exception as again:  # environmental on the way: the whole batch fails as before
                 return ("err", again, self._read_back(conn, calls))
         failed = [calls[i] for i, failure in failures.items() if failure is not FENCED]
@@ -156,15 +161,15 @@ class PostgresRunner:
     def close(self) -> None:
         self._connection.close()
 
-    def _transaction(
-        self, conn: psycopg.Connection[Any], calls: Sequence[Call], epoch: int, *, alone: bool
+    def _write_by_write(
+        self, conn: psycopg.Connection[Any], calls: Sequence[Call], epoch: int
     ) -> tuple[list[Any], dict[int, Any]]:
+        """The batch as one transaction with a savepoint around each write: the fenced ones refused if a newer
+        epoch holds the lease, a write that fails for a reason of its own failing alone."""
         results: list[Any] = []
         failures: dict[int, Any] = {}
         with conn.transaction():
             refused = any(call.fenced for call in calls) and self._fenced(conn, epoch)
-            if not alone and not refused:
-                return _pipelined(conn, calls, self._reorder), failures
             for index, call in enumerate(calls):
                 if call.fenced and refused:
                     failures[index] = FENCED
@@ -193,23 +198,47 @@ class PostgresRunner:
         return rows
 
 
-def _pipelined(conn: psycopg.Connection[Any], calls: Sequence[Call], reorder: Reorder) -> list[Any]:
-    """Every call sent in pipeline mode, the results read once at the end: no round trip per statement.
-    Consecutive executes of one statement (a burst of callback events, a pass's segment writes) go as one
-    ``executemany`` that still returns each row count (four times cheaper per row than one execute each); the
-    calls are first put in the order that makes those runs long (``send_order``). A statement that fails aborts
-    the pipeline and raises here: the caller runs the batch again write by write, in the order given."""
-    order = send_order(calls, reorder)
-    runs = _runs([calls[i] for i in order])
-    with conn.pipeline():
-        sent = [(run, _send(conn, run)) for run in runs]
+def _gathered(sent: list[tuple[list[Call], psycopg.Cursor[Any] | None]], order: list[int], count: int) -> list[Any]:
+    """The results of the runs sent, back in the order of the calls given."""
     in_order: list[Any] = []
     for run, cur in sent:
         in_order.extend(_results(run, cur))
-    results: list[Any] = [None] * len(calls)
+    results: list[Any] = [None] * count
     for position, index in enumerate(order):
         results[index] = in_order[position]
     return results
+
+
+FENCE_GUARD = (
+    "SELECT CAST(CASE WHEN epoch > %s THEN 'fenced' ELSE '0' END AS integer) FROM leases WHERE namespace = %s FOR SHARE"
+)
+"""Fails (an integer cast of 'fenced') when a newer epoch holds the lease, which aborts the batch's pipeline."""
+
+
+def _one_trip(
+    conn: psycopg.Connection[Any], calls: Sequence[Call], reorder: Reorder, guard: tuple[str, int] | None
+) -> list[Any]:
+    """The batch as one transaction in one pipeline, BEGIN to COMMIT (one round trip to the server), the results
+    read once at the end. Consecutive executes of one statement (a burst of callback events, a pass's segment
+    writes) go as one ``executemany`` that still returns each row count (four times cheaper per row than one
+    execute each); the calls are first put in the order that makes those runs long (``send_order``). With
+    ``guard`` (namespace, epoch), the transaction first takes the lease row FOR SHARE and fails if a newer epoch
+    holds it. A statement that fails aborts the pipeline and raises here (the transaction rolled back): the caller
+    runs the batch again write by write, in the order given."""
+    order = send_order(calls, reorder)
+    runs = _runs([calls[i] for i in order])
+    try:
+        with conn.pipeline():
+            conn.execute("BEGIN")
+            if guard is not None:
+                conn.execute(FENCE_GUARD, (guard[1], guard[0]))
+            sent = [(run, _send(conn, run)) for run in runs]
+            conn.execute("COMMIT")
+    except Exception:
+        with contextlib.suppress(Exception):
+            conn.rollback()
+        raise
+    return _gathered(sent, order, len(calls))
 
 
 def send_order(calls: Sequence[Call], reorder: Reorder) -> list[int]:
