@@ -47,7 +47,12 @@ async def test_platform_faults_on_every_action_keep_the_plan_exact(
     emu.set_fault("*", error_rate=0.2, latency_ms=30)
     emu.set_fault("ListPullToPushTaskV2", error_rate=0.3, error_code="CommonErr")
     emu.set_fault("ListPullToPushTask", error_rate=0.2, latency_ms=1500)
-    settings = settings_for(emu, tmp_path, max_task_seconds=CAP, prepare_ahead=12, api_timeout=2, resync_interval=6)
+    # A create that fails restart_max_attempts (3) times in a row waits failed_retry_interval before its next try:
+    # 300 s by default, longer than these 6 s segments, so it is scaled down like every other timing here (three
+    # injected InternalErrors in a row on one segment's creates lost it).
+    settings = settings_for(
+        emu, tmp_path, max_task_seconds=CAP, prepare_ahead=12, api_timeout=2, resync_interval=6, failed_retry_interval=2
+    )
     async with running_daemon(settings) as daemon:
         # The next two creates (segments prepared 12 s ahead) hang past the 2 s API timeout.
         emu.set_fault("CreatePullToPushTask", hang=True, count=2)
