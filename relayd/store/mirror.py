@@ -17,6 +17,7 @@ reading, its SQL dialect and its error messages; everything an operation means l
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -212,13 +213,16 @@ class MirroredStore:
         limit: int = 100,
         before_id: int | None = None,
     ) -> list[Event]:
-        """Newest first; page with ``before_id`` = the last id of the previous page."""
+        """Newest first; page with ``before_id`` = the last id of the previous page. Includes every event added
+        before the call, awaited or not (see ``_caught_up``)."""
+        await self._caught_up()
         where, params = self._where(schedule_id=schedule_id, segment_key=segment_key, kind=kind, before_id=before_id)
         sql = f"SELECT {schema.EVENT_COLUMNS} FROM events{where} ORDER BY id DESC LIMIT {self._sql.param}"  # noqa: S608
         rows = await self._read_open(sql, (*params, max(0, limit)))
         return [schema.event_from_row(row) for row in rows]
 
     async def count_events(self, *, kind: str | None = None, dedupe_key: str | None = None) -> int:
+        await self._caught_up()
         where, params = self._where(kind=kind, dedupe_key=dedupe_key)
         rows = await self._read_open(f"SELECT COUNT(*) FROM events{where}", params)  # noqa: S608 - fixed columns
         return int(rows[0][0])
@@ -308,6 +312,15 @@ class MirroredStore:
         self.pending += 1
         self._writer.submit(op)
         return op.future
+
+    async def _caught_up(self) -> None:
+        """Wait until the writes queued so far have settled. Events are read from the database, not the mirror,
+        on a connection of their own, so without this a query would miss an event still in flight: the executor
+        does not wait for the event of a create (nothing depends on it), and the history shown right after should
+        still hold it. A failed write is not this read's error: the query then shows what is on disk."""
+        if self.pending:
+            with contextlib.suppress(StoreError):
+                await self.flush()
 
     async def _read_open(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         self._ensure_open()

@@ -367,6 +367,15 @@ async def test_an_unawaited_put_shows_at_once_and_is_durable_once_a_later_awaite
         await store.close()
 
 
+async def test_event_queries_include_events_still_in_flight(store: Store) -> None:
+    # Events are read on a connection of their own; the executor does not wait for a create's event.
+    futures = [store.add_event_nowait(Event(ts=1.0 + i, kind="create", data={"i": i})) for i in range(50)]
+    assert [e.data["i"] for e in await store.events(kind="create")] == list(range(49, -1, -1))
+    futures.append(store.add_event_nowait(Event(ts=99.0, kind="create")))
+    assert await store.count_events(kind="create") == 51
+    assert all(f.done() for f in futures)
+
+
 async def test_a_failed_unawaited_put_is_undone_in_memory_and_reported_by_the_store(sqlite_store: Store) -> None:
     store = sqlite_store
     await store.put(seg("a"))
