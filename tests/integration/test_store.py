@@ -367,6 +367,29 @@ async def test_an_unawaited_put_shows_at_once_and_is_durable_once_a_later_awaite
         await store.close()
 
 
+async def test_a_burst_of_events_in_one_batch_reports_each_one_recorded_or_duplicate(store: Store) -> None:
+    # On PostgreSQL a run of event inserts goes as one statement over a JSON array of rows (a key twice in one run:
+    # one insert each, as before); every event still gets its own answer, and ids follow the order of the calls.
+    assert await store.add_event(Event(ts=1.0, kind="callback", dedupe_key="old"))
+    burst = [
+        Event(ts=2.0 + i, kind="callback", dedupe_key=f"k{i}" if i % 3 else None, data={"i": i}) for i in range(60)
+    ]
+    burst.append(Event(ts=90.0, kind="callback", dedupe_key="old", data={"late": True}))
+    assert await asyncio.gather(*(store.add_event(e) for e in burst)) == [True] * 60 + [False]
+    twice = [
+        Event(ts=100.0, kind="callback", dedupe_key="twice", data={"n": 1}),
+        Event(ts=101.0, kind="callback", dedupe_key="twice", data={"n": 2}),
+        Event(ts=102.0, kind="callback", raw='{"Status": "生效中", "a": "\u00e9"}'),
+    ]
+    assert await asyncio.gather(*(store.add_event(e) for e in twice)) == [True, False, True]
+    events = await store.events(limit=1000)
+    assert [e.data["i"] for e in reversed(events) if "i" in e.data] == list(range(60))
+    assert [e.ts for e in reversed(events) if "i" in e.data] == [2.0 + i for i in range(60)]
+    assert [e.data for e in events if e.dedupe_key == "twice"] == [{"n": 1}]
+    assert not [e for e in events if e.data.get("late")]
+    assert events[0].raw == '{"Status": "生效中", "a": "\u00e9"}'
+
+
 async def test_event_queries_include_events_still_in_flight(store: Store) -> None:
     # Events are read on a connection of their own; the executor does not wait for a create's event.
     futures = [store.add_event_nowait(Event(ts=1.0 + i, kind="create", data={"i": i})) for i in range(50)]

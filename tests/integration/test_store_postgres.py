@@ -203,6 +203,16 @@ async def test_one_batch_of_a_deposed_leader_commits_its_event_and_refuses_its_f
     assert sorted(e.data["i"] for e in await b.events()) == [1, 2]
 
 
+async def test_an_event_json_cannot_carry_is_still_recorded_with_the_rest_of_its_batch(open_pg: Open) -> None:
+    # NaN is no JSON number: the bulk insert fails, and the batch runs again one write at a time.
+    store = await open_pg()
+    odd = Event(ts=float("nan"), kind="callback", dedupe_key="nan")
+    plain = Event(ts=5.0, kind="callback", dedupe_key="plain")
+    assert await asyncio.gather(store.add_event(odd), store.add_event(plain)) == [True, True]
+    assert store.healthy
+    assert sorted(str(e.dedupe_key) for e in await store.events()) == ["nan", "plain"]
+
+
 async def test_a_store_that_never_led_cannot_write_what_a_leader_owns(open_pg: Open) -> None:
     a, b = await open_pg(), await open_pg()
     await b.put(seg("before"))  # nobody leads yet: a single instance without election writes freely
