@@ -62,9 +62,6 @@ def is_secret_key(key: str) -> bool:
     return lowered in SECRET_KEYS or any(part in lowered for part in SECRET_KEY_PARTS)
 
 
-_SCALARS = (int, float, bool)
-
-
 class Redactor:
     """A structlog processor masking secret-named keys and known secret strings anywhere in an event."""
 
@@ -73,19 +70,8 @@ class Redactor:
         self._pattern = re.compile("|".join(map(re.escape, usable))) if usable else None
 
     def __call__(self, logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
-        pattern = self._pattern
         for key, value in event_dict.items():
-            kind = type(value)
-            if kind is str:  # most fields: a secret-named key masked, else known secrets masked inside
-                if key != "event" and is_secret_key(key):
-                    event_dict[key] = MASK
-                elif pattern is not None:
-                    event_dict[key] = pattern.sub(MASK, value)
-            elif value is None or kind in _SCALARS:
-                if value is not None and is_secret_key(key):
-                    event_dict[key] = MASK
-            else:
-                event_dict[key] = self._value(key, value)
+            event_dict[key] = self._value(key, value)
         return event_dict
 
     def _value(self, key: str, value: Any) -> Any:
