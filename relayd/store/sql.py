@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from relayd.store.schema import APPLIED_COLUMNS, EVENT_COLUMNS, SEGMENT_COLUMNS
 
 _SEGMENT_UPDATES = ", ".join(f"{c} = excluded.{c}" for c in SEGMENT_COLUMNS.split(", ")[1:])
-_EVENT_INSERTED = EVENT_COLUMNS.removeprefix("id, ")
+EVENT_INSERTED = EVENT_COLUMNS.removeprefix("id, ")
+"""The columns an event insert names (the id is the database's)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +44,7 @@ class Dialect:
             ),
             delete_segment=p("DELETE FROM segments WHERE key = ?"),
             insert_event=p(
-                f"INSERT INTO events ({_EVENT_INSERTED}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "  # noqa: S608 - constant
+                f"INSERT INTO events ({EVENT_INSERTED}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "  # noqa: S608 - constant
                 "ON CONFLICT (dedupe_key) DO NOTHING"
             ),
             prune_events=p("DELETE FROM events WHERE id IN (SELECT id FROM events WHERE ts < ? ORDER BY id LIMIT ?)"),

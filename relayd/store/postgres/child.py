@@ -234,7 +234,7 @@ def _one_trip(
     calls: Sequence[Call],
     reorder: Reorder,
     guard: tuple[str, int] | None,
-    bulk: Bulk | None = None,
+    bulk: Bulk,
 ) -> list[Any]:
     """The batch as one transaction in one pipeline, BEGIN to COMMIT (one round trip to the server), the results
     read once at the end. Consecutive executes of one statement (a burst of callback events, a pass's segment
@@ -252,7 +252,7 @@ def _one_trip(
             conn.execute("BEGIN")
             if guard is not None:
                 conn.execute(FENCE_GUARD, (guard[1], guard[0]))
-            sent = [(run, _send(conn, run, bulk or {})) for run in runs]
+            sent = [(run, _send(conn, run, bulk)) for run in runs]
             conn.execute("COMMIT")
     except Exception:
         with contextlib.suppress(Exception):

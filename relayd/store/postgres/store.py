@@ -36,8 +36,7 @@ from relayd.store.mirror import MirroredStore
 from relayd.store.postgres import child as writer_child
 from relayd.store.postgres import schema as pg_schema
 from relayd.store.postgres.child import CONNECT_TIMEOUT_S, FENCED, environmental
-from relayd.store.schema import EVENT_COLUMNS
-from relayd.store.sql import POSTGRES
+from relayd.store.sql import EVENT_INSERTED, POSTGRES
 from relayd.store.writer import Outcome, Rows
 from relayd.store.writer_process import Child, ProcessWriter
 
@@ -45,10 +44,10 @@ log = structlog.get_logger("relayd.store")
 Conn = psycopg.AsyncConnection[Any]
 
 LISTEN_BACKOFF = Backoff(base=0.5, factor=2.0, cap=30.0)
-_EVENT_NAMES = tuple(EVENT_COLUMNS.removeprefix("id, ").split(", "))
+_EVENT_NAMES = tuple(EVENT_INSERTED.split(", "))
 _EVENT_TYPED = ", ".join(f"{name} {'double precision' if name == 'ts' else 'text'}" for name in _EVENT_NAMES)
 EVENTS_BULK = (
-    f"INSERT INTO events ({', '.join(_EVENT_NAMES)}) SELECT {', '.join(_EVENT_NAMES)} "  # noqa: S608 - constant
+    f"INSERT INTO events ({EVENT_INSERTED}) SELECT {EVENT_INSERTED} "  # noqa: S608 - constant
     f"FROM json_to_recordset(%s::json) AS x({_EVENT_TYPED}) ON CONFLICT (dedupe_key) DO NOTHING RETURNING dedupe_key",
     _EVENT_NAMES,
     _EVENT_NAMES.index("dedupe_key"),
