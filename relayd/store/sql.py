@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from relayd.store.schema import APPLIED_COLUMNS, EVENT_COLUMNS, SEGMENT_COLUMNS
 
-_SEGMENT_UPDATES = ", ".join(f"{c} = excluded.{c}" for c in SEGMENT_COLUMNS.split(", ")[1:])
+SEGMENT_UPDATES = ", ".join(f"{c} = excluded.{c}" for c in SEGMENT_COLUMNS.split(", ")[1:])
+"""What an upsert of a segment sets when its key is stored already: every column but the key."""
 EVENT_INSERTED = EVENT_COLUMNS.removeprefix("id, ")
 """The columns an event insert names (the id is the database's)."""
 
@@ -40,7 +41,7 @@ class Dialect:
             param=param,
             upsert_segment=p(
                 f"INSERT INTO segments ({SEGMENT_COLUMNS}) VALUES ({', '.join('?' * 21)}) "  # noqa: S608 - constant
-                f"ON CONFLICT (key) DO UPDATE SET {_SEGMENT_UPDATES}"
+                f"ON CONFLICT (key) DO UPDATE SET {SEGMENT_UPDATES}"
             ),
             delete_segment=p("DELETE FROM segments WHERE key = ?"),
             insert_event=p(

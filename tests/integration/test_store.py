@@ -157,6 +157,28 @@ async def test_segment_round_trip_and_stamps(store: Store, clock: Clock) -> None
         await store.close()
 
 
+async def test_many_segments_in_one_write_round_trip_exactly(store: Store, clock: Clock) -> None:
+    # PostgreSQL sends a put_many as one statement over a JSON array of rows: every type must come back unchanged.
+    first = [
+        seg("a", occurrence=2**40, start=2**53 + 1, next_attempt_at=1 / 3 + 1e9, failure_seen_at=-0.0,
+            healthy_since=1e-300, last_error="  \\ \" 中文 😀", body={"k": [1.5, None, True, {"z": "é"}]}),
+        seg("b", group=GroupName("g"), task_id=TaskId("t" * 32), state=SegmentState.RUNNING, attempts=3),
+        seg("c"),
+    ]  # fmt: skip
+    await store.put_many(first)
+    clock.now = 2_000.0
+    again = [dataclasses.replace(first[1], state=SegmentState.ENDED, task_id=None), seg("d"),
+             dataclasses.replace(first[2], attempts=1), dataclasses.replace(first[2], attempts=2)]  # fmt: skip
+    await store.put_many(again)  # updates, a new key, and one key twice (the later wins)
+    expected = {r.key: r for r in store.segments()}
+    assert [expected[SegmentKey(k)].attempts for k in ("a", "b", "c", "d")] == [0, 3, 2, 0]
+    store = await reopen(store)
+    try:
+        assert {r.key: r for r in store.segments()} == expected
+    finally:
+        await store.close()
+
+
 async def test_segment_queries(store: Store) -> None:
     await store.put_many(
         [

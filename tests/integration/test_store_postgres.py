@@ -18,7 +18,12 @@ import pytest
 
 from relayd.ids import ScheduleId, SegmentKey
 from relayd.store import Event, FencedError, Role, SegmentState, Store, StoreError, StoreWriteError
+from relayd.store.batch import Call
 from relayd.store.postgres import PostgresStore
+from relayd.store.postgres import child as writer_child
+from relayd.store.postgres.schema import BULK, NOT_TEXT
+from relayd.store.schema import segment_row
+from relayd.store.sql import POSTGRES
 from relayd.store.writer_process import ProcessWriter
 from tests.integration.postgres import PASSWORD, PostgresServer
 from tests.integration.records import seg
@@ -211,6 +216,47 @@ async def test_an_event_json_cannot_carry_is_still_recorded_with_the_rest_of_its
     assert await asyncio.gather(store.add_event(odd), store.add_event(plain)) == [True, True]
     assert store.healthy
     assert sorted(str(e.dedupe_key) for e in await store.events()) == ["nan", "plain"]
+
+
+async def test_the_bulk_writes_read_each_column_as_the_table_stores_it(open_pg: Open, postgres: PostgresServer,
+                                                                         pg_schema: str) -> None:  # fmt: skip
+    await open_pg()  # creates the tables
+    with psycopg.connect(postgres.url, autocommit=True) as conn:
+        rows = conn.execute("SELECT table_name, column_name, data_type FROM information_schema.columns "
+                            "WHERE table_schema = %s AND table_name IN ('segments', 'events') AND column_name <> 'id'",
+                            (pg_schema,)).fetchall()  # fmt: skip
+    assert len(rows) == 21 + 8
+    assert {(column, NOT_TEXT.get(column, "text")) for _, column, _ in rows} == {(c, t) for _, c, t in rows}
+
+
+async def test_a_burst_of_rows_is_one_statement_and_a_bad_row_fails_alone(open_pg: Open, postgres: PostgresServer,
+                                                                          pg_schema: str) -> None:  # fmt: skip
+    await open_pg()
+    runner = writer_child.PostgresRunner(writer_child.Connection(postgres.url, pg_schema), "test", POSTGRES.reread,
+                                         bulk=BULK)  # fmt: skip
+    conn = writer_child.Connection(postgres.url, pg_schema).get()
+    records = [seg("a", next_attempt_at=1 / 3, occurrence=2**40, last_error='中文 \\ "'), seg("b")]
+    segments = Call("executemany", (POSTGRES.upsert_segment, [segment_row(r) for r in records]), (), fenced=True)
+    events = [Call("execute", (POSTGRES.insert_event, (float(i), "callback", None, None, None, f"k{i}", "{}", None)))
+              for i in range(3)]  # fmt: skip
+    # Sent as two bulk statements in one transaction: _one_trip raises if either fails (the writer then falls back
+    # to one write at a time, which would hide a bulk statement that never works).
+    results = writer_child._one_trip(conn, [segments, *events, events[0]], writer_child.KEEP_ORDER, None, BULK)
+    assert results == [2, 1, 1, 1, 0]  # the last: its dedupe key is stored already
+    assert conn.execute("SELECT count(*) FROM segments").fetchone() == (2,)
+
+    bad = Call("execute", (POSTGRES.insert_event, ("not a time", "callback", None, None, None, "bad", "{}", None)))
+    good = Call("execute", (POSTGRES.insert_event, (9.0, "callback", None, None, None, "good", "{}", None)))
+    assert writer_child.one_statement([bad], BULK) == [0]
+    reply = runner.run([Call("noop"), bad], None)
+    assert reply[0] == "ok" and reply[1] == [None, None] and list(reply[2]) == [1]
+    assert isinstance(reply[2][1], psycopg.errors.InvalidTextRepresentation)
+    reply = runner.run([bad, good], None)  # one bulk statement fails: the batch again, one write at a time
+    assert reply[0] == "ok" and reply[1] == [None, 1] and list(reply[2]) == [0]
+    keys = conn.execute("SELECT dedupe_key FROM events ORDER BY id").fetchall()
+    assert [k for (k,) in keys] == ["k0", "k1", "k2", "good"]
+    runner.close()
+    conn.close()
 
 
 async def test_a_store_that_never_led_cannot_write_what_a_leader_owns(open_pg: Open) -> None:

@@ -1,4 +1,5 @@
-"""The PostgreSQL writer's send order: event inserts after the rest of a batch, unless the batch forbids it."""
+"""How the PostgreSQL writer sends a batch: event inserts after the rest of a batch, unless the batch forbids it; a
+batch that is one unfenced statement (a lone callback event, a burst of them) sent without a transaction block."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from relayd.store.batch import Call
-from relayd.store.postgres.child import send_order
+from relayd.store.postgres.child import one_statement, send_order
+from relayd.store.postgres.schema import BULK
 from relayd.store.sql import POSTGRES
 
 REORDER = ((POSTGRES.insert_event,), (POSTGRES.prune_events,))
@@ -39,3 +41,24 @@ def test_the_order_is_a_permutation_that_keeps_each_statements_calls_in_order(ca
         assert mine == sorted(mine)
     non_events = [i for i in order if calls[i] is not EVENT]
     assert non_events == sorted(non_events)  # only events move, and only later
+
+
+def event(key: str | None) -> Call:
+    return Call("execute", (POSTGRES.insert_event, (1.0, "callback", None, None, None, key, "{}", None)), ())
+
+
+def test_a_lone_unfenced_write_or_a_burst_of_distinct_events_is_one_statement() -> None:
+    assert one_statement([event("a")], BULK) == [0]
+    assert one_statement([NOOP, event("a"), NOOP, event("b"), event(None)], BULK) == [1, 3, 4]
+    assert one_statement([READ], BULK) == [0]
+    assert one_statement([NOOP, NOOP], BULK) == []  # a barrier alone: nothing to send
+
+
+def test_anything_else_goes_as_a_transaction() -> None:
+    fenced = Call("execute", (POSTGRES.upsert_segment, ()), (), fenced=True)
+    assert one_statement([fenced], BULK) is None  # needs the lease guard first
+    assert one_statement([event("a"), fenced], BULK) is None
+    assert one_statement([event("a"), META], BULK) is None  # two statements
+    assert one_statement([event("a"), event("a")], BULK) is None  # a key twice: an executemany, two statements
+    assert one_statement([event("a"), event("b")], {}) is None  # not sent in bulk: an executemany
+    assert one_statement([SEGMENTS], BULK) is None  # an executemany of rows that are not in bulk form

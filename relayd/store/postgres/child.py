@@ -12,13 +12,17 @@ line). Each batch frame carries the store's fencing epoch at the time it was sen
 
 One transaction per batch, ``BEGIN`` to ``COMMIT`` in one pipeline (one round trip to the server, not one per
 statement: a commit under load took ~30 % less time than with BEGIN, the batch and COMMIT as three), consecutive
-executes of one statement as one ``executemany`` that still returns each row count. Fencing: when a batch holds
-writes to the state a leader owns (``Call.fenced``), the transaction first reads the lease row ``FOR SHARE``
-through a guard (``FENCE_GUARD``) that fails when a newer epoch than the batch's holds the lease. That aborts the
-pipeline, and the batch runs again write by write: the lease is read once more, the writes it owns are refused
-(their failure is ``FENCED``, which the daemon turns into FencedError) and events still commit. The share lock
-makes a new leader's ``try_acquire`` (``FOR UPDATE``) wait for the batch, so no write of an old epoch commits after
-a newer epoch is granted.
+executes of one statement as one ``executemany`` that still returns each row count, or as one statement over a JSON
+array of their rows (``postgres.schema.BULK``: event inserts, segment upserts). A batch that is a single unfenced
+statement (most batches under callback load: one event, or a burst of them) goes without the pipeline and the
+BEGIN and COMMIT: in autocommit a statement is a transaction of its own, and the writer's CPU per such batch halved.
+
+Fencing: when a batch holds writes to the state a leader owns (``Call.fenced``), the transaction first reads the
+lease row ``FOR SHARE`` through a guard (``FENCE_GUARD``) that fails when a newer epoch than the batch's holds the
+lease. That aborts the pipeline, and the batch runs again write by write: the lease is read once more, the writes it
+owns are refused (their failure is ``FENCED``, which the daemon turns into FencedError) and events still commit. The
+share lock makes a new leader's ``try_acquire`` (``FOR UPDATE``) wait for the batch, so no write of an old epoch
+commits after a newer epoch is granted.
 
 Failures: a write that fails for a reason of its own (a value PostgreSQL refuses, a constraint) sends the batch
 again with a savepoint around each write, so only that one fails. A lost connection or a database that is down fails
@@ -157,7 +161,11 @@ class PostgresRunner:
         guard = (self._namespace, epoch) if any(call.fenced for call in calls) else None
         failures: dict[int, Any] = {}
         try:
-            results = _one_trip(conn, calls, self._reorder, guard, self._bulk)
+            alone = one_statement(calls, self._bulk)
+            if alone is not None:
+                results = _autocommit(conn, calls, alone, self._bulk)
+            else:
+                results = _one_trip(conn, calls, self._reorder, guard, self._bulk)
         except Exception as exc:  # a write failed, or the guard: fenced
             if environmental(exc):
                 return ("err", exc, self._read_back(conn, calls))
@@ -239,9 +247,10 @@ def _one_trip(
     """The batch as one transaction in one pipeline, BEGIN to COMMIT (one round trip to the server), the results
     read once at the end. Consecutive executes of one statement (a burst of callback events, a pass's segment
     writes) go as one ``executemany`` that still returns each row count (four times cheaper per row than one
-    execute each), or, for a statement in ``bulk`` (event inserts), as one statement over a JSON array of the rows
-    (half the CPU per row of an ``executemany``, in this process and in the server); the calls are first put in the
-    order that makes those runs long (``send_order``). With
+    execute each), or, for a statement in ``bulk`` (event inserts; segment upserts, also when the mirror sent them
+    as one ``executemany``), as one statement over a JSON array of the rows (half the CPU per row of an
+    ``executemany``, in this process and in the server); the calls are first put in the order that makes those runs
+    long (``send_order``). With
     ``guard`` (namespace, epoch), the transaction first takes the lease row FOR SHARE and fails if a newer epoch
     holds it. A statement that fails aborts the pipeline and raises here (the transaction rolled back): the caller
     runs the batch again write by write, in the order given."""
@@ -259,6 +268,32 @@ def _one_trip(
             conn.rollback()
         raise
     return _gathered(sent, order, len(calls))
+
+
+def one_statement(calls: Sequence[Call], bulk: Bulk) -> list[int] | None:
+    """The indices of the calls that are not no-ops, when they go to the server as a single statement and nothing
+    in the batch is fenced: one write or read, or a run of one statement in ``bulk`` (a burst of callback events).
+    Else None. Such a batch needs no BEGIN and COMMIT: in autocommit a statement is a transaction of its own."""
+    kept = [i for i, call in enumerate(calls) if call.verb != "noop"]
+    if any(calls[i].fenced for i in kept):
+        return None
+    if len(kept) <= 1:
+        return kept if all(calls[i].verb in ("execute", "fetchall") for i in kept) else None
+    runs = _runs([calls[i] for i in kept])
+    return kept if len(runs) == 1 and _bulk_rows(runs[0], bulk) is not None else None
+
+
+def _autocommit(conn: psycopg.Connection[Any], calls: Sequence[Call], alone: list[int], bulk: Bulk) -> list[Any]:
+    """A batch of ``one_statement`` sent as that statement alone: one round trip and no pipeline (which cost the
+    writer 270 against 120 us of CPU per batch of one callback event, and most batches under callback load are
+    one or two events). Raises like ``_one_trip`` when the statement fails; nothing is left open."""
+    results: list[Any] = [None] * len(calls)
+    if not alone:  # no-ops alone: every batch before has committed, which is all they wait for
+        return results
+    run = [calls[i] for i in alone]
+    for index, result in zip(alone, _results(run, *_send(conn, run, bulk)), strict=True):
+        results[index] = result
+    return results
 
 
 def send_order(calls: Sequence[Call], reorder: Reorder) -> list[int]:
@@ -297,15 +332,12 @@ def _send(conn: psycopg.Connection[Any], run: list[Call], bulk: Bulk) -> Sent:
     if first.verb == "noop":
         return None, None
     cur = conn.cursor()
-    spec = bulk.get(first.args[0]) if len(run) > 1 and first.verb == "execute" else None
+    spec = _bulk_rows(run, bulk)
     if spec is not None:
-        statement, names, dedupe = spec
-        keys = [call.args[1][dedupe] for call in run]
-        named = [key for key in keys if key is not None]
-        if len(named) == len(set(named)):  # a key twice in one run: which row wins is the executemany's to decide
-            rows = json.dumps([dict(zip(names, call.args[1], strict=True)) for call in run], ensure_ascii=False)
-            cur.execute(statement, (rows,))
-            return cur, keys
+        statement, rows, keys = spec
+        names = bulk[first.args[0]][1]
+        cur.execute(statement, (json.dumps([dict(zip(names, row, strict=True)) for row in rows], ensure_ascii=False),))
+        return cur, keys
     if len(run) > 1:
         cur.executemany(first.args[0], [call.args[1] for call in run], returning=True)
     elif first.verb == "executemany":
@@ -313,6 +345,26 @@ def _send(conn: psycopg.Connection[Any], run: list[Call], bulk: Bulk) -> Sent:
     else:
         cur.execute(first.args[0], first.args[1])
     return cur, None
+
+
+def _bulk_rows(run: list[Call], bulk: Bulk) -> tuple[str, list[Any], list[Any]] | None:
+    """(the bulk statement, the rows, the dedupe key of each row) when the run goes as one statement over its rows:
+    a run of executes, or one ``executemany``, of a statement in ``bulk``, with more than one row. Else None, also
+    when a key comes twice (which row wins is then the ``executemany``'s to decide)."""
+    first = run[0]
+    spec = bulk.get(first.args[0]) if first.args else None
+    if spec is None:
+        return None
+    if first.verb == "executemany" and len(run) == 1:
+        rows = list(first.args[1])
+    elif first.verb == "execute" and len(run) > 1:
+        rows = [call.args[1] for call in run]
+    else:
+        return None
+    statement, _names, dedupe = spec
+    keys = [row[dedupe] for row in rows]
+    named = [key for key in keys if key is not None]
+    return (statement, rows, keys) if len(rows) > 1 and len(named) == len(set(named)) else None
 
 
 def _results(run: list[Call], cur: psycopg.Cursor[Any] | None, keys: list[Any] | None = None) -> list[Any]:
@@ -323,7 +375,8 @@ def _results(run: list[Call], cur: psycopg.Cursor[Any] | None, keys: list[Any] |
     with cur:
         if keys is not None:
             inserted = {row[0] for row in cur.fetchall()}
-            return [1 if key is None or key in inserted else 0 for key in keys]
+            counts = [1 if key is None or key in inserted else 0 for key in keys]
+            return [sum(counts)] if run[0].verb == "executemany" else counts
         if run[0].verb == "fetchall":
             return [[tuple(row) for row in cur.fetchall()]]
         counts = [cur.rowcount]

@@ -36,7 +36,7 @@ from relayd.store.mirror import MirroredStore
 from relayd.store.postgres import child as writer_child
 from relayd.store.postgres import schema as pg_schema
 from relayd.store.postgres.child import CONNECT_TIMEOUT_S, FENCED, environmental
-from relayd.store.sql import EVENT_INSERTED, POSTGRES
+from relayd.store.sql import POSTGRES
 from relayd.store.writer import Outcome, Rows
 from relayd.store.writer_process import Child, ProcessWriter
 
@@ -44,15 +44,6 @@ log = structlog.get_logger("relayd.store")
 Conn = psycopg.AsyncConnection[Any]
 
 LISTEN_BACKOFF = Backoff(base=0.5, factor=2.0, cap=30.0)
-_EVENT_NAMES = tuple(EVENT_INSERTED.split(", "))
-_EVENT_TYPED = ", ".join(f"{name} {'double precision' if name == 'ts' else 'text'}" for name in _EVENT_NAMES)
-EVENTS_BULK = (
-    f"INSERT INTO events ({EVENT_INSERTED}) SELECT {EVENT_INSERTED} "  # noqa: S608 - constant
-    f"FROM json_to_recordset(%s::json) AS x({_EVENT_TYPED}) ON CONFLICT (dedupe_key) DO NOTHING RETURNING dedupe_key",
-    _EVENT_NAMES,
-    _EVENT_NAMES.index("dedupe_key"),
-)
-"""A run of event inserts as one statement over a JSON array of the rows (see ``child.Bulk``)."""
 _NOW = "SELECT extract(epoch FROM clock_timestamp())::double precision"
 _HEARTBEAT = (
     "INSERT INTO instances (instance_id, role, heartbeat_at, lease_expires_at) "
@@ -89,7 +80,7 @@ class PostgresStore(MirroredStore):
         child = Child(
             ("-I", writer_child.__file__),
             (conninfo, schema_name, namespace, POSTGRES.reread, ((POSTGRES.insert_event,), (POSTGRES.prune_events,)),
-             {POSTGRES.insert_event: EVENTS_BULK}),
+             pg_schema.BULK),
             f"relayd state in {location}", self._start_error, context=lambda: self.epoch,
         )  # fmt: skip
         self._writer = ProcessWriter(
