@@ -285,7 +285,7 @@ def one_statement(calls: Sequence[Call], bulk: Bulk) -> list[int] | None:
 
 def _autocommit(conn: psycopg.Connection[Any], calls: Sequence[Call], alone: list[int], bulk: Bulk) -> list[Any]:
     """A batch of ``one_statement`` sent as that statement alone: one round trip and no pipeline (which cost the
-    writer 270 against 120 us of CPU per batch of one callback event, and most batches under callback load are
+    writer ~270 against ~140 us of CPU per batch of one callback event, and most batches under callback load are
     one or two events). Raises like ``_one_trip`` when the statement fails; nothing is left open."""
     results: list[Any] = [None] * len(calls)
     if not alone:  # no-ops alone: every batch before has committed, which is all they wait for
