@@ -22,7 +22,7 @@ from relayd.store.batch import Call
 from relayd.store.postgres import PostgresStore
 from relayd.store.postgres import child as writer_child
 from relayd.store.postgres.schema import BULK, NOT_TEXT
-from relayd.store.schema import segment_row
+from relayd.store.schema import SEGMENT_COLUMNS, segment_row
 from relayd.store.sql import POSTGRES
 from relayd.store.writer_process import ProcessWriter
 from tests.integration.postgres import PASSWORD, PostgresServer
@@ -235,7 +235,11 @@ async def test_a_burst_of_rows_is_one_statement_and_a_bad_row_fails_alone(open_p
     runner = writer_child.PostgresRunner(writer_child.Connection(postgres.url, pg_schema), "test", POSTGRES.reread,
                                          bulk=BULK)  # fmt: skip
     conn = writer_child.Connection(postgres.url, pg_schema).get()
-    records = [seg("a", next_attempt_at=1 / 3, occurrence=2**40, last_error='中文 \\ "'), seg("b")]
+    records = [
+        seg("a", next_attempt_at=1 / 3, occurrence=2**40, last_error='中文 \\ "', healthy_since=1e-300,
+            deleted_at=1.7976931348623157e308, failure_seen_at=5e-324, start=-(2**63)),
+        seg("b"),
+    ]  # fmt: skip
     segments = Call("executemany", (POSTGRES.upsert_segment, [segment_row(r) for r in records]), (), fenced=True)
     events = [Call("execute", (POSTGRES.insert_event, (float(i), "callback", None, None, None, f"k{i}", "{}", None)))
               for i in range(3)]  # fmt: skip
@@ -243,7 +247,8 @@ async def test_a_burst_of_rows_is_one_statement_and_a_bad_row_fails_alone(open_p
     # to one write at a time, which would hide a bulk statement that never works).
     results = writer_child._one_trip(conn, [segments, *events, events[0]], writer_child.KEEP_ORDER, None, BULK)
     assert results == [2, 1, 1, 1, 0]  # the last: its dedupe key is stored already
-    assert conn.execute("SELECT count(*) FROM segments").fetchone() == (2,)
+    stored = conn.execute("SELECT " + SEGMENT_COLUMNS + " FROM segments ORDER BY key").fetchall()
+    assert [tuple(row) for row in stored] == [segment_row(r) for r in records]  # every value exactly, through JSON
 
     bad = Call("execute", (POSTGRES.insert_event, ("not a time", "callback", None, None, None, "bad", "{}", None)))
     good = Call("execute", (POSTGRES.insert_event, (9.0, "callback", None, None, None, "good", "{}", None)))

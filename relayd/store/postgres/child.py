@@ -69,9 +69,10 @@ would otherwise fail the batch."""
 Reorder = tuple[tuple[str, ...], tuple[str, ...]]
 """(statements whose calls may go after the rest of their batch, statements in a batch that forbid it)."""
 KEEP_ORDER: Reorder = ((), ())
-Bulk = dict[str, tuple[str, tuple[str, ...], int]]
-"""Statements whose runs go as one statement over a JSON array of their rows: {statement: (bulk statement, column
-names, index of the dedupe column)}. The bulk statement returns the dedupe key of every row it inserted."""
+Bulk = dict[str, tuple[str, int]]
+"""Statements whose runs go as one statement over a JSON array of their rows, each row an array of its values:
+{statement: (bulk statement, index of the dedupe column)}. The bulk statement returns the dedupe key of every row it
+wrote."""
 FENCED = "fenced"
 """The failure of a write refused by fencing (the daemon builds the FencedError: this script cannot import it)."""
 
@@ -335,8 +336,7 @@ def _send(conn: psycopg.Connection[Any], run: list[Call], bulk: Bulk) -> Sent:
     spec = _bulk_rows(run, bulk)
     if spec is not None:
         statement, rows, keys = spec
-        names = bulk[first.args[0]][1]
-        cur.execute(statement, (json.dumps([dict(zip(names, row, strict=True)) for row in rows], ensure_ascii=False),))
+        cur.execute(statement, (json.dumps(rows, ensure_ascii=False),))
         return cur, keys
     if len(run) > 1:
         cur.executemany(first.args[0], [call.args[1] for call in run], returning=True)
@@ -361,7 +361,7 @@ def _bulk_rows(run: list[Call], bulk: Bulk) -> tuple[str, list[Any], list[Any]] 
         rows = [call.args[1] for call in run]
     else:
         return None
-    statement, _names, dedupe = spec
+    statement, dedupe = spec
     keys = [row[dedupe] for row in rows]
     named = [key for key in keys if key is not None]
     return (statement, rows, keys) if len(rows) > 1 and len(named) == len(set(named)) else None

