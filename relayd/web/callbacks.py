@@ -181,10 +181,13 @@ async def read_limited(request: web.Request, limit: int, timeout_s: float) -> by
     """The request body, or PayloadTooLarge past ``limit`` bytes (by Content-Length or while streaming), or
     RequestTimeout when it does not arrive within ``timeout_s`` (a slow sender holds a handler, not just a socket)."""
     if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLarge(f"body exceeds {limit} bytes", code="too_large")
+        raise _too_large(limit)
     content = request.content
     if content.is_eof():  # the whole body came with the headers, as a callback's does: no timer, no wait
-        return _within(content.read_nowait(), limit)
+        body = content.read_nowait()
+        if len(body) > limit:
+            raise _too_large(limit)
+        return body
     try:
         async with asyncio.timeout(timeout_s):
             return await _read_body(request, limit)
@@ -192,10 +195,8 @@ async def read_limited(request: web.Request, limit: int, timeout_s: float) -> by
         raise RequestTimeout(f"body not received within {timeout_s:g} s", code="body_timeout") from None
 
 
-def _within(body: bytes, limit: int) -> bytes:
-    if len(body) > limit:
-        raise PayloadTooLarge(f"body exceeds {limit} bytes", code="too_large")
-    return body
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"body exceeds {limit} bytes", code="too_large")
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes:
@@ -204,6 +205,6 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
     while chunk := await request.content.readany():
         size += len(chunk)
         if size > limit:
-            raise PayloadTooLarge(f"body exceeds {limit} bytes", code="too_large")
+            raise _too_large(limit)
         chunks.append(chunk)
     return b"".join(chunks)
