@@ -133,7 +133,7 @@ async def test_probe_evidence_names_codes_request_ids_and_bodies(emulator: Emula
     assert "request_id=" in evidence["destination_exclusive"]
     assert "TaskStatus=" in evidence["callback_schema"]  # the captured Alibaba-style bodies
     assert report.callbacks and all(body["TaskName"].startswith("pb") for body in report.callbacks)
-    assert "Stop, then Relaunch" in report.strategy["relaunch_from"]
+    assert "restart: Stop, then Continue the failing 生效中 task" in report.strategy["relaunch_from"]
 
 
 async def test_probe_paces_create_update_and_is_throttled_once_at_most(emulator: EmulatorFactory) -> None:
