@@ -31,10 +31,10 @@ def probe_env(emu: Emulator) -> dict[str, str]:
     }
 
 
-async def start_probe(emu: Emulator, *args: str) -> asyncio.subprocess.Process:
+async def start_probe(emu: Emulator, *args: str, **env: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "relayd", "probe", "--callback-wait", "3", "--failure-wait", "6", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT, env=probe_env(emu),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT, env=probe_env(emu) | env,
     )  # fmt: skip
 
 
@@ -86,3 +86,24 @@ async def test_sigterm_mid_probe_cleans_up(emulator: EmulatorFactory) -> None:
     assert "probe_leftovers" not in err.decode()
     assert emu.tasks() == []
     assert not any(g.name.startswith("relaydprobe") for g in emu.state.groups.listing([0]))
+
+
+async def test_sigint_mid_probe_cleans_up_and_the_probe_kept_the_configured_pace(emulator: EmulatorFactory) -> None:
+    """Ctrl-C cleans up like SIGTERM; and with ``platform = "byteplus"`` (create_update_qps = 1) the probe's Creates
+    go at 1/s from the first one, so the platform never has to throttle them."""
+    emu = await emulator(profile="byteplus", admin=True)
+    proc = await start_probe(emu, RELAYD_PLATFORM="byteplus")  # the endpoint and region given explicitly still win
+    deadline = time.monotonic() + 60
+    while len(emu.tasks()) < 3:
+        assert time.monotonic() < deadline and proc.returncode is None, "the probe created no task in time"
+        await asyncio.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    async with asyncio.timeout(60):
+        _, err = await proc.communicate()
+    assert proc.returncode == 130, err.decode()
+    assert "interrupted; cleanup ran" in err.decode()
+    assert "probe_leftovers" not in err.decode()
+    assert emu.tasks() == []
+    assert emu.history() and all(task["DeletedAt"] is not None for task in emu.history())
+    assert not any(g.name.startswith("relaydprobe") for g in emu.state.groups.listing([0]))
+    assert emu.stats()["responses"].get("FlowLimitExceeded", 0) == 0
