@@ -11,6 +11,7 @@ from dataclasses import replace
 
 from relayd.platform.facts import CallbackSchema, FailureShows, PlatformFacts, RelaunchFrom
 from relayd.reconcile import PAST_START_LEAD_S, ActionKind, relaunch_kind
+from relayd.refusals import Refusal, refusal_of
 from relayd.schedules.titles import TitleLength
 from relayd.tightening import tag_length
 
@@ -22,8 +23,7 @@ def strategies(facts: PlatformFacts) -> dict[str, str]:
         "update_running": _update_running(facts.update_running),
         "past_start": _past_start(facts.past_start),
         "relaunch_from": _relaunch(facts),
-        "not_found_codes": "absence is confirmed by listing; "
-        + (f"{', '.join(facts.not_found_codes)} marks a likely absence" if facts.not_found_codes else "no code known"),
+        "not_found_codes": _not_found(facts.not_found_codes),
         "failure_shows": _failure(facts.failure_shows),
         "callback_schema": _callbacks(facts.callback_schema),
         "list_time_utc": "list times are read with the offset they carry (Z or +08:00), whichever is sent",
@@ -76,6 +76,18 @@ def _relaunch(facts: PlatformFacts) -> str:
         learnt = f"{learn} from then on if it is refused for the task's status"
         return f"restart: {calls} the failing 生效中 task ({learnt}); {rest}"
     return f"restart: {calls} the failing 生效中 task; {rest}"
+
+
+def _not_found(codes: tuple[str, ...]) -> str:
+    """How :func:`relayd.refusals.refusal_of` reads each code the platform answered for an unknown TaskId."""
+    listing = "any other answer is confirmed by listing the Title, so no Delete is retried forever"
+    if not codes:
+        return f"not found: ResourceNotFound, …NotExist or …NotFound codes count at once; {listing}"
+    at_once = [code for code in codes if refusal_of(code, "") is Refusal.NOT_FOUND]
+    by_message = [code for code in codes if code not in at_once]
+    said = [f"{', '.join(at_once)} counts at once"] if at_once else []
+    said += [f"{', '.join(by_message)} counts when its message says the task does not exist"] if by_message else []
+    return f"not found: {'; '.join(said)}; {listing}"
 
 
 def _failure(value: FailureShows | None) -> str:

@@ -11,6 +11,7 @@ import pytest
 from relayd.platform.facts import CallbackSchema, PlatformFacts, RelaunchFrom
 from relayd.platform.memory import MemoryQuirks
 from relayd.probe.strategies import strategies
+from relayd.refusals import Refusal, refusal_of
 from relayd.web.notices import CallbackEvent, parse_notice
 from tests.unit.test_engine import POLICY, T0, Rig
 from tests.unit.test_engine_quirks import make_rig
@@ -115,3 +116,19 @@ def test_the_callback_sentence_matches_a_parser_that_reads_every_schema(fact: Ca
     )
     if fact is not None:
         assert f"sends the {fact.value} one" in sentence
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "at_once"),
+    [
+        ("ResourceNotFound", "", True),
+        ("InvalidParameter.TaskNotExist", "", True),
+        ("InvalidParam", "TaskId: task abc does not exist", False),
+    ],
+)
+def test_the_not_found_sentence_says_how_the_daemon_reads_the_code(code: str, message: str, at_once: bool) -> None:
+    sentence = strategies(PlatformFacts(not_found_codes=(code,)))["not_found_codes"]
+    assert (f"{code} counts at once" in sentence) is at_once
+    assert (refusal_of(code, "") is Refusal.NOT_FOUND) is at_once  # the daemon's own reading of the bare code
+    assert refusal_of(code, message) is Refusal.NOT_FOUND  # with the platform's message it is not-found either way
+    assert "confirmed by listing" in sentence
