@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from enum import StrEnum
 
 import structlog
 
@@ -40,6 +41,13 @@ log = structlog.get_logger("relayd.engine")
 MAX_PASSES = 4
 RETRY_AFTER_LIST_ERROR_S = 15.0
 RESTART_LABELS = frozenset({"continue", "relaunch", "recreate", "restart"})
+
+
+class ChangeApplies(StrEnum):
+    """Status's ``change_applies``: when a change to a running task the platform will not update takes effect."""
+
+    NEXT_SEGMENT = "next_segment"
+    NOW = "now"  # the running task is being replaced by one with the new spec
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +122,9 @@ class Engine:
         self.knowledge = Knowledge(facts)
         self.handoff_gaps: dict[SegmentKey, float] = {}
         """The gap (s) of each segment's hand-off since start-up: the destination had no task that long."""
-        self.deferred: dict[SegmentKey, str] = {}
-        """Running segments whose schedule change applies from the next segment (Update refused while running)."""
+        self.deferred: dict[SegmentKey, ChangeApplies] = {}
+        """Running segments whose schedule change cannot apply in place (Update refused while running): from the next
+        segment, or now by replacing the task (``running_change = replace``), while that is under way."""
         self._deferred_by: dict[ScheduleId, frozenset[SegmentKey]] = {}
         self._on_handoff = on_handoff or (lambda record, gap: None)
         self._executor = Executor(
@@ -255,20 +264,31 @@ class Engine:
         return result, planned
 
     def _note_deferred(self, schedule_id: ScheduleId, result: Plan) -> None:
-        """Say once per segment that its change waits for the next segment (status shows it until then)."""
+        """Note where each running segment's change applies, for status: from the next segment (said once in the log)
+        or now, while its task is being replaced (``running_change = replace``) until the new task exists."""
         before = self._deferred_by.get(schedule_id, frozenset())
-        self._deferred_by[schedule_id] = result.deferred
-        for key in before - result.deferred:
+        replacing = {a.record.key for a in result.actions if a.kind == ActionKind.REPLACE}
+        replacing |= {k for k in before if self.deferred.get(k) == ChangeApplies.NOW and self._replacing(k)}
+        current = result.deferred | replacing
+        self._deferred_by[schedule_id] = frozenset(current)
+        for key in before - current:
             self.deferred.pop(key, None)
+        for key in replacing:
+            self.deferred[key] = ChangeApplies.NOW
         for key in result.deferred - before:
-            self.deferred[key] = "next_segment"
+            self.deferred[key] = ChangeApplies.NEXT_SEGMENT
             log.info(
                 "change_deferred",
                 schedule_id=schedule_id,
                 segment=key,
-                applies="next_segment",
+                applies=ChangeApplies.NEXT_SEGMENT,
                 note="the platform refuses Update while a task runs; set running_change = replace to apply it now",
             )
+
+    def _replacing(self, key: SegmentKey) -> bool:
+        """A replaced task's successor is not created yet (its create failed and waits to be tried again)."""
+        record = self._store.segment(key)
+        return record is not None and record.task_id is None and record.state != SegmentState.DELETED
 
     def _handoff(self, record: SegmentRecord, gap: float) -> None:
         self.handoff_gaps[record.key] = gap

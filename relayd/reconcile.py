@@ -412,7 +412,7 @@ def _act_on_failure(segment: Segment, record: SegmentRecord, signal: FailureSign
     if record.title not in ctx.view.fresh:
         return _one(Action(ActionKind.CONFIRM, record, segment=segment, reason=Reason(signal.value)))
     task = ctx.view.first(record.title, record.task_id)
-    kind = _ACTION_FOR.get(signal, _relaunch_kind(ctx.facts))
+    kind = _ACTION_FOR.get(signal, relaunch_kind(ctx.facts))
     if kind in (ActionKind.RELAUNCH, ActionKind.STOP_CONTINUE) and (task is None or task.status != TaskStatus.ACTIVE):
         # A failure reported for a task that is not relaying (not started yet, or just ended): nothing to relaunch.
         cleared = _save(record, ctx, Reason.FAILURE_NOT_ACTIONABLE, failure_seen_at=None, next_attempt_at=None)
@@ -420,7 +420,7 @@ def _act_on_failure(segment: Segment, record: SegmentRecord, signal: FailureSign
     return _one(Action(kind, record, segment=segment, task=task, reason=Reason(signal.value)))
 
 
-def _relaunch_kind(facts: PlatformFacts) -> ActionKind:
+def relaunch_kind(facts: PlatformFacts) -> ActionKind:
     """Q1: restart a failing 生效中 task with Relaunch, or — where Relaunch is accepted only from 停用 — Stop it
     and Continue it (Continue is documented to enable a disabled task; it works in every answer)."""
     return ActionKind.STOP_CONTINUE if facts.relaunch_from == RelaunchFrom.DISABLED else ActionKind.RELAUNCH

@@ -45,6 +45,7 @@ from relayd.statusview import StatusView
 from relayd.store import SharedStore, StoreWriteError
 from relayd.store.opening import open_store
 from relayd.streams import StreamWatch
+from relayd.tightening import with_facts
 from relayd.volc.client import LiveClient
 from relayd.web.app import WebServer, build_app, parse_listen
 from relayd.web.auth import ensure_token_file, token_file
@@ -148,6 +149,8 @@ async def build_parts(
     clock: Callable[[], float] = time.time,
     is_ready: Callable[[], bool] = lambda: True,
 ) -> Parts:
+    facts = platform_facts(settings)
+    settings = with_facts(settings, facts)  # a shorter Title limit or a lower Create/Update rate found by the probe
     store = await open_store(settings, clock=clock)
     stack.push_async_callback(store.close)
     elector = Elector(store, instance_id=instance_name(settings), timing=lease_timing(settings), metrics=metrics)
@@ -162,7 +165,6 @@ async def build_parts(
         instance_id=elector.instance_id,
         write_gate=elector.check_write,
     )
-    facts = platform_facts(settings)
     secret = await _callback_secret(settings, store)
     public = _public_url(settings)
     scheduler = build_scheduler()

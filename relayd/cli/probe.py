@@ -57,6 +57,7 @@ def _options(settings: Settings, opts: dict[str, Any]) -> ProbeOptions:
         sink=opts["sink"],
         source=opts["source"],
         write_qps=settings.write_qps,
+        create_update_qps=settings.create_update_qps,
         list_qps=settings.list_qps,
         timeout_s=settings.api_timeout,
         max_attempts=settings.api_max_attempts,

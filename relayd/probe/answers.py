@@ -172,21 +172,22 @@ def next_title_trial(shortest_ok: int, longest: int, trials: Mapping[int, Attemp
     return None if bad - good <= 1 else (good + bad) // 2
 
 
-def create_update_qps(write_qps: float, throttled_fast: int, throttled_slow: int, slow_qps: float) -> Answer:
+def create_update_qps(pace_qps: float, throttled_fast: int, throttled_slow: int, slow_qps: float) -> Answer:
     """The Create/Update rate the account may use, read from throttling answers only (the probe never bursts).
 
-    The probe sends Create/Update at the configured ``write_qps``. No throttling answer: the account allows at
-    least that. Throttled at that pace but not once slowed to ``slow_qps`` (BytePlus documents 1/s): the limit is
-    ``slow_qps``. Still throttled when slow: unknown (lower than ``slow_qps``; relayd then adapts its pace down).
+    The probe sends Create/Update at ``pace_qps``, the daemon's own pace (the lower of ``write_qps`` and
+    ``create_update_qps``). No throttling answer: the account allows at least that. Throttled at that pace but not
+    once slowed to ``slow_qps`` (BytePlus documents 1/s): the limit is ``slow_qps``. Throttled at ``slow_qps`` or
+    below (slowed or from the start): unknown, lower than that (relayd then adapts its pace down).
     """
+    sent = f"Create/Update at {pace_qps:g}/s"
     if throttled_fast == 0:
-        return Answer(write_qps, f"no throttling answer to Create/Update sent at {write_qps:g}/s")
+        return Answer(pace_qps, f"no throttling answer to {sent}")
+    if pace_qps <= slow_qps:
+        return Answer(None, f"{throttled_fast} throttling answer(s) to {sent}: the limit is lower")
     if throttled_slow == 0:
-        return Answer(
-            slow_qps,
-            f"{throttled_fast} throttling answer(s) to Create/Update at {write_qps:g}/s; none at {slow_qps:g}/s",
-        )
-    return Answer(None, f"throttled at {write_qps:g}/s and still {throttled_slow} time(s) at {slow_qps:g}/s")
+        return Answer(slow_qps, f"{throttled_fast} throttling answer(s) to {sent}; none at {slow_qps:g}/s")
+    return Answer(None, f"throttled at {pace_qps:g}/s and still {throttled_slow} time(s) at {slow_qps:g}/s")
 
 
 ACTIVE = "生效中"

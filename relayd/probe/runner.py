@@ -39,6 +39,9 @@ class ProbeOptions:
     source: str = DEFAULT_SOURCE
     write_qps: float = 10.0
     """The configured write pace (the daemon's ``write_qps``): the probe never sends faster."""
+    create_update_qps: float = 10.0
+    """The configured Create/Update pace (the daemon's ``create_update_qps``, 1 with ``platform = "byteplus"``):
+    the probe starts at the lower of this and ``write_qps``, as the daemon's client does."""
     list_qps: float = 15.0
     timeout_s: float = 10.0
     max_attempts: int = 5
@@ -85,13 +88,19 @@ async def run_probe(
         credentials,
         write_qps=options.write_qps,
         list_qps=options.list_qps,
+        create_update_qps=options.create_update_qps,
         timeout_s=options.timeout_s,
         max_attempts=1,  # the session retries, so that a throttled Create/Update waits for the probe's own pace
         logger=options.logger,
     )
     async with client:
-        session = ProbeSession(client, options.write_qps, max_attempts=options.max_attempts)
+        session = ProbeSession(client, _pace(options), max_attempts=options.max_attempts)
         return await _run(session, options, now, reachable_here=_loopback(endpoint))
+
+
+def _pace(options: ProbeOptions) -> float:
+    """The Create/Update pace the probe starts at: the daemon's (each Create/Update is a write too)."""
+    return min(options.write_qps, options.create_update_qps)
 
 
 def _loopback(url: str) -> bool:
@@ -119,7 +128,7 @@ async def _run(
         found.answers["callback_schema"] = await _callbacks(receiver, receiving, options.callback_wait_s)
         throttling = session.throttling
         found.answers["create_update_qps"] = answers.create_update_qps(
-            options.write_qps, throttling.fast, throttling.slow, SLOW_QPS
+            _pace(options), throttling.fast, throttling.slow, SLOW_QPS
         )
     finally:
         leftovers = await shielded(session.cleanup, options.cleanup_timeout_s)

@@ -6,8 +6,9 @@ account safe:
 * **Owned only.** The probe creates one throwaway group and Titles that start with ``pb`` + a run id (never a
   relayd tag, never an operator's name); it lists only that group and that Title prefix, and it stops, updates,
   relaunches or deletes only TaskIds it created (or, after a lost answer, found under its own Title in its group).
-* **Paced.** The client paces every action class at the configured rates; Create and Update also pass a bucket of
-  their own, which drops to the documented BytePlus pace (1/s) at the first throttling answer. A throttled call is
+* **Paced.** The client paces every action class at the configured rates (``create_update_qps`` included, as the
+  daemon's client does); Create and Update also pass a bucket of their own, at the same pace, which drops to the
+  documented BytePlus pace (1/s, or the configured pace if lower) at the first throttling answer. A throttled call is
   sent again after its slot, never in a burst (retries happen here, not in the client: :meth:`ProbeSession.write`).
   Throttling answers are counted for the Create/Update QPS fact.
 * **Cleaned up.** :meth:`cleanup` deletes everything the probe created and then its group; the runner calls it in
@@ -78,7 +79,8 @@ class ProbeSession:
     """One probe run's view of the platform."""
 
     client: LiveClient
-    write_qps: float
+    pace_qps: float
+    """The Create/Update pace the probe starts at (the daemon's: the lower of write_qps and create_update_qps)."""
     run_id: str = field(default_factory=new_run_id)
     throttling: Throttling = field(default_factory=Throttling)
     created: dict[TaskId, str] = field(default_factory=dict)
@@ -90,7 +92,7 @@ class ProbeSession:
     _bucket: Gate = field(init=False)
 
     def __post_init__(self) -> None:
-        self._bucket = Gate(self.write_qps, name="probe")
+        self._bucket = Gate(self.pace_qps, name="probe")
 
     @property
     def group(self) -> GroupName:
@@ -141,9 +143,10 @@ class ProbeSession:
         if action in CREATE_UPDATE:
             self.throttling.count()
         if not self.throttling.slowed:
-            log.warning("probe_throttled", note="Create/Update slowed down", qps=SLOW_QPS)
+            slow = min(SLOW_QPS, self.pace_qps)  # never faster than the pace that was throttled
+            log.warning("probe_throttled", note="Create/Update slowed down", qps=slow)
             self.throttling.slowed = True
-            self._bucket = Gate(SLOW_QPS, name="probe-slow", margin_s=SLOW_MARGIN_S)
+            self._bucket = Gate(slow, name="probe-slow", margin_s=SLOW_MARGIN_S)
             self._bucket.release(time.monotonic())  # the throttled request just used this second's slot
 
     async def attempt(self, what: str, action: str, body: Mapping[str, Any]) -> tuple[Attempt, dict[str, Any]]:

@@ -133,13 +133,25 @@ async def test_probe_evidence_names_codes_request_ids_and_bodies(emulator: Emula
     assert "request_id=" in evidence["destination_exclusive"]
     assert "TaskStatus=" in evidence["callback_schema"]  # the captured Alibaba-style bodies
     assert report.callbacks and all(body["TaskName"].startswith("pb") for body in report.callbacks)
-    assert "Stop, then Relaunch" in report.strategy["relaunch_from"]
+    assert "restart: Stop, then Continue the failing 生效中 task" in report.strategy["relaunch_from"]
 
 
-async def test_probe_paces_create_update_and_is_throttled_once_at_most(emulator: EmulatorFactory) -> None:
+async def test_probe_at_the_configured_create_update_pace_is_never_throttled(emulator: EmulatorFactory) -> None:
+    """``platform = "byteplus"`` sets create_update_qps = 1: the probe starts at that pace, as the daemon does."""
     emu = await emulator(profile="byteplus", admin=True)
-    report = await probe(emu)
+    report = await probe(emu, create_update_qps=1.0)
     assert report.facts.create_update_qps == 1.0
+    assert "no throttling answer to Create/Update at 1/s" in report.facts.evidence["create_update_qps"]
+    assert emu.stats()["responses"].get("FlowLimitExceeded", 0) == 0
+    assert emu.stats()["max_requests_per_1s"]["write"] <= WRITE_QPS
+    assert_clean(emu, report)
+
+
+async def test_a_platform_stricter_than_the_setting_is_detected_after_one_throttle(emulator: EmulatorFactory) -> None:
+    emu = await emulator(profile="byteplus", admin=True)
+    report = await probe(emu, create_update_qps=WRITE_QPS)  # the setting believes 10/s; the platform allows 1/s
+    assert report.facts.create_update_qps == 1.0
+    assert "1 throttling answer(s) to Create/Update at 10/s; none at 1/s" in report.facts.evidence["create_update_qps"]
     assert emu.stats()["responses"].get("FlowLimitExceeded", 0) == 1
     assert emu.stats()["max_requests_per_1s"]["write"] <= WRITE_QPS
 

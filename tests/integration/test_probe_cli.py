@@ -31,10 +31,10 @@ def probe_env(emu: Emulator) -> dict[str, str]:
     }
 
 
-async def start_probe(emu: Emulator, *args: str) -> asyncio.subprocess.Process:
+async def start_probe(emu: Emulator, *args: str, **env: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "relayd", "probe", "--callback-wait", "3", "--failure-wait", "6", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT, env=probe_env(emu),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT, env=probe_env(emu) | env,
     )  # fmt: skip
 
 
@@ -71,18 +71,33 @@ async def test_probe_cli_text_report_names_answers_and_strategies(emulator: Emul
     assert "cleanup: every task and the group the probe created are deleted" in text
 
 
-async def test_sigterm_mid_probe_cleans_up(emulator: EmulatorFactory) -> None:
-    emu = await emulator(profile="byteplus", admin=True)  # 1 Create/s: the probe is mid-way for seconds
-    proc = await start_probe(emu)
+async def interrupt_mid_probe(emu: Emulator, sig: signal.Signals, tasks: int, **env: str) -> None:
+    """Start the probe, send ``sig`` once it has created ``tasks`` tasks, and check that it cleaned up."""
+    proc = await start_probe(emu, **env)
     deadline = time.monotonic() + 60
-    while len(emu.tasks()) < 2:
+    while len(emu.tasks()) < tasks:
         assert time.monotonic() < deadline and proc.returncode is None, "the probe created no task in time"
         await asyncio.sleep(0.02)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     async with asyncio.timeout(60):
         _, err = await proc.communicate()
     assert proc.returncode == 130, err.decode()
     assert "interrupted; cleanup ran" in err.decode()
     assert "probe_leftovers" not in err.decode()
     assert emu.tasks() == []
+    assert emu.history() and all(task["DeletedAt"] is not None for task in emu.history())
     assert not any(g.name.startswith("relaydprobe") for g in emu.state.groups.listing([0]))
+
+
+async def test_sigterm_mid_probe_cleans_up(emulator: EmulatorFactory) -> None:
+    emu = await emulator(profile="byteplus", admin=True)  # 1 Create/s: the probe is mid-way for seconds
+    await interrupt_mid_probe(emu, signal.SIGTERM, tasks=2)
+
+
+async def test_sigint_mid_probe_cleans_up_and_the_probe_kept_the_configured_pace(emulator: EmulatorFactory) -> None:
+    """Ctrl-C cleans up like SIGTERM; and with ``platform = "byteplus"`` (create_update_qps = 1) the probe's Creates
+    go at 1/s from the first one, so the platform never has to throttle them."""
+    emu = await emulator(profile="byteplus", admin=True)
+    # The endpoint and region given explicitly (probe_env) still win over the preset's.
+    await interrupt_mid_probe(emu, signal.SIGINT, tasks=3, RELAYD_PLATFORM="byteplus")
+    assert emu.stats()["responses"].get("FlowLimitExceeded", 0) == 0

@@ -5,6 +5,7 @@ the not-found code), and no segment fails because of one. Injected clock, millis
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from relayd.ids import SegmentKey
 from relayd.platform.facts import PlatformFacts, RelaunchFrom
 from relayd.platform.memory import MemoryPlatform, MemoryQuirks
 from relayd.store import SegmentState, Store
+from relayd.volc.errors import api_error
 from relayd.volc.models import TaskStatus
 from relayd.web.api import segment_json
 from relayd.web.views import SegmentNotes
@@ -157,6 +159,34 @@ async def test_an_update_refused_while_running_replaces_the_task_when_asked(make
     assert rig.platform.calls["delete"] == 1 and record.task_id in rig.platform.tasks
     assert rig.platform.bodies[record.task_id]["SrcAddr"] == "rtmp://origin.example.com/live/b"
     assert len(rig.platform.titled(record.title)) == 1 and record.state == SegmentState.RUNNING
+
+
+def shown(rig: Rig, key: SegmentKey = KEY0) -> dict[str, Any]:
+    """The segment as ``/v1/schedules`` shows it, with the engine's notes."""
+    notes = SegmentNotes(rig.engine.handoff_gaps.get(key), rig.engine.deferred.get(key))
+    return segment_json(rig.record(key), None, rig.clock.now, notes)
+
+
+async def test_status_says_a_replacement_applies_now_until_the_new_task_exists(make_rig: Any) -> None:
+    config = dataclasses.replace(CONFIG, replace_running=True)
+    rig = await make_rig(MemoryQuirks(update_running=False), config=config)
+    await rig.at(T0 - 60)
+    await rig.at(T0 + 10)
+    assert shown(rig)["change_applies"] is None
+    refusal = api_error("CreatePullToPushTask", http_status=500, code="InternalError", message="try again")
+    rig.platform.inject("create", refusal)  # the successor's create fails once
+    rig.engine.set_schedules([schedule(end=CHAINED_END, source="rtmp://origin.example.com/live/b")])
+    await rig.at(T0 + 20)
+    assert rig.platform.calls["delete"] == 1 and rig.record().task_id is None  # replaced: the new task is pending
+    assert shown(rig)["change_applies"] == "now"
+    assert json.loads(json.dumps(shown(rig)))["change_applies"] == "now"
+    await rig.at(T0 + 21)  # a pass before the retry is due: still under way
+    assert shown(rig)["change_applies"] == "now"
+    await rig.next()
+    record = rig.record()
+    assert record.task_id in rig.platform.tasks and record.state == SegmentState.RUNNING
+    assert rig.platform.bodies[record.task_id]["SrcAddr"] == "rtmp://origin.example.com/live/b"
+    assert shown(rig)["change_applies"] is None
 
 
 async def test_a_known_refusal_is_never_attempted(make_rig: Any) -> None:

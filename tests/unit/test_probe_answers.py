@@ -87,6 +87,9 @@ def test_qps_from_throttling_answers_only() -> None:
     assert answers.create_update_qps(8, 0, 0, 1).value == 8
     assert answers.create_update_qps(8, 2, 0, 1).value == 1
     assert answers.create_update_qps(8, 2, 1, 1).value is None
+    assert answers.create_update_qps(1, 0, 0, 1).value == 1  # started at the configured 1/s: never throttled
+    assert answers.create_update_qps(1, 1, 0, 1).value is None  # throttled at 1/s already: the limit is lower
+    assert answers.create_update_qps(0.5, 1, 0, 1).value is None
 
 
 @pytest.mark.parametrize(
