@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import functools
 import gc
 import importlib
 import json
@@ -154,9 +155,10 @@ async def synthetic_reconcile(store: Store, stop: asyncio.Event, schedules: int 
         SYNTHETIC.passes += 1
 
 
-def load_background(spec: str | None) -> Background:
+def load_background(args: argparse.Namespace) -> Background:
+    spec = args.background
     if not spec:
-        return synthetic_reconcile
+        return functools.partial(synthetic_reconcile, schedules=args.schedules)
     module, _, name = spec.partition(":")
     fn: Background = getattr(importlib.import_module(module), name)
     return fn
@@ -325,7 +327,7 @@ async def latency_phase(
     stop = asyncio.Event()
     metrics = Metrics()
     writes_before = SYNTHETIC.writes
-    background = asyncio.create_task(load_background(args.background)(store, stop), name="bench-background")
+    background = asyncio.create_task(load_background(args)(store, stop), name="bench-background")
     monitor = asyncio.create_task(loop_lag_monitor(metrics, stop, interval=0.01), name="bench-loop-lag")
     started = time.perf_counter()
     watchers = await open_consoles(real_url, consoles, args.seconds + 2) if consoles else None
@@ -441,7 +443,8 @@ def report(
         f"quiet             : {quiet['achieved_rate']:.0f}/s: p50 {quiet['p50_ms']:.1f} ms, "
         f"p99 {quiet['p99_ms']:.1f} ms, max {quiet['max_ms']:.1f} ms"
     )
-    load = args.background or f"synthetic 10,000-schedule reconcile, {latency['background_writes_per_s']:.0f} writes/s"
+    writes = latency["background_writes_per_s"]
+    load = args.background or f"synthetic {args.schedules:,}-schedule reconcile, {writes:.0f} writes/s"
     print(
         f"under load        : {latency['achieved_rate']:.0f}/s for {args.seconds:g} s with {load}: "
         f"p50 {latency['p50_ms']:.1f} ms, p99 {latency['p99_ms']:.1f} ms, max {latency['max_ms']:.1f} ms "
@@ -465,6 +468,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--background", help="module:function, an async fn(store, stop) run during the latency phase")
     p.add_argument("--postgres", action="store_true", help="the shared store: a local PostgreSQL, not SQLite")
+    p.add_argument("--schedules", type=int, default=10_000, help="schedules the synthetic background reconciles")
     p.add_argument("--consoles", type=int, default=0, help="also measure p99 with this many open web consoles")
     p.add_argument("--console-rounds", type=int, default=3, help="alternating without/with-consoles latency pairs")
     p.add_argument("--client", choices=["throughput", "paced"], help=argparse.SUPPRESS)
