@@ -19,8 +19,13 @@ store in batches of 100, and yields to the loop between batches, over and over. 
 reconciler, point ``--background`` at a function that builds the daemon's engine over ``store`` with 10,000
 schedules against the emulator and calls its full reconcile in a loop until ``stop`` is set.
 
-Usage: ``.venv/bin/python bench/callbacks.py [--requests 4000] [--concurrency 32,64,128] [--rate 1000] [--seconds 5]``.
-Exit status 1 if a target is missed.
+With ``--consoles N`` the latency phase runs ``--console-rounds`` times in pairs, alternating: without consoles, then
+with N open web consoles (``bench/console_sse.py``'s console client in a child process: an open ``/v1/stream``, and on
+each ``changed`` signal, at most once a second, a re-read of the schedules it names, as the page does). The report
+adds the pairwise difference of the p99s; target: the consoles add <= 2 ms (median of the pairs).
+
+Usage: ``.venv/bin/python bench/callbacks.py [--requests 4000] [--concurrency 32,64,128] [--rate 1000] [--seconds 5]
+[--consoles 10 [--console-rounds 3]]``. Exit status 1 if a target is missed.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import functools
 import gc
 import importlib
 import json
@@ -50,12 +56,14 @@ from relayd.store import SegmentRecord, SegmentState, Store
 from relayd.volc.models import TaskStatus
 from relayd.web.app import WebServer, build_app
 from relayd.web.signing import callback_mac
-from relayd.web.views import DaemonPlan, NextAction, ScheduleInfo
+from relayd.web.views import DaemonPlan, NextAction, ScheduleInfo, SegmentNotes
 
 SECRET = b"bench-secret-bench-secret-bench!"
 SEGMENTS = 200
 THROUGHPUT_TARGET = 0.5
 P99_TARGET_S = 0.020
+CONSOLES_TARGET_MS = 2.0
+CONSOLE_TOKEN = "bench-console-token"
 
 Background = Callable[[Store, asyncio.Event], Awaitable[None]]
 
@@ -72,6 +80,9 @@ class BenchView:
     def next_action(self, key: SegmentKey) -> NextAction | None:
         return None
 
+    def segment_notes(self, key: SegmentKey) -> SegmentNotes:
+        return SegmentNotes()
+
     def config_loaded(self) -> bool:
         return True
 
@@ -85,6 +96,9 @@ class BenchView:
         return []
 
     def held_removals(self) -> list[ScheduleId]:
+        return []
+
+    def conflicts(self) -> list[str]:
         return []
 
     def last_platform_success(self) -> float | None:
@@ -141,9 +155,10 @@ async def synthetic_reconcile(store: Store, stop: asyncio.Event, schedules: int 
         SYNTHETIC.passes += 1
 
 
-def load_background(spec: str | None) -> Background:
+def load_background(args: argparse.Namespace) -> Background:
+    spec = args.background
     if not spec:
-        return synthetic_reconcile
+        return functools.partial(synthetic_reconcile, schedules=args.schedules)
     module, _, name = spec.partition(":")
     fn: Background = getattr(importlib.import_module(module), name)
     return fn
@@ -242,8 +257,11 @@ async def run_client(*extra: str) -> dict[str, Any]:
     return result
 
 
-async def start_apps(store: Store) -> tuple[WebServer, WebServer, str, str]:
-    real_app = build_app(store=store, view=BenchView(), metrics=Metrics(), hint=lambda *a: None, callback_secret=SECRET)
+async def start_apps(store: Store, api_token: str | None = None) -> tuple[WebServer, WebServer, str, str]:
+    real_app = build_app(
+        store=store, view=BenchView(), metrics=Metrics(), hint=lambda *a: None, callback_secret=SECRET,
+        api_token=api_token,
+    )  # fmt: skip
     bare_app = web.Application()
     bare_app.router.add_post("/v1/callbacks/{key}/{mac}", bare_handler)
     real, bare = WebServer(real_app), WebServer(bare_app)
@@ -301,21 +319,50 @@ async def paced(args: argparse.Namespace, real_url: str, seconds: float, offset:
     )  # fmt: skip
 
 
-async def latency_phase(args: argparse.Namespace, store: Store, real_url: str) -> dict[str, Any]:
-    """Paced callbacks while the background load and a loop-lag monitor run on this loop."""
+async def latency_phase(
+    args: argparse.Namespace, store: Store, real_url: str, *, consoles: int = 0, offset: int = 2_000_000
+) -> dict[str, Any]:
+    """Paced callbacks while the background load and a loop-lag monitor run on this loop (and ``consoles`` open
+    web consoles, connected before the callbacks start, in a child process)."""
     stop = asyncio.Event()
     metrics = Metrics()
-    background = asyncio.create_task(load_background(args.background)(store, stop), name="bench-background")
+    writes_before = SYNTHETIC.writes
+    background = asyncio.create_task(load_background(args)(store, stop), name="bench-background")
     monitor = asyncio.create_task(loop_lag_monitor(metrics, stop, interval=0.01), name="bench-loop-lag")
     started = time.perf_counter()
+    watchers = await open_consoles(real_url, consoles, args.seconds + 2) if consoles else None
     try:
-        result = await paced(args, real_url, args.seconds, 2_000_000)
+        result = await paced(args, real_url, args.seconds, offset)
     finally:
         stop.set()
         await asyncio.gather(background, monitor)
+    if watchers is not None:
+        from bench.console_sse import console_reads  # noqa: PLC0415 (it imports this module)
+
+        result["console_reads"] = await console_reads(watchers)
     result["loop_lag_max_ms"] = 1000 * max_lag(metrics)
-    result["background_writes_per_s"] = SYNTHETIC.writes / (time.perf_counter() - started)
+    result["background_writes_per_s"] = (SYNTHETIC.writes - writes_before) / (time.perf_counter() - started)
     return result
+
+
+async def open_consoles(real_url: str, count: int, seconds: float) -> asyncio.subprocess.Process:
+    """``count`` consoles on the real app, given a second to open their streams (a warm-up, not synchronisation)."""
+    from bench.console_sse import spawn_consoles  # noqa: PLC0415 (it imports this module)
+
+    proc = await spawn_consoles(real_url, "changed", count, seconds)
+    await asyncio.sleep(1.0)
+    return proc
+
+
+async def console_pairs(args: argparse.Namespace, store: Store, real_url: str) -> list[tuple[dict[str, Any], ...]]:
+    """Latency without and with the consoles, alternating, ``--console-rounds`` times."""
+    pairs = []
+    for n in range(args.console_rounds):
+        offset = 20_000_000 + 2_000_000 * n
+        alone = await latency_phase(args, store, real_url, offset=offset)
+        watched = await latency_phase(args, store, real_url, consoles=args.consoles, offset=offset + 1_000_000)
+        pairs.append((alone, watched))
+    return pairs
 
 
 def max_lag(metrics: Metrics) -> float:
@@ -342,17 +389,38 @@ async def server_main(args: argparse.Namespace) -> int:
             store = await Store.open(Path(tmp) / "state.db")
         now = time.time()
         await store.put_many(bench_segment(i, now) for i in range(SEGMENTS))
-        real, bare, real_url, bare_url = await start_apps(store)
+        real, bare, real_url, bare_url = await start_apps(store, CONSOLE_TOKEN if args.consoles else None)
         try:
             throughput = await throughput_phase(args, real_url, bare_url)
             quiet = await paced(args, real_url, max(1.0, args.seconds / 2), 3_000_000)
             latency = await latency_phase(args, store, real_url)
+            pairs = await console_pairs(args, store, real_url) if args.consoles else []
             recorded = await store.count_events(kind="callback")
         finally:
             await real.stop()
             await bare.stop()
             await store.close()
-    return report(args, throughput, quiet, latency, recorded)
+    return min(report(args, throughput, quiet, latency, recorded), report_consoles(args, pairs))
+
+
+def report_consoles(args: argparse.Namespace, pairs: list[tuple[dict[str, Any], ...]]) -> int:
+    """The consoles' pairs, and the median of the pairwise p99 differences against the target."""
+    if not pairs:
+        return 0
+    print(f"with {args.consoles} consoles : p99 without / with, alternating (console re-reads)")
+    for alone, watched in pairs:
+        print(
+            f"  {alone['p99_ms']:6.1f} / {watched['p99_ms']:6.1f} ms  (+{watched['p99_ms'] - alone['p99_ms']:.1f}; "
+            f"{watched['console_reads']} reads; loop lag <= {alone['loop_lag_max_ms']:.0f} / "
+            f"{watched['loop_lag_max_ms']:.0f} ms)"
+        )
+    added = statistics.median(w["p99_ms"] - a["p99_ms"] for a, w in pairs)
+    ok = added <= CONSOLES_TARGET_MS and all(w["failures"] == 0 for _, w in pairs)
+    print(
+        f"consoles add      : {added:+.1f} ms to p99, median of {len(pairs)} pairs (target <= {CONSOLES_TARGET_MS} ms)"
+    )
+    print("PASS" if ok else "FAIL")
+    return 0 if ok else 1
 
 
 def report(
@@ -375,7 +443,8 @@ def report(
         f"quiet             : {quiet['achieved_rate']:.0f}/s: p50 {quiet['p50_ms']:.1f} ms, "
         f"p99 {quiet['p99_ms']:.1f} ms, max {quiet['max_ms']:.1f} ms"
     )
-    load = args.background or f"synthetic 10,000-schedule reconcile, {latency['background_writes_per_s']:.0f} writes/s"
+    writes = latency["background_writes_per_s"]
+    load = args.background or f"synthetic {args.schedules:,}-schedule reconcile, {writes:.0f} writes/s"
     print(
         f"under load        : {latency['achieved_rate']:.0f}/s for {args.seconds:g} s with {load}: "
         f"p50 {latency['p50_ms']:.1f} ms, p99 {latency['p99_ms']:.1f} ms, max {latency['max_ms']:.1f} ms "
@@ -399,6 +468,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--background", help="module:function, an async fn(store, stop) run during the latency phase")
     p.add_argument("--postgres", action="store_true", help="the shared store: a local PostgreSQL, not SQLite")
+    p.add_argument("--schedules", type=int, default=10_000, help="schedules the synthetic background reconciles")
+    p.add_argument("--consoles", type=int, default=0, help="also measure p99 with this many open web consoles")
+    p.add_argument("--console-rounds", type=int, default=3, help="alternating without/with-consoles latency pairs")
     p.add_argument("--client", choices=["throughput", "paced"], help=argparse.SUPPRESS)
     p.add_argument("--url", help=argparse.SUPPRESS)
     p.add_argument("--offset", type=int, default=0, help=argparse.SUPPRESS)

@@ -34,13 +34,13 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.callbacks import CONSOLE_TOKEN as TOKEN
 from bench.callbacks import SECRET, SEGMENTS, BenchView, bench_segment, run_client
 from relayd.ids import ScheduleId
 from relayd.metrics import Metrics
 from relayd.store import SegmentRecord, SegmentState, Store
 from relayd.web.app import WebServer, build_app
 
-TOKEN = "bench-console-token"
 TARGET_MS = 2.0
 PER_SCHEDULE = 4
 MODES = ("full", "changed")
@@ -104,6 +104,8 @@ async def console(base: str, mode: str, stop_at: float, reads: list[int]) -> Non
     headers = {"Authorization": f"Bearer {TOKEN}"}
     last = 0.0
     async with aiohttp.ClientSession(headers=headers) as session, session.get(base + "/v1/stream") as stream:
+        if stream.status != 200:
+            raise RuntimeError(f"console stream: HTTP {stream.status}")
         while time.monotonic() < stop_at:
             try:
                 line = await asyncio.wait_for(stream.content.readline(), max(0.01, stop_at - time.monotonic()))
@@ -116,6 +118,8 @@ async def console(base: str, mode: str, stop_at: float, reads: list[int]) -> Non
                 last = time.monotonic()
                 async with session.get(url) as r:
                     await r.read()
+                    if r.status != 200:  # a bench that reads error pages measures nothing
+                        raise RuntimeError(f"console re-read {url}: HTTP {r.status}")
                 reads.append(1)
 
 
@@ -129,8 +133,16 @@ async def consoles_main(base: str, mode: str, count: int, seconds: float) -> Non
 async def spawn_consoles(base: str, mode: str, count: int, seconds: float) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable, __file__, "--consoles-child", base, "--mode", mode, "--consoles", str(count),
-        "--seconds", str(seconds), stdout=asyncio.subprocess.PIPE,
+        "--seconds", str(seconds), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
+
+
+async def console_reads(proc: asyncio.subprocess.Process) -> int:
+    """How many re-reads the consoles made; an error if any of them failed (a bench reading errors measures nothing)."""
+    out, err = await proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"consoles failed: {err.decode()[-2000:]}")
+    return int(json.loads(out.decode().strip().splitlines()[-1])["reads"])
 
 
 async def paced(base: str, args: argparse.Namespace, offset: int) -> dict[str, Any]:
@@ -144,8 +156,7 @@ async def watched(base: str, args: argparse.Namespace, mode: str, offset: int) -
     proc = await spawn_consoles(base, mode, args.consoles, args.seconds + 2)
     await asyncio.sleep(1.0)  # let the consoles connect before the load starts (a warm-up, not synchronisation)
     result = await paced(base, args, offset)
-    out, _ = await proc.communicate()
-    return {**result, "reads": int(json.loads(out.decode().strip().splitlines()[-1])["reads"])}
+    return {**result, "reads": await console_reads(proc)}
 
 
 async def one_round(base: str, args: argparse.Namespace, offset: int) -> dict[str, dict[str, Any]]:

@@ -142,7 +142,9 @@ async def start_harness(store: Store, *, view: FakeView | None = None, **app_kwa
     view = view or FakeView()
     metrics = Metrics()
     hints: list[tuple[ScheduleId, SegmentKey, CallbackNotice]] = []
-    kwargs: dict[str, Any] = {"callback_secret": SECRET, "api_token": TOKEN, "started": view.ready, **app_kwargs}
+    kwargs: dict[str, Any] = {"callback_secret": SECRET, "api_token": TOKEN, **app_kwargs}
+    if "started" not in kwargs:
+        kwargs["started"] = view.ready
     app = build_app(store=store, view=view, metrics=metrics, hint=lambda *a: hints.append(a), **kwargs)
     server = WebServer(app, shutdown_timeout=1.0)
     port = await server.start("127.0.0.1", 0)
