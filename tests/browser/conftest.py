@@ -23,6 +23,13 @@ from tests.e2e.harness import live_schedule, running_daemon, settings_for, write
 from tests.integration.test_web_support import FakeView, Harness, open_store, segment, start_harness
 
 TOKEN = "browser-test-token"
+PUSH = "rtmp://push.test/live"  # where tests.e2e.harness.live_schedule pushes
+NOWHERE = PUSH + "/nobody-pushes-this"  # its playback answers 404: the health check cannot tell (unknown)
+
+
+def health(url: str) -> str:
+    """A schedule's health check of ``url`` (the emulator's HLS playback), quick enough for a test."""
+    return f'health = {{ url = "{url}", stall_after = "5s", interval = "2s", grace = "2s" }}'
 
 
 @dataclass
@@ -59,7 +66,8 @@ def loop_thread() -> Iterator[LoopThread]:
 
 @pytest.fixture(scope="module")
 def live(loop_thread: LoopThread, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    """alpha: 60 s, three chained 20 s tasks (hand-offs 23 s and 43 s in); beta: relaying for 2 min; gamma: later."""
+    """alpha: 60 s, three chained 20 s tasks (hand-offs 23 s and 43 s in); beta: relaying for 2 min; gamma: later.
+    beta's health check watches its own playback (up); alpha's watches a destination nobody pushes (unknown)."""
     workdir = tmp_path_factory.mktemp("console-live")
     stop: asyncio.Event | None = None
     ready: concurrent.futures.Future[tuple[Emulator, Daemon]] = concurrent.futures.Future()
@@ -73,8 +81,8 @@ def live(loop_thread: LoopThread, tmp_path_factory: pytest.TempPathFactory) -> I
         now = int(start)
         write_schedules(
             workdir,
-            live_schedule("alpha", now + 3, now + 63)
-            + live_schedule("beta", now, now + 120)
+            live_schedule("alpha", now + 3, now + 63, extra=health(emu.playback_url(NOWHERE)))
+            + live_schedule("beta", now, now + 120, extra=health(emu.playback_url(f"{PUSH}/beta")))
             + live_schedule("gamma", now + 600, now + 660),
         )
         # One restart attempt: a segment that fails twice in a row is failed (for "retry now") within seconds.

@@ -86,6 +86,26 @@ def test_every_schedule_and_segment_is_on_the_timeline(driver: WebDriver, live: 
     assert driver.find_elements(By.CSS_SELECTOR, ".nowline")
 
 
+def _bands(driver: WebDriver) -> dict[str, tuple[str, str]]:
+    """Each row's health band: its class and title, read in one script (the timeline re-renders live)."""
+    script = (
+        "return Object.fromEntries([...document.querySelectorAll('.row')].map((r) => {"
+        " const b = r.querySelector('.health'); return [r.dataset.schedule, b ? [b.className, b.title] : null]; }))"
+    )
+    return {k: tuple(v) for k, v in driver.execute_script(script).items() if v}
+
+
+def test_the_health_band_shows_each_streams_health(driver: WebDriver, live: Live) -> None:
+    up = ("health h-up", "health: up")
+    wait_until(driver, lambda d: _bands(d).get("beta") == up, 45, "beta's band up (its playback advances)")
+    unknown = "return (document.querySelector('.row[data-schedule=\"alpha\"] .health') || {}).className"
+    wait_until(driver, lambda d: d.execute_script(unknown) == "health h-unknown", 45, "alpha's band unknown")
+    assert _bands(driver)["alpha"][1].startswith("health: unknown: probe error")  # the API's own words
+    assert "gamma" not in _bands(driver)  # no health check: no band
+    colours = "return getComputedStyle(document.querySelector('.health.h-up')).backgroundColor"
+    assert js(driver, colours) != js(driver, colours.replace("h-up", "h-unknown"))
+
+
 def test_a_handoff_appears_live_without_a_reload(driver: WebDriver, live: Live) -> None:
     js(driver, "window.__samePage = true")
     state = "return (document.querySelector('.seg[data-key=\"alpha.1\"]') || {dataset: {}}).dataset.state"

@@ -7,6 +7,7 @@
   const MIN_TRACK = 720; // px: below this the timeline scrolls sideways (phones)
   const STATES = ["planned", "created", "relaying", "failing", "failed", "ended", "deleted"];
   const DISPLAY = C.DISPLAY;
+  const HEALTH = ["up", "stalled", "unknown", "paused"];
   const ZOOM_KEY = "relayd_zoom";
   const view = { span: Number(localStorage.getItem(ZOOM_KEY)) || 86400, start: null, all: false };
   let data = null;
@@ -104,11 +105,14 @@
     return lane;
   }
 
+  // The status API's stream health: {"health": "up" | "stalled" | "unknown" | "paused", "text": "…"}.
   function health(s, width) {
     const h = s.health;
-    const band = C.el("div", "health h-" + String(h.state || h.status || "unknown").toLowerCase());
+    const state = HEALTH.includes(h.health) ? h.health : "unknown";
+    const band = C.el("div", "health h-" + state);
     band.style.width = width + "px";
-    band.title = C.t("health") + ": " + (h.state || h.status || "?") + (h.detail ? " — " + h.detail : "");
+    band.dataset.health = state;
+    band.title = C.t("health") + ": " + (h.text || state);
     return band;
   }
 
