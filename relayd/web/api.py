@@ -8,7 +8,9 @@ carries ``config_problems``, ``config_warnings`` and ``held_removals`` (schedule
 although the config no longer declares them; ``POST /v1/removals/release`` lets them go).
 
 ``GET /v1/schedules?segments=1`` adds every schedule's segments (the console's timeline draws them all from this
-one answer), each with ``warnings`` (``gap_before``, ``overlap``: see ``console.chains``).
+one answer), each with ``warnings`` (``gap_before``, ``overlap``: see ``console.chains``). They include the
+history: deleted segments that ended within ``HISTORY_S`` (a week, the timeline's widest zoom), so what failed last
+night and whether it came back stays visible after retention deletes the tasks.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ MAX_IDS = 500
 DEFAULT_EVENTS = 100
 _INACTIVE = frozenset({SegmentState.DELETED, SegmentState.REMOVING})
 _YES = ("1", "true", "yes")
+HISTORY_S = 7 * 86400
+"""Deleted segments that ended within this long are still drawn on the timeline (bounded: the payload stays small)."""
 
 
 def rfc3339(ts: float | None) -> str | None:
@@ -285,7 +289,7 @@ class StatusApi:
         ids = sorted(known if wanted is None else known & wanted)
         schedules = [summarise(sid, infos.get(sid), grouped.get(sid, []), self._view, now) for sid in ids]
         if request.query.get("segments", "") in _YES:
-            self._attach_segments(schedules, grouped, now)
+            self._attach_segments(schedules, self._grouped(wanted, history_since=now - HISTORY_S), now)
         body = {
             **times("now", now),
             "schedules": schedules,
@@ -297,11 +301,20 @@ class StatusApi:
         }
         return web.json_response(body)
 
-    def _grouped(self, wanted: frozenset[ScheduleId] | None) -> dict[ScheduleId, list[SegmentRecord]]:
-        """Live segments by schedule: every schedule's, or only the wanted ones' (each an indexed read)."""
+    def _grouped(
+        self, wanted: frozenset[ScheduleId] | None, *, history_since: float | None = None
+    ) -> dict[ScheduleId, list[SegmentRecord]]:
+        """Live segments by schedule: every schedule's, or only the wanted ones' (each an indexed read); with
+        ``history_since``, also the deleted ones that ended after it."""
+        history = history_since is not None
+
+        def keep(seg: SegmentRecord) -> bool:
+            return seg.state is not SegmentState.DELETED or (history_since is not None and seg.end >= history_since)
+
         if wanted is None:
-            return group_by_schedule(self._store.segments())
-        return {sid: segs for sid in wanted if (segs := list(self._store.segments(sid)))}
+            return group_by_schedule(s for s in self._store.segments(include_deleted=history) if keep(s))
+        found = {sid: [s for s in self._store.segments(sid, include_deleted=history) if keep(s)] for sid in wanted}
+        return {sid: segs for sid, segs in found.items() if segs}
 
     def _flags(self) -> dict[SegmentKey, list[ChainWarning]]:
         """Gaps and overlaps over every live segment (an overlap may involve a schedule not asked for), computed

@@ -110,7 +110,8 @@ def live(loop_thread: LoopThread, tmp_path_factory: pytest.TempPathFactory) -> I
 
 @pytest.fixture(scope="module")
 def fake(loop_thread: LoopThread, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Harness, FakeActions]]:
-    """An app with the real store and status API, a fake daemon view and fake actions: one failing segment."""
+    """An app with the real store and status API, a fake daemon view and fake actions: one failing segment, and
+    one schedule whose only segment is deleted history."""
     workdir = tmp_path_factory.mktemp("console-fake")
     actions = FakeActions()
 
@@ -122,7 +123,10 @@ def fake(loop_thread: LoopThread, tmp_path_factory: pytest.TempPathFactory) -> I
             segment("a", 1, now - 60, now + 600, state=SegmentState.RETRYING, task_id="t1", last_error="Boom",
                     last_request_id="req-1", attempts=2)
         )  # fmt: skip
-        view = FakeView(clock=now, infos=[ScheduleInfo(ScheduleId("a"), title="Fake A")])
+        # h: its only segment ended two hours ago and retention deleted its task — history the timeline still draws.
+        await store.put(segment("h", 0, now - 3 * 3600, now - 2 * 3600, state=SegmentState.DELETED, task_id="th"))
+        infos = [ScheduleInfo(ScheduleId("a"), title="Fake A"), ScheduleInfo(ScheduleId("h"), title="History")]
+        view = FakeView(clock=now, infos=infos)
         return await start_harness(store, view=view, actions=actions, api_token=TOKEN)
 
     harness = loop_thread.run(begin())

@@ -265,3 +265,12 @@ def test_both_actions_are_confirmed_and_reach_the_provider(
     driver.find_element(By.ID, "confirm-ok").click()
     wait_until(driver, lambda d: "gone" in d.find_element(By.ID, "release-result").text, 10, "release done")
     assert actions.released == 1  # the cancelled confirmation sent nothing
+
+
+def test_a_deleted_segment_stays_on_the_timeline(driver: WebDriver, fake: tuple[Harness, FakeActions]) -> None:
+    harness, _ = fake
+    driver.delete_all_cookies()
+    sign_in(driver, harness.base, "/")
+    driver.find_element(By.CSS_SELECTOR, '#zoom [data-zoom="86400"]').click()  # six hours back: h-0 in view
+    shown = "return (document.querySelector('.seg[data-key=\"h-0\"]') || {dataset: {}}).dataset.state"
+    wait_until(driver, lambda d: d.execute_script(shown) == "deleted", 20, "h-0 drawn as deleted history")

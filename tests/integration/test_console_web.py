@@ -213,3 +213,20 @@ async def test_assets_are_served_from_the_package_with_the_same_headers(harness)
         assert resp.status == 304
     async with h.session.get(h.url("/console/static/../app.py")) as resp:
         assert resp.status == 404
+
+
+async def test_deleted_segments_of_the_last_week_stay_on_the_timeline_in_their_final_state(harness) -> None:
+    h, _ = harness
+    deleted = {"state": SegmentState.DELETED, "deleted_at": NOW - 3600}
+    await h.store.put(segment("a", 0, NOW - 9 * 86400, NOW - 8 * 86400, **deleted))  # older than a week: dropped
+    await h.store.put(segment("a", 1, NOW - 7200, NOW - 3600, task_id="t1", last_error="Boom", **deleted))
+    await h.store.put(segment("a", 2, NOW - 3600, NOW + 3600, state=SegmentState.RUNNING))
+    await h.store.put(segment("gone", 0, NOW - 7200, NOW - 3600, **deleted))  # an undeclared schedule's history
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    for query in ("segments=1", "segments=1&id=a"):
+        async with h.session.get(h.url("/v1/schedules?" + query), headers=headers) as resp:
+            body = await resp.json()
+        assert [s["id"] for s in body["schedules"]] == ["a"]
+        [item] = body["schedules"]
+        assert [(s["key"], s["state"]) for s in item["segments"]] == [("a-1", "deleted"), ("a-2", "running")]
+        assert item["segments_total"] == 1  # the summary still counts live segments only
