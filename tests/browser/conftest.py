@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -64,11 +66,12 @@ def loop_thread() -> Iterator[LoopThread]:
     thread.close()
 
 
-@pytest.fixture(scope="module")
-def live(loop_thread: LoopThread, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    """alpha: 60 s, three chained 20 s tasks (hand-offs 23 s and 43 s in); beta: relaying for 2 min; gamma: later.
-    beta's health check watches its own playback (up); alpha's watches a destination nobody pushes (unknown)."""
-    workdir = tmp_path_factory.mktemp("console-live")
+@contextlib.contextmanager
+def serving(
+    loop_thread: LoopThread, workdir: Path, write: Callable[[Emulator, int], None], **overrides: Any
+) -> Iterator[Live]:
+    """An emulator (20 s task cap) and the real daemon on ``loop_thread``, with the schedules ``write`` puts in
+    ``workdir`` (given the emulator and the start second)."""
     stop: asyncio.Event | None = None
     ready: concurrent.futures.Future[tuple[Emulator, Daemon]] = concurrent.futures.Future()
     start = time.time()
@@ -78,17 +81,8 @@ def live(loop_thread: LoopThread, tmp_path_factory: pytest.TempPathFactory) -> I
         stop = asyncio.Event()
         emu = Emulator(EmulatorConfig(max_task_seconds=20, admin=True, callback_retry_delay_s=0.2))
         await emu.start("127.0.0.1", 0)
-        now = int(start)
-        write_schedules(
-            workdir,
-            live_schedule("alpha", now + 3, now + 63, extra=health(emu.playback_url(NOWHERE)))
-            + live_schedule("beta", now, now + 120, extra=health(emu.playback_url(f"{PUSH}/beta")))
-            + live_schedule("gamma", now + 600, now + 660),
-        )
-        # One restart attempt: a segment that fails twice in a row is failed (for "retry now") within seconds.
-        settings = settings_for(
-            emu, workdir, max_task_seconds=20, horizon=3600, api_token=TOKEN, restart_max_attempts=1
-        )
+        write(emu, int(start))
+        settings = settings_for(emu, workdir, max_task_seconds=20, horizon=3600, api_token=TOKEN, **overrides)
         try:
             async with running_daemon(settings) as daemon:
                 ready.set_result((emu, daemon))
@@ -103,9 +97,46 @@ def live(loop_thread: LoopThread, tmp_path_factory: pytest.TempPathFactory) -> I
         if served.done():
             served.result()
         raise
-    yield Live(loop_thread, emu, daemon, f"http://127.0.0.1:{daemon.port}", start)
-    loop_thread.loop.call_soon_threadsafe(lambda: stop.set() if stop is not None else None)
-    served.result(60)
+    try:
+        yield Live(loop_thread, emu, daemon, f"http://127.0.0.1:{daemon.port}", start)
+    finally:
+        loop_thread.loop.call_soon_threadsafe(lambda: stop.set() if stop is not None else None)
+        served.result(60)
+
+
+@pytest.fixture(scope="module")
+def live(loop_thread: LoopThread, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    """alpha: 60 s, three chained 20 s tasks (hand-offs 23 s and 43 s in); beta: relaying for 2 min; gamma: later.
+    beta's health check watches its own playback (up); alpha's watches a destination nobody pushes (unknown)."""
+    workdir = tmp_path_factory.mktemp("console-live")
+
+    def write(emu: Emulator, now: int) -> None:
+        write_schedules(
+            workdir,
+            live_schedule("alpha", now + 3, now + 63, extra=health(emu.playback_url(NOWHERE)))
+            + live_schedule("beta", now, now + 120, extra=health(emu.playback_url(f"{PUSH}/beta")))
+            + live_schedule("gamma", now + 600, now + 660),
+        )
+
+    # One restart attempt: a segment that fails twice in a row is failed (for "retry now") within seconds.
+    with serving(loop_thread, workdir, write, restart_max_attempts=1) as served:
+        yield served
+
+
+GUARDED = ("r1", "r2", "r3", "r4", "r5")
+
+
+@pytest.fixture
+def guarded(loop_thread: LoopThread, tmp_path: Path) -> Iterator[Live]:
+    """A second daemon whose five schedules (one file each) relay now: removing them all is more than the removal
+    guard lets through (``max_removals`` 3), so it holds them."""
+
+    def write(emu: Emulator, now: int) -> None:
+        for sid in GUARDED:
+            write_schedules(tmp_path, live_schedule(sid, now, now + 600), name=f"{sid}.toml")
+
+    with serving(loop_thread, tmp_path, write) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")

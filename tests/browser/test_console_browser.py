@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from structlog.testing import capture_logs
 
 from relayd.store import SegmentRecord, SegmentState
-from tests.browser.conftest import TOKEN, FakeActions, Live, run_on
+from tests.browser.conftest import GUARDED, TOKEN, FakeActions, Live, run_on
 from tests.browser.harness import console_errors, wait_until
 from tests.integration.test_web_support import Harness
 
@@ -239,6 +240,36 @@ def test_a_cross_site_post_with_the_session_is_refused(driver: WebDriver, live: 
     url = live.base + "/v1/removals/release"
     assert status(url, Origin="http://evil.example", Cookie=session, **{"Sec-Fetch-Site": "cross-site"}) == 403
     assert status(url, Origin=live.base, Cookie=session) == 403  # same origin but no CSRF token
+
+
+def test_removals_held_by_the_guard_are_released_from_the_console(driver: WebDriver, guarded: Live) -> None:
+    daemon, emu = guarded.daemon, guarded.emu
+
+    def relaying() -> int:
+        return sum(1 for t in run_on(guarded, emu.tasks) if t["Status"] == "生效中")
+
+    wait_until(driver, lambda d: relaying() == len(GUARDED), 45, "five relays")
+    for path in daemon.settings.schedules_dir.iterdir():
+        path.unlink()
+    run_on(guarded, daemon.request_reload)
+    wait_until(driver, lambda d: run_on(guarded, daemon.parts.view.held_removals), 30, "the removals held")
+    driver.delete_all_cookies()
+    sign_in(driver, guarded.base)  # a page loaded now shows the hold
+    held = "return (document.querySelector('.problem.held') || {}).textContent || ''"
+    assert all(sid in str(js(driver, held)) for sid in GUARDED)
+    assert relaying() == len(GUARDED)  # held: still relaying
+    driver.find_element(By.ID, "release").click()
+    wait_until(driver, lambda d: d.execute_script("return document.getElementById('confirm').open"), 10, "dialog")
+    released = ", ".join(GUARDED)
+    with capture_logs() as logs:
+        driver.find_element(By.ID, "confirm-ok").click()
+        wait_until(driver, lambda d: released in d.find_element(By.ID, "release-result").text, 20, "released")
+    [logged] = [e for e in logs if e["event"] == "console_action"]
+    assert logged["action"] == "release_removals" and logged["released"] == list(GUARDED)
+    assert logged["remote"] == "127.0.0.1" and logged["principal"].startswith("session:")
+    wait_until(driver, lambda d: relaying() == 0 and not run_on(guarded, daemon.store.segments), 45, "tasks removed")
+    assert run_on(guarded, lambda: dict(daemon.engine.schedules)) == {}
+    wait_until(driver, lambda d: not d.execute_script(held), 20, "the hold gone from the page")
 
 
 def test_both_actions_are_confirmed_and_reach_the_provider(

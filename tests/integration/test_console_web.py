@@ -12,6 +12,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from structlog.testing import capture_logs
 from yarl import URL
 
 from relayd.ids import ScheduleId, SegmentKey
@@ -230,3 +231,25 @@ async def test_deleted_segments_of_the_last_week_stay_on_the_timeline_in_their_f
         [item] = body["schedules"]
         assert [(s["key"], s["state"]) for s in item["segments"]] == [("a-1", "deleted"), ("a-2", "running")]
         assert item["segments_total"] == 1  # the summary still counts live segments only
+
+
+async def test_each_action_is_logged_with_what_who_and_from_where(harness) -> None:
+    h, _ = harness
+    with capture_logs() as logs:
+        async with browser_session() as browser:
+            csrf = await sign_in(h, browser)
+            async with browser.post(h.url("/v1/segments/a-1/retry"), headers={**origin(h), "X-CSRF-Token": csrf}):
+                pass
+            cookie = next(c for c in browser.cookie_jar if c.key == SESSION_COOKIE).value
+        async with h.session.post(h.url("/v1/removals/release"), headers={"Authorization": f"Bearer {TOKEN}"}):
+            pass
+    actions = [entry for entry in logs if entry["event"] == "console_action"]
+    assert [(a["action"], a["remote"]) for a in actions] == [
+        ("retry_now", "127.0.0.1"),
+        ("release_removals", "127.0.0.1"),
+    ]
+    retry, release = actions
+    assert retry["segment_key"] == "a-1" and retry["done"] is True
+    assert retry["principal"].startswith("session:") and retry["principal"][8:] in cookie
+    assert release["released"] == ["gone"] and release["principal"] == "token"
+    assert TOKEN not in repr(actions)
