@@ -17,12 +17,14 @@ from selenium.webdriver.remote.webdriver import WebDriver
 
 from relayd.daemon import Daemon
 from relayd.emulator import Emulator, EmulatorConfig
-from relayd.ids import ScheduleId, SegmentKey
+from relayd.ids import GroupName, ScheduleId, SegmentKey
+from relayd.metrics import Metrics
 from relayd.store import SegmentState
+from relayd.web.app import WebServer, build_app
 from relayd.web.views import ScheduleInfo
 from tests.browser.harness import LoopThread, chromium
 from tests.e2e.harness import live_schedule, running_daemon, settings_for, write_schedules
-from tests.integration.test_web_support import FakeView, Harness, open_store, segment, start_harness
+from tests.integration.test_web_support import SECRET, FakeView, Harness, open_store, segment, start_harness
 
 TOKEN = "browser-test-token"
 PUSH = "rtmp://push.test/live"  # where tests.e2e.harness.live_schedule pushes
@@ -156,7 +158,10 @@ def fake(loop_thread: LoopThread, tmp_path_factory: pytest.TempPathFactory) -> I
         )  # fmt: skip
         # h: its only segment ended two hours ago and retention deleted its task — history the timeline still draws.
         await store.put(segment("h", 0, now - 3 * 3600, now - 2 * 3600, state=SegmentState.DELETED, task_id="th"))
-        infos = [ScheduleInfo(ScheduleId("a"), title="Fake A"), ScheduleInfo(ScheduleId("h"), title="History")]
+        infos = [
+            ScheduleInfo(ScheduleId("a"), title="Fake A"),
+            ScheduleInfo(ScheduleId("h"), title="History", group=GroupName("archive")),
+        ]
         view = FakeView(clock=now, infos=infos)
         return await start_harness(store, view=view, actions=actions, api_token=TOKEN)
 
@@ -174,3 +179,14 @@ def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
 
 def run_on(live: Live, fn: Any) -> Any:
     return live.loop.call(fn)
+
+
+async def serve_again(harness: Harness) -> WebServer:
+    """A fresh app over the harness's store and view on the harness's port: the daemon back after an outage."""
+    app = build_app(
+        store=harness.store, view=harness.view, metrics=Metrics(), hint=lambda *a: None, callback_secret=SECRET,
+        api_token=TOKEN,
+    )  # fmt: skip
+    server = WebServer(app, shutdown_timeout=1.0)
+    await server.start("127.0.0.1", int(harness.base.rsplit(":", 1)[1]))
+    return server

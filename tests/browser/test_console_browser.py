@@ -16,15 +16,21 @@ from pathlib import Path
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import Select
 from structlog.testing import capture_logs
 
+from relayd.ids import ScheduleId
 from relayd.store import SegmentRecord, SegmentState
-from tests.browser.conftest import GUARDED, TOKEN, FakeActions, Live, run_on
-from tests.browser.harness import console_errors, wait_until
-from tests.integration.test_web_support import Harness
+from relayd.web.app import WebServer
+from relayd.web.views import ScheduleInfo
+from tests.browser.conftest import GUARDED, TOKEN, FakeActions, Live, run_on, serve_again
+from tests.browser.harness import LoopThread, console_errors, wait_until
+from tests.integration.test_web_support import FakeView, Harness, open_store, segment, start_harness
 
 pytestmark = pytest.mark.slow
 IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
+LIVE_BOUND_S = 2.5
+"""The console's promise is 2 s from a store change to the page; the slack is for a loaded CI machine."""
 
 
 @pytest.fixture(autouse=True)
@@ -305,3 +311,106 @@ def test_a_deleted_segment_stays_on_the_timeline(driver: WebDriver, fake: tuple[
     driver.find_element(By.CSS_SELECTOR, '#zoom [data-zoom="86400"]').click()  # six hours back: h-0 in view
     shown = "return (document.querySelector('.seg[data-key=\"h-0\"]') || {dataset: {}}).dataset.state"
     wait_until(driver, lambda d: d.execute_script(shown) == "deleted", 20, "h-0 drawn as deleted history")
+
+
+def _rows(driver: WebDriver) -> list[str]:
+    return attr_list(driver, ".row", "schedule")
+
+
+def _choose(driver: WebDriver, select_id: str, value: str) -> None:
+    Select(driver.find_element(By.ID, select_id)).select_by_value(value)
+
+
+def test_filters_by_text_group_and_state(driver: WebDriver, fake: tuple[Harness, FakeActions]) -> None:
+    harness, _ = fake
+    driver.delete_all_cookies()
+    sign_in(driver, harness.base, "/")
+    wait_until(driver, lambda d: _rows(d) == ["a", "h"], 20, "both rows")
+    text = driver.find_element(By.ID, "filter-text")
+    text.send_keys("HIST")  # the title, any case
+    assert _rows(driver) == ["h"] and js(driver, "return document.body.dataset.rows") == "1"
+    text.clear()
+    text.send_keys("a")
+    assert _rows(driver) == ["a"]
+    text.clear()
+    text.send_keys("nothing-like-this")
+    assert _rows(driver) == [] and driver.find_element(By.CSS_SELECTOR, "#timeline .muted").text
+    text.clear()
+    text.send_keys(" ")  # an input event with an empty filter: every row again
+    assert _rows(driver) == ["a", "h"]
+    _choose(driver, "filter-group", "archive")
+    assert _rows(driver) == ["h"]
+    _choose(driver, "filter-group", "")
+    for state, rows in (("failing", ["a"]), ("ended", ["a"]), ("deleted", ["h"]), ("relaying", []), ("", ["a", "h"])):
+        _choose(driver, "filter-state", state)
+        assert _rows(driver) == rows, state
+
+
+def _axis(driver: WebDriver) -> tuple[str, float]:
+    """The first tick's UTC title and how far from the left the red now-line is (-1: out of view), in one script."""
+    script = (
+        "const t = document.querySelector('.axis .tick'), n = document.querySelector('.nowline');"
+        "return [t.title, n ? n.getBoundingClientRect().left : -1]"
+    )
+    title, left = driver.execute_script(script)
+    return str(title), float(left)
+
+
+def test_pan_moves_the_axis_and_now_brings_it_back(driver: WebDriver, fake: tuple[Harness, FakeActions]) -> None:
+    driver.find_element(By.CSS_SELECTOR, '#zoom [data-zoom="21600"]').click()
+    driver.find_element(By.CSS_SELECTOR, '#pan [data-pan="0"]').click()
+    start = _axis(driver)
+    assert start[1] > 0
+    driver.find_element(By.CSS_SELECTOR, '#pan [data-pan="-1"]').click()
+    earlier = _axis(driver)
+    assert earlier[0] < start[0] and earlier[1] > start[1]  # the axis starts earlier; now moves right
+    driver.find_element(By.CSS_SELECTOR, '#pan [data-pan="1"]').click()
+    driver.find_element(By.CSS_SELECTOR, '#pan [data-pan="1"]').click()
+    later = _axis(driver)
+    assert later[0] > start[0] and later[1] == -1  # 1.5 h ahead: now is off to the left
+    driver.find_element(By.CSS_SELECTOR, '#pan [data-pan="0"]').click()
+    assert _axis(driver)[1] == start[1]  # now back a quarter in (the ticks may have moved on meanwhile)
+
+
+def test_a_store_change_shows_within_the_live_bound(
+    driver: WebDriver, fake: tuple[Harness, FakeActions], loop_thread: LoopThread
+) -> None:
+    harness, _ = fake
+    assert js(driver, "return document.body.dataset.live") == "on"
+    js(driver, "window.__samePage = true")
+    now = time.time()
+    loop_thread.run(harness.store.put(segment("a", 2, now + 600, now + 1200, task_id="t2")))
+    wait_until(driver, lambda d: "a-2" in bar_keys(d), 10, "a-2 on the page")
+    shown_ms = float(js(driver, "return Number(document.body.dataset.loaded)"))  # type: ignore[arg-type]
+    took = shown_ms / 1000 - now
+    assert js(driver, "return window.__samePage") is True
+    assert 0 < took <= LIVE_BOUND_S, f"{took:.2f} s from the store write to the page"
+    print(f"live bound: {took:.2f} s from the store write to the page")
+
+
+def test_a_lost_stream_shows_the_banner_and_recovers(
+    driver: WebDriver, loop_thread: LoopThread, tmp_path: Path
+) -> None:
+    async def begin() -> Harness:
+        store = await open_store(tmp_path)
+        return await start_harness(store, view=FakeView(infos=[ScheduleInfo(ScheduleId("x"))]), api_token=TOKEN)
+
+    harness = loop_thread.run(begin())
+    again: list[WebServer] = []
+    try:
+        driver.delete_all_cookies()
+        sign_in(driver, harness.base, "/")
+        banner = "return document.getElementById('banner').hidden"
+        wait_until(driver, lambda d: js(d, "return document.body.dataset.live") == "on", 20, "live")
+        assert js(driver, banner) is True
+        loop_thread.run(harness.server.stop())
+        wait_until(driver, lambda d: js(d, "return document.body.dataset.live") == "off", 20, "live off")
+        assert js(driver, banner) is False and driver.find_element(By.ID, "banner").text
+        again.append(loop_thread.run(serve_again(harness)))
+        wait_until(driver, lambda d: js(d, "return document.body.dataset.live") == "on", 30, "live again")
+        assert js(driver, banner) is True
+    finally:
+        for server in again:
+            loop_thread.run(server.stop())
+        loop_thread.run(harness.close())
+    driver.get_log("browser")  # the refused reconnects are logged by Chromium as errors: expected here

@@ -282,9 +282,8 @@
     C.setZone(event.target.dataset.tz);
     render();
   });
-  for (const id of ["filter-text", "filter-group", "filter-state"]) {
-    document.getElementById(id).addEventListener("input", render);
-  }
+  document.getElementById("filter-text").addEventListener("input", render);
+  for (const id of ["filter-group", "filter-state"]) document.getElementById(id).addEventListener("change", render);
   document.getElementById("release").addEventListener("click", async () => {
     if (!(await C.confirmAction(C.t("action.confirm_release")))) return;
     const result = await C.post("/v1/removals/release");
