@@ -8,7 +8,8 @@ carries ``config_problems``, ``config_warnings`` and ``held_removals`` (schedule
 although the config no longer declares them; ``POST /v1/removals/release`` lets them go).
 
 ``GET /v1/schedules?segments=1`` adds every schedule's segments (the console's timeline draws them all from this
-one answer), each with ``warnings`` (``gap_before``, ``overlap``: see ``console.chains``). They include the
+one answer), each with ``warnings`` (``gap_before``, ``overlap``: see ``console.chains``) and ``overlaps`` (the
+stretches, in unix seconds, it shares with another segment on its destination). They include the
 history: deleted segments that ended within ``HISTORY_S`` (a week, the timeline's widest zoom), so what failed last
 night and whether it came back stays visible after retention deletes the tasks.
 """
@@ -28,7 +29,7 @@ from relayd.ids import ScheduleId, SegmentKey
 from relayd.reconcile import Action, ActionKind
 from relayd.store import Event, SegmentRecord, SegmentState
 from relayd.volc.models import TaskStatus
-from relayd.web.console.chains import ChainWarning, warnings
+from relayd.web.console.chains import ChainWarning, overlap_spans, warnings
 from relayd.web.errors import BadRequest, NotFound
 from relayd.web.views import DaemonPlan, DaemonView, NextAction, ScheduleInfo, SegmentNotes, StoreView
 
@@ -250,6 +251,14 @@ def alert_json(alert: Alert, now: float) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True, slots=True)
+class Flags:
+    """What the timeline marks on live segments: gap/overlap warnings, and the overlapping stretches themselves."""
+
+    warnings: dict[SegmentKey, list[ChainWarning]]
+    spans: dict[SegmentKey, list[tuple[int, int]]]
+
+
 class StatusApi:
     """The ``/v1`` read handlers over a store and a daemon view."""
 
@@ -260,7 +269,7 @@ class StatusApi:
         self._view = view
         self._alerts = alerts
         self._rendered: tuple[tuple[int, int, str], bytes] | None = None
-        self._flag_cache: tuple[int, dict[SegmentKey, list[ChainWarning]]] | None = None
+        self._flag_cache: tuple[int, Flags] | None = None
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -316,12 +325,13 @@ class StatusApi:
         found = {sid: [s for s in self._store.segments(sid, include_deleted=history) if keep(s)] for sid in wanted}
         return {sid: segs for sid, segs in found.items() if segs}
 
-    def _flags(self) -> dict[SegmentKey, list[ChainWarning]]:
+    def _flags(self) -> Flags:
         """Gaps and overlaps over every live segment (an overlap may involve a schedule not asked for), computed
         once per change of the store's segments however many consoles read."""
         seq = self._store.journal.seq
         if self._flag_cache is None or self._flag_cache[0] != seq:
-            self._flag_cache = (seq, warnings(self._store.segments()))
+            live = self._store.segments()
+            self._flag_cache = (seq, Flags(warnings(live), overlap_spans(live)))
         return self._flag_cache[1]
 
     def _attach_segments(
@@ -330,11 +340,12 @@ class StatusApi:
         flags = self._flags()
         for item in schedules:
             segs = sorted(grouped.get(item["id"], []), key=lambda s: (s.start, s.index))
-            item["segments"] = [self._segment_with_flags(s, flags.get(s.key, []), now) for s in segs]
+            item["segments"] = [self._segment_with_flags(s, flags, now) for s in segs]
 
-    def _segment_with_flags(self, seg: SegmentRecord, flags: list[ChainWarning], now: float) -> dict[str, Any]:
+    def _segment_with_flags(self, seg: SegmentRecord, flags: Flags, now: float) -> dict[str, Any]:
         shown = segment_json(seg, self._view.next_action(seg.key), now, self._view.segment_notes(seg.key))
-        return {**shown, "warnings": [f.value for f in flags]}
+        overlaps = [{"start_unix": a, "end_unix": b} for a, b in flags.spans.get(seg.key, [])]
+        return {**shown, "warnings": [f.value for f in flags.warnings.get(seg.key, [])], "overlaps": overlaps}
 
     async def get_schedule(self, request: web.Request) -> web.Response:
         now = self._view.now()

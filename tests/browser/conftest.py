@@ -144,7 +144,7 @@ def guarded(loop_thread: LoopThread, tmp_path: Path) -> Iterator[Live]:
 @pytest.fixture(scope="module")
 def fake(loop_thread: LoopThread, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Harness, FakeActions]]:
     """An app with the real store and status API, a fake daemon view and fake actions: one failing segment, and
-    one schedule whose only segment is deleted history."""
+    one schedule whose only segment is deleted history, a gap in a chain and an overlap on a destination."""
     workdir = tmp_path_factory.mktemp("console-fake")
     actions = FakeActions()
 
@@ -158,6 +158,12 @@ def fake(loop_thread: LoopThread, tmp_path_factory: pytest.TempPathFactory) -> I
         )  # fmt: skip
         # h: its only segment ended two hours ago and retention deleted its task — history the timeline still draws.
         await store.put(segment("h", 0, now - 3 * 3600, now - 2 * 3600, state=SegmentState.DELETED, task_id="th"))
+        # g: a gap between its two segments; o and p: two schedules pushing one destination, overlapping.
+        await store.put(segment("g", 0, now - 900, now - 300, state=SegmentState.ENDED))
+        await store.put(segment("g", 1, now + 300, now + 900))
+        same = {"state": SegmentState.SCHEDULED, "body": {"DstAddr": "rtmp://push.test/live/same"}}
+        await store.put(segment("o", 0, now - 600, now + 1200, **same))
+        await store.put(segment("p", 0, now + 600, now + 2400, **same))
         infos = [
             ScheduleInfo(ScheduleId("a"), title="Fake A"),
             ScheduleInfo(ScheduleId("h"), title="History", group=GroupName("archive")),

@@ -325,7 +325,8 @@ def test_filters_by_text_group_and_state(driver: WebDriver, fake: tuple[Harness,
     harness, _ = fake
     driver.delete_all_cookies()
     sign_in(driver, harness.base, "/")
-    wait_until(driver, lambda d: _rows(d) == ["a", "h"], 20, "both rows")
+    every = ["a", "g", "h", "o", "p"]
+    wait_until(driver, lambda d: _rows(d) == every, 20, "every row")
     text = driver.find_element(By.ID, "filter-text")
     text.send_keys("HIST")  # the title, any case
     assert _rows(driver) == ["h"] and js(driver, "return document.body.dataset.rows") == "1"
@@ -337,11 +338,12 @@ def test_filters_by_text_group_and_state(driver: WebDriver, fake: tuple[Harness,
     assert _rows(driver) == [] and driver.find_element(By.CSS_SELECTOR, "#timeline .muted").text
     text.clear()
     text.send_keys(" ")  # an input event with an empty filter: every row again
-    assert _rows(driver) == ["a", "h"]
+    assert _rows(driver) == every
     _choose(driver, "filter-group", "archive")
     assert _rows(driver) == ["h"]
     _choose(driver, "filter-group", "")
-    for state, rows in (("failing", ["a"]), ("ended", ["a"]), ("deleted", ["h"]), ("relaying", []), ("", ["a", "h"])):
+    states = {"failing": ["a"], "ended": ["a", "g"], "deleted": ["h"], "planned": ["g"], "created": ["o", "p"]}
+    for state, rows in [*states.items(), ("relaying", []), ("", every)]:
         _choose(driver, "filter-state", state)
         assert _rows(driver) == rows, state
 
@@ -414,3 +416,44 @@ def test_a_lost_stream_shows_the_banner_and_recovers(
             loop_thread.run(server.stop())
         loop_thread.run(harness.close())
     driver.get_log("browser")  # the refused reconnects are logged by Chromium as errors: expected here
+
+
+def _intervals(driver: WebDriver) -> dict[str, dict[str, float]]:
+    """Each warning interval (``kind:key``) with its span and its drawn left/right edges, read in one script."""
+    script = """return [...document.querySelectorAll('.interval')].map((e) => {
+        const r = e.getBoundingClientRect();
+        return [e.dataset.kind + ':' + e.dataset.key,
+                {from: Number(e.dataset.from), to: Number(e.dataset.to), left: r.left, right: r.right,
+                 colour: getComputedStyle(e).backgroundColor}];
+    })"""
+    return dict(driver.execute_script(script))
+
+
+def _edges(driver: WebDriver, key: str) -> tuple[float, float]:
+    bar = f"document.querySelector('.seg[data-key=\"{key}\"]')"
+    left, right = driver.execute_script(f"const r = {bar}.getBoundingClientRect(); return [r.left, r.right]")
+    return float(left), float(right)
+
+
+def test_gaps_and_overlaps_are_drawn_as_intervals(
+    driver: WebDriver, fake: tuple[Harness, FakeActions], loop_thread: LoopThread
+) -> None:
+    harness, _ = fake
+    driver.get(harness.base + "/")
+    wait_until(driver, lambda d: d.execute_script("return document.body.dataset.loaded"), 20, "timeline data")
+    driver.find_element(By.CSS_SELECTOR, '#zoom [data-zoom="21600"]').click()
+    driver.find_element(By.CSS_SELECTOR, '#pan [data-pan="0"]').click()
+    found = _intervals(driver)
+    assert set(found) == {"gap:g-1", "overlap:o-0", "overlap:p-0"}
+    records = {r.key: r for r in loop_thread.call(harness.store.segments)}
+    gap = found["gap:g-1"]
+    assert (gap["from"], gap["to"]) == (records["g-0"].end, records["g-1"].start)
+    assert _edges(driver, "g-0")[1] <= gap["left"] + 1 and gap["right"] <= _edges(driver, "g-1")[0] + 1
+    for key in ("o-0", "p-0"):
+        shared = found[f"overlap:{key}"]
+        assert (shared["from"], shared["to"]) == (records["p-0"].start, records["o-0"].end)
+        assert (
+            abs(shared["left"] - _edges(driver, "p-0")[0]) <= 1 and abs(shared["right"] - _edges(driver, "o-0")[1]) <= 1
+        )
+    warn = js(driver, "return getComputedStyle(document.querySelector('.swatch.warn')).backgroundColor")
+    assert gap["colour"] == warn and found["overlap:o-0"]["colour"] != "rgba(0, 0, 0, 0)"

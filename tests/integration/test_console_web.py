@@ -124,6 +124,8 @@ async def test_overlapping_segments_on_one_destination_are_flagged(harness) -> N
         body = await resp.json()
     flags = {s["key"]: s["warnings"] for item in body["schedules"] for s in item["segments"]}
     assert flags == {"a-0": ["overlap"], "b-0": ["overlap"]}
+    shared = [{"start_unix": int(NOW) + 50, "end_unix": int(NOW) + 100}]
+    assert [s["overlaps"] for item in body["schedules"] for s in item["segments"]] == [shared, shared]
 
 
 async def test_actions_need_csrf_and_same_origin_with_a_session(harness) -> None:

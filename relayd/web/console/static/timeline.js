@@ -101,8 +101,36 @@
       }
       previous = seg;
       if (seg.window.end_unix > t0 && seg.window.start_unix < t1) lane.appendChild(bar(s, seg, x, width, t0, t1));
+      for (const mark of warnings(s, seg)) {
+        const [a, b] = [Math.max(mark.from, t0), Math.min(mark.to, t1)];
+        if (b > a) lane.appendChild(interval(mark, x(a), x(b)));
+      }
     }
     return lane;
+  }
+
+  // The gap before a segment (from the end of the previous one of its chain) and the stretches it shares with
+  // another segment on its destination: drawn as intervals in the warning colour, not just an outline.
+  function warnings(s, seg) {
+    const marks = (seg.overlaps || []).map((o) => ({ kind: "overlap", key: seg.key, from: o.start_unix, to: o.end_unix }));
+    if ((seg.warnings || []).includes("gap_before")) {
+      const before = (s.segments || []).find((p) => p.index === seg.index - 1 && p.occurrence === seg.occurrence);
+      if (before) marks.push({ kind: "gap", key: seg.key, from: before.window.end_unix, to: seg.window.start_unix });
+    }
+    return marks;
+  }
+
+  function interval(mark, left, right) {
+    const node = C.el("span", "interval " + mark.kind);
+    node.style.left = left + "px";
+    node.style.width = Math.max(2, right - left) + "px";
+    node.dataset.key = mark.key;
+    node.dataset.kind = mark.kind;
+    node.dataset.from = String(mark.from);
+    node.dataset.to = String(mark.to);
+    const what = mark.kind === "gap" ? C.t("warn.gap_before") : C.t("warn.overlap");
+    node.title = `⚠ ${what}\n${C.utc(mark.from)} – ${C.utc(mark.to)} UTC`;
+    return node;
   }
 
   // The status API's stream health: {"health": "up" | "stalled" | "unknown" | "paused", "text": "…"}.
