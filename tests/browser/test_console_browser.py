@@ -19,7 +19,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select
 from structlog.testing import capture_logs
 
-from relayd.ids import ScheduleId
+from relayd.ids import ScheduleId, SegmentKey
 from relayd.store import SegmentRecord, SegmentState
 from relayd.web.app import WebServer
 from relayd.web.views import ScheduleInfo
@@ -46,6 +46,12 @@ def sign_in(driver: WebDriver, base: str, path: str = "/") -> None:
     driver.find_element(By.ID, "login-submit").click()
     loaded = "return location.pathname !== '/login' && document.body.dataset.loaded"
     wait_until(driver, lambda d: d.execute_script(loaded), 20, "page data")
+
+
+def fresh_sign_in(driver: WebDriver, base: str) -> None:
+    """Sign in to another app: cookies ignore ports, so the previous app's session would carry over."""
+    driver.delete_all_cookies()
+    sign_in(driver, base, "/")
 
 
 def js(driver: WebDriver, script: str) -> object:
@@ -259,8 +265,7 @@ def test_removals_held_by_the_guard_are_released_from_the_console(driver: WebDri
         path.unlink()
     run_on(guarded, daemon.request_reload)
     wait_until(driver, lambda d: run_on(guarded, daemon.parts.view.held_removals), 30, "the removals held")
-    driver.delete_all_cookies()
-    sign_in(driver, guarded.base)  # a page loaded now shows the hold
+    fresh_sign_in(driver, guarded.base)  # a page loaded now shows the hold
     held = "return (document.querySelector('.problem.held') || {}).textContent || ''"
     assert all(sid in str(js(driver, held)) for sid in GUARDED)
     assert relaying() == len(GUARDED)  # held: still relaying
@@ -306,8 +311,7 @@ def test_both_actions_are_confirmed_and_reach_the_provider(
 
 def test_a_deleted_segment_stays_on_the_timeline(driver: WebDriver, fake: tuple[Harness, FakeActions]) -> None:
     harness, _ = fake
-    driver.delete_all_cookies()
-    sign_in(driver, harness.base, "/")
+    fresh_sign_in(driver, harness.base)
     driver.find_element(By.CSS_SELECTOR, '#zoom [data-zoom="86400"]').click()  # six hours back: h-0 in view
     shown = "return (document.querySelector('.seg[data-key=\"h-0\"]') || {dataset: {}}).dataset.state"
     wait_until(driver, lambda d: d.execute_script(shown) == "deleted", 20, "h-0 drawn as deleted history")
@@ -318,13 +322,18 @@ def _rows(driver: WebDriver) -> list[str]:
 
 
 def _choose(driver: WebDriver, select_id: str, value: str) -> None:
-    Select(driver.find_element(By.ID, select_id)).select_by_value(value)
+    """Pick an option; retried when a live re-read rebuilt the options under the click (a stale element)."""
+
+    def choose(d: WebDriver) -> bool:
+        Select(d.find_element(By.ID, select_id)).select_by_value(value)
+        return True
+
+    wait_until(driver, choose, 10, f"{value!r} chosen in #{select_id}")
 
 
 def test_filters_by_text_group_and_state(driver: WebDriver, fake: tuple[Harness, FakeActions]) -> None:
     harness, _ = fake
-    driver.delete_all_cookies()
-    sign_in(driver, harness.base, "/")
+    fresh_sign_in(driver, harness.base)
     every = ["a", "g", "h", "o", "p"]
     wait_until(driver, lambda d: _rows(d) == every, 20, "every row")
     text = driver.find_element(By.ID, "filter-text")
@@ -359,6 +368,7 @@ def _axis(driver: WebDriver) -> tuple[str, float]:
 
 
 def test_pan_moves_the_axis_and_now_brings_it_back(driver: WebDriver, fake: tuple[Harness, FakeActions]) -> None:
+    fresh_sign_in(driver, fake[0].base)
     driver.find_element(By.CSS_SELECTOR, '#zoom [data-zoom="21600"]').click()
     driver.find_element(By.CSS_SELECTOR, '#pan [data-pan="0"]').click()
     start = _axis(driver)
@@ -378,10 +388,14 @@ def test_a_store_change_shows_within_the_live_bound(
     driver: WebDriver, fake: tuple[Harness, FakeActions], loop_thread: LoopThread
 ) -> None:
     harness, _ = fake
-    assert js(driver, "return document.body.dataset.live") == "on"
+    fresh_sign_in(driver, harness.base)
+    wait_until(driver, lambda d: js(d, "return document.body.dataset.live") == "on", 20, "the stream open")
     js(driver, "window.__samePage = true")
+    before = loop_thread.call(lambda: harness.store.segment(SegmentKey("a-1")))
+    assert before is not None
     now = time.time()
-    loop_thread.run(harness.store.put(segment("a", 2, now + 600, now + 1200, task_id="t2")))
+    # a-1's successor, starting where it ends (a hand-off, no gap for the interval test to find)
+    loop_thread.run(harness.store.put(segment("a", 2, before.end, before.end + 600, task_id="t2")))
     wait_until(driver, lambda d: "a-2" in bar_keys(d), 10, "a-2 on the page")
     shown_ms = float(js(driver, "return Number(document.body.dataset.loaded)"))  # type: ignore[arg-type]
     took = shown_ms / 1000 - now
@@ -400,8 +414,7 @@ def test_a_lost_stream_shows_the_banner_and_recovers(
     harness = loop_thread.run(begin())
     again: list[WebServer] = []
     try:
-        driver.delete_all_cookies()
-        sign_in(driver, harness.base, "/")
+        fresh_sign_in(driver, harness.base)
         banner = "return document.getElementById('banner').hidden"
         wait_until(driver, lambda d: js(d, "return document.body.dataset.live") == "on", 20, "live")
         assert js(driver, banner) is True
@@ -439,8 +452,7 @@ def test_gaps_and_overlaps_are_drawn_as_intervals(
     driver: WebDriver, fake: tuple[Harness, FakeActions], loop_thread: LoopThread
 ) -> None:
     harness, _ = fake
-    driver.get(harness.base + "/")
-    wait_until(driver, lambda d: d.execute_script("return document.body.dataset.loaded"), 20, "timeline data")
+    fresh_sign_in(driver, harness.base)
     driver.find_element(By.CSS_SELECTOR, '#zoom [data-zoom="21600"]').click()
     driver.find_element(By.CSS_SELECTOR, '#pan [data-pan="0"]').click()
     found = _intervals(driver)
