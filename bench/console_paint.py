@@ -1,6 +1,7 @@
 """First paint of the console's timeline with 1,000 schedules in headless Chromium (target ≤ 1 s).
 
-The real application and store hold 1,000 schedules of three segments each (one relaying, one ended, one planned);
+The real application and store hold 1,000 schedules of four segments each (one relaying, one ended, one planned,
+and one deleted yesterday: history the timeline still draws);
 a fresh headless Chromium signs in and loads ``/`` ``--loads`` times. "First paint" is the page's own mark: the
 animation frame after the timeline was drawn from ``/v1/schedules?segments=1``, in ms since navigation start.
 
@@ -59,6 +60,8 @@ async def main(args: argparse.Namespace) -> int:
         for i in range(args.schedules):
             sid = f"sched-{i:04d}"
             records += [
+                # History: yesterday's segment, its task deleted by retention — drawn too (a week of it is sent).
+                segment(sid, 9, now - 86400, now - 82800, state=SegmentState.DELETED, task_id=f"t{i}z"),
                 segment(sid, 0, now - 7200, now - 3600, state=SegmentState.ENDED, task_id=f"t{i}a"),
                 segment(sid, 1, now - 3600, now + 3600, state=SegmentState.RUNNING, task_id=f"t{i}b"),
                 segment(sid, 2, now + 3600, now + 7200),

@@ -8,7 +8,10 @@ carries ``config_problems``, ``config_warnings`` and ``held_removals`` (schedule
 although the config no longer declares them; ``POST /v1/removals/release`` lets them go).
 
 ``GET /v1/schedules?segments=1`` adds every schedule's segments (the console's timeline draws them all from this
-one answer), each with ``warnings`` (``gap_before``, ``overlap``: see ``console.chains``).
+one answer), each with ``warnings`` (``gap_before``, ``overlap``: see ``console.chains``) and ``overlaps`` (the
+stretches, in unix seconds, it shares with another segment on its destination). They include the
+history: deleted segments that ended within ``HISTORY_S`` (a week, the timeline's widest zoom), so what failed last
+night and whether it came back stays visible after retention deletes the tasks.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from relayd.ids import ScheduleId, SegmentKey
 from relayd.reconcile import Action, ActionKind
 from relayd.store import Event, SegmentRecord, SegmentState
 from relayd.volc.models import TaskStatus
-from relayd.web.console.chains import ChainWarning, warnings
+from relayd.web.console.chains import ChainWarning, overlap_spans, warnings
 from relayd.web.errors import BadRequest, NotFound
 from relayd.web.sharedrender import SharedRenders, encode_each, json_object_with_list
 from relayd.web.views import DaemonPlan, DaemonView, NextAction, ScheduleInfo, SegmentNotes, StoreView
@@ -38,6 +41,8 @@ RFC3339_CACHE = 32_768
 DEFAULT_EVENTS = 100
 _INACTIVE = frozenset({SegmentState.DELETED, SegmentState.REMOVING})
 _YES = ("1", "true", "yes")
+HISTORY_S = 7 * 86400
+"""Deleted segments that ended within this long are still drawn on the timeline (bounded: the payload stays small)."""
 
 
 def rfc3339(ts: float | None) -> str | None:
@@ -241,6 +246,12 @@ def _wanted_ids(request: web.Request) -> frozenset[ScheduleId] | None:
     return frozenset(ScheduleId(i) for i in ids) if ids else None
 
 
+def _live(grouped: Mapping[ScheduleId, list[SegmentRecord]]) -> dict[ScheduleId, list[SegmentRecord]]:
+    """The same segments without the deleted ones (schedules left with none dropped): one read serves both."""
+    kept = {sid: [s for s in segs if s.state is not SegmentState.DELETED] for sid, segs in grouped.items()}
+    return {sid: segs for sid, segs in kept.items() if segs}
+
+
 def alert_json(alert: Alert, now: float) -> dict[str, Any]:
     c = alert.condition
     return {
@@ -254,6 +265,14 @@ def alert_json(alert: Alert, now: float) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True, slots=True)
+class Flags:
+    """What the timeline marks on live segments: gap/overlap warnings, and the overlapping stretches themselves."""
+
+    warnings: dict[SegmentKey, list[ChainWarning]]
+    spans: dict[SegmentKey, list[tuple[int, int]]]
+
+
 class StatusApi:
     """The ``/v1`` read handlers over a store and a daemon view."""
 
@@ -264,7 +283,7 @@ class StatusApi:
         self._view = view
         self._alerts = alerts
         self._renders = SharedRenders()
-        self._flag_cache: tuple[int, dict[SegmentKey, list[ChainWarning]]] | None = None
+        self._flag_cache: tuple[int, Flags] | None = None
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -288,17 +307,18 @@ class StatusApi:
         now = self._view.now()
         infos = {info.id: info for info in self._view.schedules()}
         wanted = _wanted_ids(request)
-        grouped = self._grouped(wanted)
+        timeline = request.query.get("segments", "") in _YES
+        drawn = self._grouped(wanted, history_since=now - HISTORY_S) if timeline else {}
+        grouped = _live(drawn) if timeline else self._grouped(wanted)
         known = set(infos) | set(grouped)
         ids = sorted(known if wanted is None else known & wanted)
-        flags = self._flags() if request.query.get("segments", "") in _YES else None
+        flags = self._flags() if timeline else None
 
         def shape(sid: ScheduleId) -> dict[str, Any]:
-            segs = grouped.get(sid, [])
-            item = summarise(sid, infos.get(sid), segs, self._view, now)
+            item = summarise(sid, infos.get(sid), grouped.get(sid, []), self._view, now)
             if flags is not None:
-                ordered = sorted(segs, key=lambda s: (s.start, s.index))
-                item["segments"] = [self._segment_with_flags(s, flags.get(s.key, []), now) for s in ordered]
+                ordered = sorted(drawn.get(sid, []), key=lambda s: (s.start, s.index))
+                item["segments"] = [self._segment_with_flags(s, flags, now) for s in ordered]
             return item
 
         items = await encode_each(ids, shape)
@@ -312,23 +332,34 @@ class StatusApi:
         }
         return json_object_with_list("schedules", items, rest)
 
-    def _grouped(self, wanted: frozenset[ScheduleId] | None) -> dict[ScheduleId, list[SegmentRecord]]:
-        """Live segments by schedule: every schedule's, or only the wanted ones' (each an indexed read)."""
-        if wanted is None:
-            return group_by_schedule(self._store.segments())
-        return {sid: segs for sid in wanted if (segs := list(self._store.segments(sid)))}
+    def _grouped(
+        self, wanted: frozenset[ScheduleId] | None, *, history_since: float | None = None
+    ) -> dict[ScheduleId, list[SegmentRecord]]:
+        """Live segments by schedule: every schedule's, or only the wanted ones' (each an indexed read); with
+        ``history_since``, also the deleted ones that ended after it."""
+        history = history_since is not None
 
-    def _flags(self) -> dict[SegmentKey, list[ChainWarning]]:
+        def keep(seg: SegmentRecord) -> bool:
+            return seg.state is not SegmentState.DELETED or (history_since is not None and seg.end >= history_since)
+
+        if wanted is None:
+            return group_by_schedule(s for s in self._store.segments(include_deleted=history) if keep(s))
+        found = {sid: [s for s in self._store.segments(sid, include_deleted=history) if keep(s)] for sid in wanted}
+        return {sid: segs for sid, segs in found.items() if segs}
+
+    def _flags(self) -> Flags:
         """Gaps and overlaps over every live segment (an overlap may involve a schedule not asked for), computed
         once per change of the store's segments however many consoles read."""
         seq = self._store.journal.seq
         if self._flag_cache is None or self._flag_cache[0] != seq:
-            self._flag_cache = (seq, warnings(self._store.segments()))
+            live = self._store.segments()
+            self._flag_cache = (seq, Flags(warnings(live), overlap_spans(live)))
         return self._flag_cache[1]
 
-    def _segment_with_flags(self, seg: SegmentRecord, flags: list[ChainWarning], now: float) -> dict[str, Any]:
+    def _segment_with_flags(self, seg: SegmentRecord, flags: Flags, now: float) -> dict[str, Any]:
         shown = segment_json(seg, self._view.next_action(seg.key), now, self._view.segment_notes(seg.key))
-        return {**shown, "warnings": [f.value for f in flags]}
+        overlaps = [{"start_unix": a, "end_unix": b} for a, b in flags.spans.get(seg.key, [])]
+        return {**shown, "warnings": [f.value for f in flags.warnings.get(seg.key, [])], "overlaps": overlaps}
 
     async def get_schedule(self, request: web.Request) -> web.Response:
         now = self._view.now()

@@ -16,14 +16,21 @@ from pathlib import Path
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import Select
+from structlog.testing import capture_logs
 
+from relayd.ids import ScheduleId, SegmentKey
 from relayd.store import SegmentRecord, SegmentState
-from tests.browser.conftest import TOKEN, FakeActions, Live, run_on
-from tests.browser.harness import console_errors, wait_until
-from tests.integration.test_web_support import Harness
+from relayd.web.app import WebServer
+from relayd.web.views import ScheduleInfo
+from tests.browser.conftest import GUARDED, TOKEN, FakeActions, Live, run_on, serve_again
+from tests.browser.harness import LoopThread, console_errors, wait_until
+from tests.integration.test_web_support import FakeView, Harness, open_store, segment, start_harness
 
 pytestmark = pytest.mark.slow
 IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
+LIVE_BOUND_S = 2.5
+"""The console's promise is 2 s from a store change to the page; the slack is for a loaded CI machine."""
 
 
 @pytest.fixture(autouse=True)
@@ -39,6 +46,12 @@ def sign_in(driver: WebDriver, base: str, path: str = "/") -> None:
     driver.find_element(By.ID, "login-submit").click()
     loaded = "return location.pathname !== '/login' && document.body.dataset.loaded"
     wait_until(driver, lambda d: d.execute_script(loaded), 20, "page data")
+
+
+def fresh_sign_in(driver: WebDriver, base: str) -> None:
+    """Sign in to another app: cookies ignore ports, so the previous app's session would carry over."""
+    driver.delete_all_cookies()
+    sign_in(driver, base, "/")
 
 
 def js(driver: WebDriver, script: str) -> object:
@@ -84,6 +97,26 @@ def test_every_schedule_and_segment_is_on_the_timeline(driver: WebDriver, live: 
     assert {"alpha.0", "beta.0", "gamma.0"} <= bar_keys(driver)
     assert driver.find_elements(By.CSS_SELECTOR, '.row[data-schedule="alpha"] .handoff')
     assert driver.find_elements(By.CSS_SELECTOR, ".nowline")
+
+
+def _bands(driver: WebDriver) -> dict[str, tuple[str, str]]:
+    """Each row's health band: its class and title, read in one script (the timeline re-renders live)."""
+    script = (
+        "return Object.fromEntries([...document.querySelectorAll('.row')].map((r) => {"
+        " const b = r.querySelector('.health'); return [r.dataset.schedule, b ? [b.className, b.title] : null]; }))"
+    )
+    return {k: tuple(v) for k, v in driver.execute_script(script).items() if v}
+
+
+def test_the_health_band_shows_each_streams_health(driver: WebDriver, live: Live) -> None:
+    up = ("health h-up", "health: up")
+    wait_until(driver, lambda d: _bands(d).get("beta") == up, 45, "beta's band up (its playback advances)")
+    unknown = "return (document.querySelector('.row[data-schedule=\"alpha\"] .health') || {}).className"
+    wait_until(driver, lambda d: d.execute_script(unknown) == "health h-unknown", 45, "alpha's band unknown")
+    assert _bands(driver)["alpha"][1].startswith("health: unknown: probe error")  # the API's own words
+    assert "gamma" not in _bands(driver)  # no health check: no band
+    colours = "return getComputedStyle(document.querySelector('.health.h-up')).backgroundColor"
+    assert js(driver, colours) != js(driver, colours.replace("h-up", "h-unknown"))
 
 
 def test_a_handoff_appears_live_without_a_reload(driver: WebDriver, live: Live) -> None:
@@ -221,6 +254,35 @@ def test_a_cross_site_post_with_the_session_is_refused(driver: WebDriver, live: 
     assert status(url, Origin=live.base, Cookie=session) == 403  # same origin but no CSRF token
 
 
+def test_removals_held_by_the_guard_are_released_from_the_console(driver: WebDriver, guarded: Live) -> None:
+    daemon, emu = guarded.daemon, guarded.emu
+
+    def relaying() -> int:
+        return sum(1 for t in run_on(guarded, emu.tasks) if t["Status"] == "生效中")
+
+    wait_until(driver, lambda d: relaying() == len(GUARDED), 45, "five relays")
+    for path in daemon.settings.schedules_dir.iterdir():
+        path.unlink()
+    run_on(guarded, daemon.request_reload)
+    wait_until(driver, lambda d: run_on(guarded, daemon.parts.view.held_removals), 30, "the removals held")
+    fresh_sign_in(driver, guarded.base)  # a page loaded now shows the hold
+    held = "return (document.querySelector('.problem.held') || {}).textContent || ''"
+    assert all(sid in str(js(driver, held)) for sid in GUARDED)
+    assert relaying() == len(GUARDED)  # held: still relaying
+    driver.find_element(By.ID, "release").click()
+    wait_until(driver, lambda d: d.execute_script("return document.getElementById('confirm').open"), 10, "dialog")
+    released = ", ".join(GUARDED)
+    with capture_logs() as logs:
+        driver.find_element(By.ID, "confirm-ok").click()
+        wait_until(driver, lambda d: released in d.find_element(By.ID, "release-result").text, 20, "released")
+    [logged] = [e for e in logs if e["event"] == "console_action"]
+    assert logged["action"] == "release_removals" and logged["released"] == list(GUARDED)
+    assert logged["remote"] == "127.0.0.1" and logged["principal"].startswith("session:")
+    wait_until(driver, lambda d: relaying() == 0 and not run_on(guarded, daemon.store.segments), 45, "tasks removed")
+    assert run_on(guarded, lambda: dict(daemon.engine.schedules)) == {}
+    wait_until(driver, lambda d: not d.execute_script(held), 20, "the hold gone from the page")
+
+
 def test_both_actions_are_confirmed_and_reach_the_provider(
     driver: WebDriver, fake: tuple[Harness, FakeActions]
 ) -> None:
@@ -245,3 +307,165 @@ def test_both_actions_are_confirmed_and_reach_the_provider(
     driver.find_element(By.ID, "confirm-ok").click()
     wait_until(driver, lambda d: "gone" in d.find_element(By.ID, "release-result").text, 10, "release done")
     assert actions.released == 1  # the cancelled confirmation sent nothing
+
+
+def test_a_deleted_segment_stays_on_the_timeline(driver: WebDriver, fake: tuple[Harness, FakeActions]) -> None:
+    harness, _ = fake
+    fresh_sign_in(driver, harness.base)
+    driver.find_element(By.CSS_SELECTOR, '#zoom [data-zoom="86400"]').click()  # six hours back: h-0 in view
+    shown = "return (document.querySelector('.seg[data-key=\"h-0\"]') || {dataset: {}}).dataset.state"
+    wait_until(driver, lambda d: d.execute_script(shown) == "deleted", 20, "h-0 drawn as deleted history")
+
+
+def _rows(driver: WebDriver) -> list[str]:
+    return attr_list(driver, ".row", "schedule")
+
+
+def _choose(driver: WebDriver, select_id: str, value: str) -> None:
+    """Pick an option; retried when a live re-read rebuilt the options under the click (a stale element)."""
+
+    def choose(d: WebDriver) -> bool:
+        Select(d.find_element(By.ID, select_id)).select_by_value(value)
+        return True
+
+    wait_until(driver, choose, 10, f"{value!r} chosen in #{select_id}")
+
+
+def test_filters_by_text_group_and_state(driver: WebDriver, fake: tuple[Harness, FakeActions]) -> None:
+    harness, _ = fake
+    fresh_sign_in(driver, harness.base)
+    every = ["a", "g", "h", "o", "p"]
+    wait_until(driver, lambda d: _rows(d) == every, 20, "every row")
+    text = driver.find_element(By.ID, "filter-text")
+    text.send_keys("HIST")  # the title, any case
+    assert _rows(driver) == ["h"] and js(driver, "return document.body.dataset.rows") == "1"
+    text.clear()
+    text.send_keys("a")
+    assert _rows(driver) == ["a"]
+    text.clear()
+    text.send_keys("nothing-like-this")
+    assert _rows(driver) == [] and driver.find_element(By.CSS_SELECTOR, "#timeline .muted").text
+    text.clear()
+    text.send_keys(" ")  # an input event with an empty filter: every row again
+    assert _rows(driver) == every
+    _choose(driver, "filter-group", "archive")
+    assert _rows(driver) == ["h"]
+    _choose(driver, "filter-group", "")
+    states = {"failing": ["a"], "ended": ["a", "g"], "deleted": ["h"], "planned": ["g"], "created": ["o", "p"]}
+    for state, rows in [*states.items(), ("relaying", []), ("", every)]:
+        _choose(driver, "filter-state", state)
+        assert _rows(driver) == rows, state
+
+
+def _axis(driver: WebDriver) -> tuple[str, float]:
+    """The first tick's UTC title and how far from the left the red now-line is (-1: out of view), in one script."""
+    script = (
+        "const t = document.querySelector('.axis .tick'), n = document.querySelector('.nowline');"
+        "return [t.title, n ? n.getBoundingClientRect().left : -1]"
+    )
+    title, left = driver.execute_script(script)
+    return str(title), float(left)
+
+
+def test_pan_moves_the_axis_and_now_brings_it_back(driver: WebDriver, fake: tuple[Harness, FakeActions]) -> None:
+    fresh_sign_in(driver, fake[0].base)
+    driver.find_element(By.CSS_SELECTOR, '#zoom [data-zoom="21600"]').click()
+    driver.find_element(By.CSS_SELECTOR, '#pan [data-pan="0"]').click()
+    start = _axis(driver)
+    assert start[1] > 0
+    driver.find_element(By.CSS_SELECTOR, '#pan [data-pan="-1"]').click()
+    earlier = _axis(driver)
+    assert earlier[0] < start[0] and earlier[1] > start[1]  # the axis starts earlier; now moves right
+    driver.find_element(By.CSS_SELECTOR, '#pan [data-pan="1"]').click()
+    driver.find_element(By.CSS_SELECTOR, '#pan [data-pan="1"]').click()
+    later = _axis(driver)
+    assert later[0] > start[0] and later[1] == -1  # 1.5 h ahead: now is off to the left
+    driver.find_element(By.CSS_SELECTOR, '#pan [data-pan="0"]').click()
+    assert _axis(driver)[1] == start[1]  # now back a quarter in (the ticks may have moved on meanwhile)
+
+
+def test_a_store_change_shows_within_the_live_bound(
+    driver: WebDriver, fake: tuple[Harness, FakeActions], loop_thread: LoopThread
+) -> None:
+    harness, _ = fake
+    fresh_sign_in(driver, harness.base)
+    wait_until(driver, lambda d: js(d, "return document.body.dataset.live") == "on", 20, "the stream open")
+    js(driver, "window.__samePage = true")
+    before = loop_thread.call(lambda: harness.store.segment(SegmentKey("a-1")))
+    assert before is not None
+    now = time.time()
+    # a-1's successor, starting where it ends (a hand-off, no gap for the interval test to find)
+    loop_thread.run(harness.store.put(segment("a", 2, before.end, before.end + 600, task_id="t2")))
+    wait_until(driver, lambda d: "a-2" in bar_keys(d), 10, "a-2 on the page")
+    shown_ms = float(js(driver, "return Number(document.body.dataset.loaded)"))  # type: ignore[arg-type]
+    took = shown_ms / 1000 - now
+    assert js(driver, "return window.__samePage") is True
+    assert 0 < took <= LIVE_BOUND_S, f"{took:.2f} s from the store write to the page"
+    print(f"live bound: {took:.2f} s from the store write to the page")
+
+
+def test_a_lost_stream_shows_the_banner_and_recovers(
+    driver: WebDriver, loop_thread: LoopThread, tmp_path: Path
+) -> None:
+    async def begin() -> Harness:
+        store = await open_store(tmp_path)
+        return await start_harness(store, view=FakeView(infos=[ScheduleInfo(ScheduleId("x"))]), api_token=TOKEN)
+
+    harness = loop_thread.run(begin())
+    again: list[WebServer] = []
+    try:
+        fresh_sign_in(driver, harness.base)
+        banner = "return document.getElementById('banner').hidden"
+        wait_until(driver, lambda d: js(d, "return document.body.dataset.live") == "on", 20, "live")
+        assert js(driver, banner) is True
+        loop_thread.run(harness.server.stop())
+        wait_until(driver, lambda d: js(d, "return document.body.dataset.live") == "off", 20, "live off")
+        assert js(driver, banner) is False and driver.find_element(By.ID, "banner").text
+        again.append(loop_thread.run(serve_again(harness)))
+        wait_until(driver, lambda d: js(d, "return document.body.dataset.live") == "on", 30, "live again")
+        assert js(driver, banner) is True
+    finally:
+        for server in again:
+            loop_thread.run(server.stop())
+        loop_thread.run(harness.close())
+    driver.get_log("browser")  # the refused reconnects are logged by Chromium as errors: expected here
+
+
+def _intervals(driver: WebDriver) -> dict[str, dict[str, float]]:
+    """Each warning interval (``kind:key``) with its span and its drawn left/right edges, read in one script."""
+    script = """return [...document.querySelectorAll('.interval')].map((e) => {
+        const r = e.getBoundingClientRect();
+        return [e.dataset.kind + ':' + e.dataset.key,
+                {from: Number(e.dataset.from), to: Number(e.dataset.to), left: r.left, right: r.right,
+                 colour: getComputedStyle(e).backgroundColor}];
+    })"""
+    return dict(driver.execute_script(script))
+
+
+def _edges(driver: WebDriver, key: str) -> tuple[float, float]:
+    bar = f"document.querySelector('.seg[data-key=\"{key}\"]')"
+    left, right = driver.execute_script(f"const r = {bar}.getBoundingClientRect(); return [r.left, r.right]")
+    return float(left), float(right)
+
+
+def test_gaps_and_overlaps_are_drawn_as_intervals(
+    driver: WebDriver, fake: tuple[Harness, FakeActions], loop_thread: LoopThread
+) -> None:
+    harness, _ = fake
+    fresh_sign_in(driver, harness.base)
+    driver.find_element(By.CSS_SELECTOR, '#zoom [data-zoom="21600"]').click()
+    driver.find_element(By.CSS_SELECTOR, '#pan [data-pan="0"]').click()
+    found = _intervals(driver)
+    assert set(found) == {"gap:g-1", "overlap:o-0", "overlap:p-0"}
+    records = {r.key: r for r in loop_thread.call(harness.store.segments)}
+    gap = found["gap:g-1"]
+    assert (gap["from"], gap["to"]) == (records["g-0"].end, records["g-1"].start)
+    assert _edges(driver, "g-0")[1] <= gap["left"] + 1 and gap["right"] <= _edges(driver, "g-1")[0] + 1
+    for key in ("o-0", "p-0"):
+        shared = found[f"overlap:{key}"]
+        assert (shared["from"], shared["to"]) == (records["p-0"].start, records["o-0"].end)
+        assert (
+            abs(shared["left"] - _edges(driver, "p-0")[0]) <= 1 and abs(shared["right"] - _edges(driver, "o-0")[1]) <= 1
+        )
+    warn = js(driver, "return getComputedStyle(document.querySelector('.swatch.warn')).backgroundColor")
+    assert gap["colour"] == warn and found["overlap:o-0"]["colour"] != "rgba(0, 0, 0, 0)"

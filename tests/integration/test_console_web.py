@@ -12,6 +12,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from structlog.testing import capture_logs
 from yarl import URL
 
 from relayd.ids import ScheduleId, SegmentKey
@@ -123,6 +124,8 @@ async def test_overlapping_segments_on_one_destination_are_flagged(harness) -> N
         body = await resp.json()
     flags = {s["key"]: s["warnings"] for item in body["schedules"] for s in item["segments"]}
     assert flags == {"a-0": ["overlap"], "b-0": ["overlap"]}
+    shared = [{"start_unix": int(NOW) + 50, "end_unix": int(NOW) + 100}]
+    assert [s["overlaps"] for item in body["schedules"] for s in item["segments"]] == [shared, shared]
 
 
 async def test_actions_need_csrf_and_same_origin_with_a_session(harness) -> None:
@@ -213,3 +216,42 @@ async def test_assets_are_served_from_the_package_with_the_same_headers(harness)
         assert resp.status == 304
     async with h.session.get(h.url("/console/static/../app.py")) as resp:
         assert resp.status == 404
+
+
+async def test_deleted_segments_of_the_last_week_stay_on_the_timeline_in_their_final_state(harness) -> None:
+    h, _ = harness
+    deleted = {"state": SegmentState.DELETED, "deleted_at": NOW - 3600}
+    await h.store.put(segment("a", 0, NOW - 9 * 86400, NOW - 8 * 86400, **deleted))  # older than a week: dropped
+    await h.store.put(segment("a", 1, NOW - 7200, NOW - 3600, task_id="t1", last_error="Boom", **deleted))
+    await h.store.put(segment("a", 2, NOW - 3600, NOW + 3600, state=SegmentState.RUNNING))
+    await h.store.put(segment("gone", 0, NOW - 7200, NOW - 3600, **deleted))  # an undeclared schedule's history
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    for query in ("segments=1", "segments=1&id=a"):
+        async with h.session.get(h.url("/v1/schedules?" + query), headers=headers) as resp:
+            body = await resp.json()
+        assert [s["id"] for s in body["schedules"]] == ["a"]
+        [item] = body["schedules"]
+        assert [(s["key"], s["state"]) for s in item["segments"]] == [("a-1", "deleted"), ("a-2", "running")]
+        assert item["segments_total"] == 1  # the summary still counts live segments only
+
+
+async def test_each_action_is_logged_with_what_who_and_from_where(harness) -> None:
+    h, _ = harness
+    with capture_logs() as logs:
+        async with browser_session() as browser:
+            csrf = await sign_in(h, browser)
+            async with browser.post(h.url("/v1/segments/a-1/retry"), headers={**origin(h), "X-CSRF-Token": csrf}):
+                pass
+            cookie = next(c for c in browser.cookie_jar if c.key == SESSION_COOKIE).value
+        async with h.session.post(h.url("/v1/removals/release"), headers={"Authorization": f"Bearer {TOKEN}"}):
+            pass
+    actions = [entry for entry in logs if entry["event"] == "console_action"]
+    assert [(a["action"], a["remote"]) for a in actions] == [
+        ("retry_now", "127.0.0.1"),
+        ("release_removals", "127.0.0.1"),
+    ]
+    retry, release = actions
+    assert retry["segment_key"] == "a-1" and retry["done"] is True
+    assert retry["principal"].startswith("session:") and retry["principal"][8:] in cookie
+    assert release["released"] == ["gone"] and release["principal"] == "token"
+    assert TOKEN not in repr(actions)

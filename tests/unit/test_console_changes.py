@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from relayd.ids import ScheduleId
 from relayd.store.journal import ChangeJournal
-from relayd.web.console.live import MAX_IDS, Signal, merge, signal_data
+from relayd.web.console.live import MAX_IDS, Signal, merge, overview_of, signal_data
+from tests.integration.test_web_support import FakeView
 
 
 def ids(*names: str) -> frozenset[ScheduleId]:
@@ -46,3 +47,18 @@ def test_the_event_names_the_schedules_or_says_overview() -> None:
         b'event: changed\ndata: {"schedules":["a","b"],"overview":false}\n\n'
     )
     assert signal_data(Signal(1, ids("a"), True)) == b'event: changed\ndata: {"schedules":[],"overview":true}\n\n'
+
+
+def test_the_overview_moves_with_held_removals_conflicts_and_config_warnings() -> None:
+    view = FakeView()
+    key = overview_of(view, lambda: ())
+    before = key()
+    assert key() == before
+    view.held = [ScheduleId("gone")]
+    held = key()
+    assert held != before
+    view.warnings = ["a.toml: unknown key"]
+    warned = key()
+    assert warned != held
+    view.conflicts = lambda: ["another installation uses this namespace"]  # type: ignore[method-assign]
+    assert key() != warned

@@ -6,7 +6,7 @@ import dataclasses
 
 from relayd.ids import ScheduleId, SegmentKey
 from relayd.store import SegmentRecord, SegmentState
-from relayd.web.console.chains import ChainWarning, warnings
+from relayd.web.console.chains import ChainWarning, overlap_spans, warnings
 from relayd.web.console.i18n import MESSAGES, Lang, pick_language
 from relayd.web.console.security import safe_next
 from relayd.web.console.sessions import Sessions, same_origin
@@ -89,3 +89,10 @@ def test_chain_warnings() -> None:
     }
     recurring = [seg("r", 0, 0, 10, "d3", occurrence=0), seg("r", 1, 50, 60, "d3", occurrence=1)]
     assert warnings(recurring) == {}
+
+
+def test_overlap_spans_are_the_shared_stretches() -> None:
+    a, b, c = seg("a", 0, 0, 100, "d"), seg("b", 0, 50, 150, "d"), seg("c", 0, 120, 130, "d")
+    gone = seg("g", 0, 0, 200, "d", state=SegmentState.DELETED)
+    assert overlap_spans([a, b, c, gone]) == {"a.0": [(50, 100)], "b.0": [(50, 100), (120, 130)], "c.0": [(120, 130)]}
+    assert overlap_spans([a, seg("e", 0, 100, 200, "d"), seg("f", 0, 0, 100, "other")]) == {}  # a hand-off: none

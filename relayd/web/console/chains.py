@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from enum import StrEnum
 
 from relayd.ids import SegmentKey
@@ -40,28 +40,37 @@ def warnings(segments: Iterable[SegmentRecord]) -> dict[SegmentKey, list[ChainWa
     """Every live segment that overlaps another on its destination or opens a gap in its chain."""
     live = [s for s in segments if s.state not in _GONE]
     found: dict[SegmentKey, list[ChainWarning]] = defaultdict(list)
-    for key in _overlapping(live):
+    for key in overlap_spans(live):
         found[key].append(ChainWarning.OVERLAP)
     for key in _gaps(live):
         found[key].append(ChainWarning.GAP_BEFORE)
     return dict(found)
 
 
-def _overlapping(live: list[SegmentRecord]) -> set[SegmentKey]:
+def overlap_spans(segments: Iterable[SegmentRecord]) -> dict[SegmentKey, list[tuple[int, int]]]:
+    """For every live segment that overlaps another on its destination, the stretches of its window it shares
+    (the timeline draws them in the warning colour)."""
     by_destination: dict[str, list[SegmentRecord]] = defaultdict(list)
-    for seg in live:
-        if (dst := destination_of(seg)) is not None:
+    for seg in segments:
+        if seg.state not in _GONE and (dst := destination_of(seg)) is not None:
             by_destination[dst].append(seg)
-    keys: set[SegmentKey] = set()
+    spans: dict[SegmentKey, list[tuple[int, int]]] = defaultdict(list)
     for group in by_destination.values():
         group.sort(key=lambda s: (s.start, s.end))
-        latest_end, latest = float("-inf"), None
-        for seg in group:
-            if latest is not None and seg.start < latest_end:
-                keys.update((seg.key, latest.key))
-            if seg.end > latest_end:
-                latest_end, latest = seg.end, seg
-    return keys
+        for i, seg in enumerate(group):
+            for other in _starting_before(group, i + 1, seg.end):
+                shared = (other.start, min(seg.end, other.end))
+                spans[seg.key].append(shared)
+                spans[other.key].append(shared)
+    return dict(spans)
+
+
+def _starting_before(ordered: list[SegmentRecord], first: int, end: int) -> Iterator[SegmentRecord]:
+    """``ordered[first:]`` (sorted by start) while they start before ``end``: no copy, no walk past the last."""
+    j = first
+    while j < len(ordered) and ordered[j].start < end:
+        yield ordered[j]
+        j += 1
 
 
 def _gaps(live: list[SegmentRecord]) -> set[SegmentKey]:

@@ -62,12 +62,14 @@ def signal_data(signal: Signal) -> bytes:
 
 
 def overview_of(view: DaemonView, alerts: AlertsProvider) -> Callable[[], object]:
-    """What the timeline shows beyond segments — the declared schedules, config problems, open alerts — as one
-    comparable value: when it differs from the last look, the page reads everything."""
+    """What the timeline shows beyond segments — the declared schedules, config problems and warnings, open alerts,
+    removals held by the guard, installation conflicts — as one comparable value: when it differs from the last
+    look, the page reads everything."""
 
     def key() -> object:
         opened = tuple((a.condition.kind, a.condition.subject, a.opened_at) for a in alerts())
-        return tuple(view.schedules()), tuple(view.config_problems()), opened
+        config = tuple(view.config_problems()), tuple(view.config_warnings())
+        return tuple(view.schedules()), config, opened, tuple(view.held_removals()), tuple(view.conflicts())
 
     return key
 

@@ -7,6 +7,7 @@
   const MIN_TRACK = 720; // px: below this the timeline scrolls sideways (phones)
   const STATES = ["planned", "created", "relaying", "failing", "failed", "ended", "deleted"];
   const DISPLAY = C.DISPLAY;
+  const HEALTH = ["up", "stalled", "unknown", "paused"];
   const ZOOM_KEY = "relayd_zoom";
   const view = { span: Number(localStorage.getItem(ZOOM_KEY)) || 86400, start: null, all: false };
   let data = null;
@@ -100,15 +101,46 @@
       }
       previous = seg;
       if (seg.window.end_unix > t0 && seg.window.start_unix < t1) lane.appendChild(bar(s, seg, x, width, t0, t1));
+      for (const mark of warnings(s, seg)) {
+        const [a, b] = [Math.max(mark.from, t0), Math.min(mark.to, t1)];
+        if (b > a) lane.appendChild(interval(mark, x(a), x(b)));
+      }
     }
     return lane;
   }
 
+  // The gap before a segment (from the end of the previous one of its chain) and the stretches it shares with
+  // another segment on its destination: drawn as intervals in the warning colour, not just an outline.
+  function warnings(s, seg) {
+    const marks = (seg.overlaps || []).map((o) => ({ kind: "overlap", key: seg.key, from: o.start_unix, to: o.end_unix }));
+    if ((seg.warnings || []).includes("gap_before")) {
+      const before = (s.segments || []).find((p) => p.index === seg.index - 1 && p.occurrence === seg.occurrence);
+      if (before) marks.push({ kind: "gap", key: seg.key, from: before.window.end_unix, to: seg.window.start_unix });
+    }
+    return marks;
+  }
+
+  function interval(mark, left, right) {
+    const node = C.el("span", "interval " + mark.kind);
+    node.style.left = left + "px";
+    node.style.width = Math.max(2, right - left) + "px";
+    node.dataset.key = mark.key;
+    node.dataset.kind = mark.kind;
+    node.dataset.from = String(mark.from);
+    node.dataset.to = String(mark.to);
+    const what = mark.kind === "gap" ? C.t("warn.gap_before") : C.t("warn.overlap");
+    node.title = `⚠ ${what}\n${C.utc(mark.from)} – ${C.utc(mark.to)} UTC`;
+    return node;
+  }
+
+  // The status API's stream health: {"health": "up" | "stalled" | "unknown" | "paused", "text": "…"}.
   function health(s, width) {
     const h = s.health;
-    const band = C.el("div", "health h-" + String(h.state || h.status || "unknown").toLowerCase());
+    const state = HEALTH.includes(h.health) ? h.health : "unknown";
+    const band = C.el("div", "health h-" + state);
     band.style.width = width + "px";
-    band.title = C.t("health") + ": " + (h.state || h.status || "?") + (h.detail ? " — " + h.detail : "");
+    band.dataset.health = state;
+    band.title = C.t("health") + ": " + (h.text || state);
     return band;
   }
 
@@ -278,9 +310,8 @@
     C.setZone(event.target.dataset.tz);
     render();
   });
-  for (const id of ["filter-text", "filter-group", "filter-state"]) {
-    document.getElementById(id).addEventListener("input", render);
-  }
+  document.getElementById("filter-text").addEventListener("input", render);
+  for (const id of ["filter-group", "filter-state"]) document.getElementById(id).addEventListener("change", render);
   document.getElementById("release").addEventListener("click", async () => {
     if (!(await C.confirmAction(C.t("action.confirm_release")))) return;
     const result = await C.post("/v1/removals/release");
