@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from selenium.webdriver.remote.webdriver import WebDriver
 
+from relayd.alerts.model import Alert, AlertKind, Condition, Severity
 from relayd.daemon import Daemon
 from relayd.emulator import Emulator, EmulatorConfig
 from relayd.ids import GroupName, ScheduleId, SegmentKey
@@ -29,6 +30,7 @@ from tests.integration.test_web_support import SECRET, FakeView, Harness, open_s
 TOKEN = "browser-test-token"
 PUSH = "rtmp://push.test/live"  # where tests.e2e.harness.live_schedule pushes
 NOWHERE = PUSH + "/nobody-pushes-this"  # its playback answers 404: the health check cannot tell (unknown)
+FAKE_WARNING = "schedules/g.toml:3: schedule[g]: two schedules push rtmp://push.test/live/same"
 
 
 def health(url: str) -> str:
@@ -168,8 +170,12 @@ def fake(loop_thread: LoopThread, tmp_path_factory: pytest.TempPathFactory) -> I
             ScheduleInfo(ScheduleId("a"), title="Fake A"),
             ScheduleInfo(ScheduleId("h"), title="History", group=GroupName("archive")),
         ]
-        view = FakeView(clock=now, infos=infos)
-        return await start_harness(store, view=view, actions=actions, api_token=TOKEN)
+        view = FakeView(
+            clock=now, infos=infos, held=[ScheduleId("gone")], warnings=[FAKE_WARNING],
+            health={ScheduleId("a"): {"health": "stalled", "text": "stalled since 12:00:00Z"}},
+        )  # fmt: skip
+        alert = Alert(Condition(AlertKind.SEGMENT_FAILING, "a", Severity.CRITICAL, "a-1 keeps failing"), now - 300)
+        return await start_harness(store, view=view, actions=actions, api_token=TOKEN, alerts=lambda: [alert])
 
     harness = loop_thread.run(begin())
     yield harness, actions

@@ -23,8 +23,8 @@ from relayd.ids import ScheduleId, SegmentKey
 from relayd.store import SegmentRecord, SegmentState
 from relayd.web.app import WebServer
 from relayd.web.views import ScheduleInfo
-from tests.browser.conftest import GUARDED, TOKEN, FakeActions, Live, run_on, serve_again
-from tests.browser.harness import LoopThread, console_errors, wait_until
+from tests.browser.conftest import FAKE_WARNING, GUARDED, TOKEN, FakeActions, Live, run_on, serve_again
+from tests.browser.harness import LoopThread, chromium, console_errors, wait_until
 from tests.integration.test_web_support import FakeView, Harness, open_store, segment, start_harness
 
 pytestmark = pytest.mark.slow
@@ -97,6 +97,7 @@ def test_every_schedule_and_segment_is_on_the_timeline(driver: WebDriver, live: 
     assert {"alpha.0", "beta.0", "gamma.0"} <= bar_keys(driver)
     assert driver.find_elements(By.CSS_SELECTOR, '.row[data-schedule="alpha"] .handoff')
     assert driver.find_elements(By.CSS_SELECTOR, ".nowline")
+    assert not driver.find_element(By.ID, "release").is_displayed()  # nothing held: nothing to release
 
 
 def _bands(driver: WebDriver) -> dict[str, tuple[str, str]]:
@@ -469,3 +470,39 @@ def test_gaps_and_overlaps_are_drawn_as_intervals(
         )
     warn = js(driver, "return getComputedStyle(document.querySelector('.swatch.warn')).backgroundColor")
     assert gap["colour"] == warn and found["overlap:o-0"]["colour"] != "rgba(0, 0, 0, 0)"
+
+
+def _problems(driver: WebDriver) -> dict[str, str]:
+    """Each section of the problems box: its class and text, read in one script."""
+    script = (
+        "return Object.fromEntries([...document.querySelectorAll('#problems-body .problem')]"
+        ".map((p) => [p.className.replace('problem ', ''), p.textContent]))"
+    )
+    return dict(driver.execute_script(script))
+
+
+def test_problems_read_as_sentences_with_the_release_button_only_when_something_is_held(
+    driver: WebDriver, fake: tuple[Harness, FakeActions]
+) -> None:
+    harness, _ = fake
+    fresh_sign_in(driver, harness.base)
+    wait_until(driver, lambda d: "stalled" in _problems(d), 20, "the problems")
+    shown = _problems(driver)
+    assert "[critical] a: a-1 keeps failing (open since " in shown["alerts"] and "{" not in shown["alerts"]
+    assert FAKE_WARNING in shown["warnings"]
+    assert "a: stalled since 12:00:00Z" in shown["stalled"]
+    assert "gone" in shown["held"] and driver.find_element(By.ID, "release").is_displayed()
+
+
+def test_a_chinese_browser_gets_the_chinese_console(fake: tuple[Harness, FakeActions], tmp_path: Path) -> None:
+    harness, _ = fake
+    chinese = chromium(tmp_path / "profile", lang="zh-CN")
+    try:
+        sign_in(chinese, harness.base)
+        assert chinese.find_element(By.TAG_NAME, "html").get_attribute("lang") == "zh-CN"
+        assert chinese.find_element(By.CSS_SELECTOR, "#problems h2").text == "告警与问题"
+        wait_until(chinese, lambda d: "stalled" in _problems(d), 20, "the problems")
+        assert "[严重] a: a-1 keeps failing (自 " in _problems(chinese)["alerts"]
+        assert console_errors(chinese) == []
+    finally:
+        chinese.quit()

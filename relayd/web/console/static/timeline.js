@@ -209,15 +209,27 @@
     const parts = [];
     const failed = data.schedules.filter((s) => s.failed_segments > 0).map((s) => s.id +
       (s.last_error ? ": " + s.last_error.message + (s.last_error.request_id ? " (" + s.last_error.request_id + ")" : "") : ""));
+    const stalled = data.schedules.filter((s) => s.health && s.health.health === "stalled")
+      .map((s) => s.id + ": " + (s.health.text || C.t("health.stalled")));
+    const held = data.held_removals || [];
     const sections = [
       ["problems.config", data.config_problems || [], "config"],
-      ["problems.alerts", data.alerts || data.open_alerts || [], "alerts"],
-      ["problems.held", data.held_removals || [], "held"],
-      ["problems.conflicts", data.conflicts || data.installation_conflicts || [], "conflicts"],
+      ["problems.alerts", (data.alerts || []).map(alertText), "alerts"],
+      ["problems.held", held, "held"],
+      ["problems.conflicts", data.conflicts || [], "conflicts"],
       ["problems.failed", failed, "failed"],
+      ["problems.stalled", stalled, "stalled"],
+      ["problems.warnings", data.config_warnings || [], "warnings"],
     ];
     for (const [key, items, cls] of sections) if (items.length) parts.push(list(C.t(key), items, cls));
     body.replaceChildren(...(parts.length ? parts : [C.el("p", "muted", C.t("problems.none"))]));
+    document.getElementById("release").hidden = !held.length;  // nothing held: nothing to release
+  }
+
+  // An open alert as a line: severity, what and where, what to do, and since when (in the chosen zone).
+  function alertText(a) {
+    const since = a.opened_at_unix != null ? " (" + C.t("problems.since", { at: C.fmt(a.opened_at_unix, C.zone()) }) + ")" : "";
+    return "[" + C.t("severity." + a.severity) + "] " + a.subject + ": " + a.message + since;
   }
 
   function options() {
