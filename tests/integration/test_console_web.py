@@ -86,6 +86,17 @@ async def test_pages_redirect_to_login_without_a_session_and_carry_strict_header
         assert "<script>" not in await resp.text()  # no inline scripts, only src= and a JSON data block
 
 
+async def test_pages_take_the_bearer_header_too_and_refuse_a_wrong_one(harness) -> None:
+    h, _ = harness
+    for path in ("/", "/schedules/a"):
+        async with h.session.get(h.url(path), headers={"Authorization": f"Bearer {TOKEN}"}) as resp:
+            assert resp.status == 200 and resp.content_type == "text/html", path
+            assert SESSION_COOKIE not in resp.cookies  # a header is not a sign-in: no session is made
+        wrong = {"Authorization": "Bearer not-the-token"}
+        async with h.session.get(h.url(path), headers=wrong, allow_redirects=False) as resp:
+            assert resp.status == 303 and resp.headers["Location"].startswith("/login"), path
+
+
 async def test_a_wrong_token_or_a_cross_site_form_gets_no_session(harness) -> None:
     h, _ = harness
     async with h.session.post(h.url("/login"), data={"token": "nope"}, headers=origin(h)) as resp:
