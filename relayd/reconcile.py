@@ -308,7 +308,16 @@ def _ensure_created(segment: Segment, record: SegmentRecord, ctx: _Ctx, *, remem
         if remember:
             return _one(Action(ActionKind.SAVE, record, reason=Reason.PLANNED), due)
         return _Step(wake_at=due)
+    if _too_late_to_start(segment, ctx):
+        return _Step(wake_at=segment.end)
     return _one(_shaped(ActionKind.CREATE, record, segment, ctx, Reason.PREPARE_AHEAD))
+
+
+def _too_late_to_start(segment: Segment, ctx: _Ctx) -> bool:
+    """Q9: where a past StartTime is refused, a late task starts ``PAST_START_LEAD_S`` ahead of now; a segment that
+    ends before then has no window left to create (the client's rules would refuse StartTime >= EndTime, and that
+    must not count as a failed attempt). It is left to end; the next segment takes over as planned."""
+    return ctx.facts.past_start is False and int(ctx.now) + PAST_START_LEAD_S >= segment.end
 
 
 def _shaped(kind: ActionKind, record: SegmentRecord, segment: Segment, ctx: _Ctx, reason: Reason) -> Action:
@@ -413,6 +422,8 @@ def _act_on_failure(segment: Segment, record: SegmentRecord, signal: FailureSign
         return _one(Action(ActionKind.CONFIRM, record, segment=segment, reason=Reason(signal.value)))
     task = ctx.view.first(record.title, record.task_id)
     kind = _ACTION_FOR.get(signal, relaunch_kind(ctx.facts))
+    if kind == ActionKind.CREATE and _too_late_to_start(segment, ctx):
+        return _Step(wake_at=segment.end)
     if kind in (ActionKind.RELAUNCH, ActionKind.STOP_CONTINUE) and (task is None or task.status != TaskStatus.ACTIVE):
         # A failure reported for a task that is not relaying (not started yet, or just ended): nothing to relaunch.
         cleared = _save(record, ctx, Reason.FAILURE_NOT_ACTIONABLE, failure_seen_at=None, next_attempt_at=None)

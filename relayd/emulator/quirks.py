@@ -137,10 +137,13 @@ PROFILES: dict[Profile, Quirks] = {
     Profile.LENIENT: Quirks(),
     # The failure callback is Alibaba-shaped (TaskStatus 2 = "recovering") rather than absent: silent failures are
     # a fault of their own (docs/emulator.md), and a strict profile that sends no callback could not test schemas.
+    # A past StartTime is refused without slack: a server that checks "StartTime >= now" against its own clock
+    # refuses StartTime = int(now) for all but the first instant of each second, so a late task must start ahead.
     Profile.STRICT: Quirks(
         destination=Destination.EXCLUSIVE,
         update_running=UpdateRunning.REFUSED,
         past_start=PastStart.REFUSED,
+        past_start_tolerance_s=0.0,
         failure=Failure.STAY_CALLBACK,
         relaunch_from=RelaunchFrom.DISABLED,
         not_found=NotFound.INVALID_PARAM,

@@ -174,6 +174,25 @@ def chain_on(history: list[dict[str, Any]], dst: str) -> Chain:
     return Chain(gaps, overlaps, intervals)
 
 
+def titles_held_twice(history: list[dict[str, Any]]) -> list[str]:
+    """Titles carried by two tasks at the same time (a re-created task follows a deleted one: that is fine)."""
+    spans: dict[str, list[tuple[float, float]]] = {}
+    for task in history:
+        spans.setdefault(task["Title"], []).append((task["CreatedAt"], task["DeletedAt"] or float("inf")))
+    return [title for title, lives in spans.items() if any(b[0] < a[1] for a, b in itertools.pairwise(sorted(lives)))]
+
+
+def relaying_on(emulator: Emulator, dst: str, *, left_s: float = 0.0) -> dict[str, Any] | None:
+    """The task relaying to ``dst`` now (生效中, not failed), with at least ``left_s`` seconds of its window left."""
+    now = time.time()
+    ends = {h["TaskId"]: h["EndTime"] for h in emulator.history()}
+    for task in emulator.tasks():
+        relaying = task["DstAddr"] == dst and task["Status"] == "生效中" and not task["Failed"]
+        if relaying and ends[task["TaskId"]] - now >= left_s:
+            return dict(task)
+    return None
+
+
 def live_tasks(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [t for t in history if t.get("DeletedAt") is None]
 

@@ -4,8 +4,14 @@ One daemon per profile, four schedules side by side, each playing one scenario: 
 (0 s where tasks may touch, 1 s where one destination may not even be shared by touching windows), a failure that is
 restarted with whatever the platform accepts, a task deleted behind relayd's back (drift repair), and a hot reload
 of a running schedule (in place, or from the next segment where Update is refused while running). Half way the
-daemon is stopped and a new one adopts what the first created (crash and adoption); at the end every task is
-deleted (cleanup). No segment may ever fail because of the profile's answers.
+daemon is stopped and a new one takes over what the first created; at the end every task is deleted (cleanup). No
+segment may ever fail because of the profile's answers. (A real crash, SIGKILL of ``relayd run`` with a Create in
+flight, is played against every profile in ``test_profiles_crash.py``.)
+
+The windows began before the test: the first task of each schedule is created late. Under ``strict`` a StartTime
+in the past is refused without slack, so that first Create is refused, and relayd must learn to start late tasks a
+few seconds ahead. Its next segments are prepared only 4 s ahead there, so the late task is created before its
+successor could hold the destination.
 
 BytePlus is played as the profile has it — 10-character Titles, 1 Create/Update per second, signing region
 ``ap-singapore-1``, list times in ``Z`` — against relayd with ``platform = "byteplus"``. At 1 Create/s the four
@@ -15,7 +21,6 @@ schedules need 8 creates (the running segments and the next ones) before the fir
 
 from __future__ import annotations
 
-import itertools
 import time
 from pathlib import Path
 from typing import Any
@@ -24,13 +29,16 @@ import pytest
 
 from relayd.daemon import Daemon
 from relayd.ids import ScheduleId
+from relayd.platform.facts import RelaunchFrom
 from relayd.store import SegmentState
 from tests.e2e.harness import (
     chain_on,
     live_schedule,
     owned_tasks,
+    relaying_on,
     running_daemon,
     settings_for,
+    titles_held_twice,
     wait_for,
     write_schedules,
 )
@@ -41,17 +49,20 @@ CAP = 8
 END_S = 24
 PROFILES: dict[str, tuple[dict[str, str], dict[str, Any]]] = {
     "lenient": ({}, {}),
-    "strict": ({}, {}),
+    "strict": ({}, {"prepare_ahead": 4}),
     "byteplus": ({}, {"platform": "byteplus"}),
 }
 LAYOUT: dict[str, tuple[int, int, int]] = {
     "lenient": (CAP, 36, END_S),
-    "strict": (CAP, 36, END_S),
+    "strict": (CAP, 40, END_S),
     "byteplus": (16, 6, 54),
 }
-"""Per profile: the task cap, how long before the test's start the windows began, and when they end after it."""
+"""Per profile: the task cap, how long before the test's start the windows began, and when they end after it
+(under ``strict`` a segment starts with the test, so its late task has seconds enough to start ahead of now)."""
 GAP = {"lenient": 0.0, "strict": 1.0, "byteplus": 0.0}
 """The hand-off gap each profile allows: 0 where touching windows are accepted, 1 s where they are refused."""
+HANDOFFS = {"lenient": 3, "strict": 2, "byteplus": 3}
+"""The hand-offs of the measured chain: the segments still ahead when the test starts, less one."""
 
 
 def dst(sid: str) -> str:
@@ -67,12 +78,7 @@ def schedules(t: int, hot_source: str, profile: str) -> str:
 
 def relaying(emu: Any, sid: str, *, left_s: float = 0.0) -> dict[str, Any] | None:
     """The task relaying to the schedule's destination now, with at least ``left_s`` seconds of its window left."""
-    now = time.time()
-    for task in emu.tasks():
-        ends = next(h["EndTime"] for h in emu.history() if h["TaskId"] == task["TaskId"])
-        if task["DstAddr"] == dst(sid) and task["Status"] == "生效中" and not task["Failed"] and ends - now >= left_s:
-            return dict(task)
-    return None
+    return relaying_on(emu, dst(sid), left_s=left_s)
 
 
 async def restarted(daemon: Daemon, sid: str) -> bool:
@@ -83,6 +89,12 @@ async def restarted(daemon: Daemon, sid: str) -> bool:
 async def recreated(daemon: Daemon, sid: str) -> bool:
     events = await daemon.store.events(kind="create", limit=500)
     return any(e.schedule_id == sid and e.data.get("restart") for e in events)
+
+
+async def past_starts_refused(daemon: Daemon) -> list[str]:
+    """The schedules whose Create was refused for a StartTime in the past (each retried, never failed)."""
+    events = await daemon.store.events(kind="create_failed", limit=500)
+    return [str(e.schedule_id) for e in events if "StartTime" in str(e.data.get("error")) and "past" in str(e.data)]
 
 
 async def first_half(emu: Any, daemon: Daemon, tmp_path: Path, t: int, profile: str) -> None:
@@ -96,14 +108,6 @@ async def first_half(emu: Any, daemon: Daemon, tmp_path: Path, t: int, profile: 
     await daemon.reload()
     await wait_for(lambda: restarted(daemon, ScheduleId("rs")), 30, what="the failed relay restarted")
     await wait_for(lambda: recreated(daemon, ScheduleId("dr")), 30, what="the deleted task created again")
-
-
-def duplicates(history: list[dict[str, Any]]) -> list[str]:
-    """Titles carried by two tasks at the same time (a re-created task follows a deleted one: that is fine)."""
-    spans: dict[str, list[tuple[float, float]]] = {}
-    for task in history:
-        spans.setdefault(task["Title"], []).append((task["CreatedAt"], task["DeletedAt"] or float("inf")))
-    return [title for title, lives in spans.items() if any(b[0] < a[1] for a, b in itertools.pairwise(sorted(lives)))]
 
 
 def hot_source_relays(emu: Any) -> bool:
@@ -122,20 +126,23 @@ async def test_every_scenario_holds_in_the_profile(emulator: Any, tmp_path: Path
     async with running_daemon(settings) as daemon:
         await first_half(emu, daemon, tmp_path, t, profile)
         learnt = daemon.engine.knowledge.facts
-    async with running_daemon(settings) as daemon:  # a new process adopts what the first one created
+    async with running_daemon(settings) as daemon:  # a new daemon takes over what the first one created
         await wait_for(lambda: hot_source_relays(emu), 3 * cap, what="the reloaded source relaying")
         await wait_for(lambda: time.time() > t + after, 4 * cap, what="every window to end")
         await wait_for(lambda: not owned_tasks(emu), 30, what="every ended task deleted")
         records = daemon.store.segments(include_deleted=True)
         failed = await daemon.store.events(kind="failed", limit=100)
+        refused = await past_starts_refused(daemon)
     history = emu.history()
     assert failed == [] and all(r.state == SegmentState.DELETED for r in records)
-    assert duplicates(history) == [], "adoption: never two tasks with one Title at once"
+    assert titles_held_twice(history) == [], "adoption: never two tasks with one Title at once"
     chain = chain_on(history, dst("ch"))
-    assert chain.overlaps == [] and len(chain.gaps) == 3
+    assert chain.overlaps == [] and len(chain.gaps) == HANDOFFS[profile], chain.intervals
     assert all(abs(gap - GAP[profile]) < 0.05 for gap in chain.gaps), chain.gaps
     for sid in ("rs", "dr", "hr"):
         assert chain_on(history, dst(sid)).overlaps == [], sid
     if profile == "strict":
         assert learnt.destination_exclusive is True and learnt.destination_touching_ok is False
         assert learnt.update_running is False
+        assert learnt.past_start is False and learnt.relaunch_from is RelaunchFrom.DISABLED
+        assert refused, "a late first Create met the past-start refusal"

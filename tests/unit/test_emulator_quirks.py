@@ -27,8 +27,9 @@ def test_lenient_is_every_default_and_strict_changes_every_open_question() -> No
     assert PROFILES[Profile.LENIENT] == Quirks() == resolve()
     strict, lenient = PROFILES[Profile.STRICT], Quirks()
     same = [f.name for f in dataclasses.fields(Quirks) if getattr(strict, f.name) == getattr(lenient, f.name)]
-    # Only the BytePlus-specific limits and the numeric tolerance are left alone by the strict profile.
-    assert same == ["past_start_tolerance_s", "title_limit", "create_update_qps", "region"]
+    # Only the BytePlus-specific limits are left alone by the strict profile; it refuses a past start without slack.
+    assert same == ["title_limit", "create_update_qps", "region"]
+    assert strict.past_start_tolerance_s == 0
 
 
 def test_byteplus_profile() -> None:

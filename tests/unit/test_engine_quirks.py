@@ -127,6 +127,19 @@ async def test_a_late_task_refused_for_its_past_start_is_created_a_few_seconds_a
     assert starts(rig) == [T0 + 13] and rig.engine.knowledge.facts.past_start is False
 
 
+async def test_a_late_segment_too_short_to_start_ahead_is_left_to_end_not_failed(make_rig: Any) -> None:
+    # Two seconds of news.0 are left: a StartTime a few seconds ahead would fall after its EndTime (the client's
+    # rules refuse that before sending, which used to count as a failed attempt and fail the segment).
+    rig = await make_rig(MemoryQuirks(past_start=False), PlatformFacts(past_start=False), start_at=T0 + 598)
+    for at in (T0 + 598, T0 + 599, T0 + 600.5):
+        await rig.at(at)
+    assert [b for b in rig.platform.bodies.values() if int(b["StartTime"]) >= int(b["EndTime"])] == []
+    late = rig.store.segment(KEY0)
+    assert late is None or (late.task_id is None and late.state != SegmentState.FAILED), late
+    assert rig.record(KEY1).task_id is not None, "the next segment is created as usual"
+    assert rig.platform.calls["create"] == 1
+
+
 # --- Q5: Update while running ------------------------------------------------------------------------------------
 
 
