@@ -187,6 +187,7 @@ class Executor:
             now=self._clock(),
             callback_url=self._callback_url(segment.key),
             start_shift_s=action.start_shift_s,
+            end_shift_s=action.end_shift_s,
             past_start_refused=self._knowledge.facts.past_start is False,
         )
         intent = action.record.with_segment(
@@ -222,8 +223,9 @@ class Executor:
         evidence = f"{outcome.code}: {outcome.error}"
         if outcome.refusal == Refusal.DESTINATION_BUSY:
             news = self._knowledge.learn("destination_exclusive", True, evidence)
-            if action.handoff and action.start_shift_s == 0:
-                # Our window only touched the previous segment's: touching windows count as overlapping.
+            if (action.handoff and action.start_shift_s == 0) or (action.before_next and action.end_shift_s == 0):
+                # Our window only touched the previous segment's (or, created late, the next one's task): touching
+                # windows count as overlapping.
                 news = self._knowledge.learn("destination_touching_ok", False, evidence) or news
             return news
         if outcome.refusal == Refusal.PAST_START:
@@ -269,6 +271,7 @@ class Executor:
             now=now,
             callback_url=self._callback_url(segment.key),
             start_shift_s=action.start_shift_s,
+            end_shift_s=action.end_shift_s,
             past_start_refused=self._knowledge.facts.past_start is False,
         )
         if segment.start <= now and record.start <= now:

@@ -110,6 +110,11 @@ class Action:
     """CREATE: the segment takes over from the previous one on its destination (its gap is measured)."""
     start_shift_s: int = 0
     """CREATE: start the task this much after the segment's start (tasks on one destination may not touch)."""
+    before_next: bool = False
+    """CREATE: the segment ends where a task already created for the next one starts (a late segment's create)."""
+    end_shift_s: int = 0
+    """CREATE: end the task this much before the segment's end, where the next segment's task already starts there
+    and tasks on one destination may not touch."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +140,9 @@ class _Ctx:
     facts: PlatformFacts = NO_FACTS
     ends: frozenset[int] = frozenset()
     """Ends of this schedule's planned or recorded segments: a segment starting at one of them is a hand-off."""
+    task_starts: frozenset[int] = frozenset()
+    """StartTimes of the tasks this schedule's live records carry: a segment ending at one was created late, after
+    the task of the segment that follows it."""
     replace_running: bool = False
     """Apply a change to a running task Update refuses at once, by replacing the task (else: next segment)."""
 
@@ -308,23 +316,33 @@ def _ensure_created(segment: Segment, record: SegmentRecord, ctx: _Ctx, *, remem
         if remember:
             return _one(Action(ActionKind.SAVE, record, reason=Reason.PLANNED), due)
         return _Step(wake_at=due)
-    if _too_late_to_start(segment, ctx):
+    action = _shaped(ActionKind.CREATE, record, segment, ctx, Reason.PREPARE_AHEAD)
+    if _too_late_to_start(segment, ctx, action.end_shift_s):
         return _Step(wake_at=segment.end)
-    return _one(_shaped(ActionKind.CREATE, record, segment, ctx, Reason.PREPARE_AHEAD))
+    return _one(action)
 
 
-def _too_late_to_start(segment: Segment, ctx: _Ctx) -> bool:
+def _too_late_to_start(segment: Segment, ctx: _Ctx, end_shift_s: int = 0) -> bool:
     """Q9: where a past StartTime is refused, a late task starts ``PAST_START_LEAD_S`` ahead of now; a segment that
     ends before then has no window left to create (the client's rules would refuse StartTime >= EndTime, and that
     must not count as a failed attempt). It is left to end; the next segment takes over as planned."""
-    return ctx.facts.past_start is False and int(ctx.now) + PAST_START_LEAD_S >= segment.end
+    return ctx.facts.past_start is False and int(ctx.now) + PAST_START_LEAD_S >= segment.end - end_shift_s
 
 
 def _shaped(kind: ActionKind, record: SegmentRecord, segment: Segment, ctx: _Ctx, reason: Reason) -> Action:
-    """A CREATE or UPDATE carrying the segment's window as the platform will accept it (see ``_touching_refused``)."""
+    """A CREATE or UPDATE carrying the segment's window as the platform will accept it (see ``_touching_refused``).
+
+    Normally the next task is the one that gives way (it starts a second later). A segment created late — after the
+    task of the segment that follows it, which starts exactly at its end — gives way itself: it ends a second
+    early."""
     handoff = segment.start in ctx.ends
-    shift = HANDOFF_SHIFT_S if handoff and _touching_refused(ctx.facts) else 0
-    return Action(kind, record, segment=segment, reason=reason, handoff=handoff, start_shift_s=shift)
+    before_next = segment.end in ctx.task_starts
+    refused = _touching_refused(ctx.facts)
+    return Action(
+        kind, record, segment=segment, reason=reason, handoff=handoff,
+        start_shift_s=HANDOFF_SHIFT_S if handoff and refused else 0,
+        before_next=before_next, end_shift_s=HANDOFF_SHIFT_S if before_next and refused else 0,
+    )  # fmt: skip
 
 
 def _touching_refused(facts: PlatformFacts) -> bool:
@@ -494,7 +512,7 @@ def decide(
     reload, a successful call of the kind that failed): segments that failed before it are tried again at once.
     """
     ends = frozenset(s.end for s in desired) | {r.end for r in records if r.state != SegmentState.DELETED}
-    ctx = _Ctx(now, policy, view, rand, nudged_at, facts, ends, replace_running)
+    ctx = _Ctx(now, policy, view, rand, nudged_at, facts, ends, _task_starts(records), replace_running)
     by_key: dict[SegmentKey, SegmentRecord] = {r.key: r for r in records}
     planned: dict[SegmentKey, Segment] = {s.key: s for s in desired}
     keys = list(planned) + [k for k in by_key if k not in planned]
@@ -534,12 +552,19 @@ PAST_START_LEAD_S = 3
 """Where a StartTime in the past is refused (Q9), a late task starts this far ahead of ``now`` (clock skew, latency)."""
 
 
+def _task_starts(records: Iterable[SegmentRecord]) -> frozenset[int]:
+    """The StartTime each live record's task was created with."""
+    starts = (r.body.get("StartTime") for r in records if r.task_id is not None and r.state != SegmentState.DELETED)
+    return frozenset(int(str(start)) for start in starts if start is not None)
+
+
 def create_body(
     segment: Segment,
     *,
     now: float,
     callback_url: str | None,
     start_shift_s: int = 0,
+    end_shift_s: int = 0,
     past_start_refused: bool = False,
 ) -> dict[str, object]:
     """The full CreatePullToPushTask body for a segment.
@@ -550,7 +575,7 @@ def create_body(
     body: dict[str, object] = dict(segment.body)
     earliest = int(now) + PAST_START_LEAD_S if past_start_refused else int(now)
     body["StartTime"] = max(segment.start + start_shift_s, earliest)
-    body["EndTime"] = segment.end
+    body["EndTime"] = segment.end - end_shift_s
     body["Title"] = segment.title
     if segment.group:
         body["GroupName"] = segment.group

@@ -140,6 +140,25 @@ async def test_a_late_segment_too_short_to_start_ahead_is_left_to_end_not_failed
     assert rig.platform.calls["create"] == 1
 
 
+async def test_a_late_segment_refused_beside_its_own_successor_ends_a_second_early_and_relays(make_rig: Any) -> None:
+    # relayd starts 40 s into news.0 with news.1 due ahead in the same pass, on a platform where tasks on one
+    # destination may not even touch and a past StartTime is refused, neither known yet. news.0's first Create is
+    # refused (past start), news.1 is created touching news.0's end, and news.0's next try touches news.1's task.
+    rig = await make_rig(MemoryQuirks(destination="exclusive", past_start=False), start_at=T0 + 560.5)
+    await rig.at(T0 + 560.5)
+    for _ in range(6):
+        if rig.store.segment(KEY0) is not None and rig.record(KEY0).task_id is not None:
+            break
+        await rig.at(max(rig.clock.now + 1, rig.record(KEY0).next_attempt_at or 0))
+    late = rig.record(KEY0)
+    assert late.task_id is not None and late.state != SegmentState.FAILED, late
+    body = rig.platform.bodies[late.task_id]
+    assert int(body["EndTime"]) == T0 + 599 and int(body["StartTime"]) < T0 + 570, body  # relays until a second early
+    assert rig.record(KEY1).task_id is not None
+    assert rig.engine.knowledge.facts.destination_touching_ok is False
+    assert await rig.store.events(kind="failed") == []
+
+
 # --- Q5: Update while running ------------------------------------------------------------------------------------
 
 
