@@ -172,18 +172,32 @@ def next_title_trial(shortest_ok: int, longest: int, trials: Mapping[int, Attemp
     return None if bad - good <= 1 else (good + bad) // 2
 
 
-def create_update_qps(pace_qps: float, throttled_fast: int, throttled_slow: int, slow_qps: float) -> Answer:
+JITTER_EVIDENCE = 3
+"""Sends at the throttled pace (with slack) that must pass before one throttle there is read as arrival jitter."""
+
+
+def create_update_qps(
+    pace_qps: float, throttled_fast: int, throttled_slow: int, slow_qps: float, sent_slow: int = 0
+) -> Answer:
     """The Create/Update rate the account may use, read from throttling answers only (the probe never bursts).
 
     The probe sends Create/Update at ``pace_qps``, the daemon's own pace (the lower of ``write_qps`` and
     ``create_update_qps``). No throttling answer: the account allows at least that. Throttled at that pace but not
-    once slowed to ``slow_qps`` (BytePlus documents 1/s): the limit is ``slow_qps``. Throttled at ``slow_qps`` or
-    below (slowed or from the start): unknown, lower than that (relayd then adapts its pace down).
+    once slowed to ``slow_qps`` (BytePlus documents 1/s): the limit is ``slow_qps``. Throttled already at a pace of
+    ``slow_qps`` or below: the probe goes on at that pace with slack on every slot; if ``sent_slow`` (at least
+    :data:`JITTER_EVIDENCE`) more sends pass, the throttle was arrival jitter (two sends a slot apart arriving closer,
+    as on a loaded network) and the limit is the pace; else it is unknown, lower than that (relayd then adapts down).
     """
     sent = f"Create/Update at {pace_qps:g}/s"
     if throttled_fast == 0:
         return Answer(pace_qps, f"no throttling answer to {sent}")
     if pace_qps <= slow_qps:
+        if throttled_slow == 0 and sent_slow >= JITTER_EVIDENCE:
+            return Answer(
+                pace_qps,
+                f"{throttled_fast} throttling answer(s) to {sent}, then none in {sent_slow} sends at that pace with "
+                "slack on each slot: arrival jitter, not a lower limit",
+            )
         return Answer(None, f"{throttled_fast} throttling answer(s) to {sent}: the limit is lower")
     if throttled_slow == 0:
         return Answer(slow_qps, f"{throttled_fast} throttling answer(s) to {sent}; none at {slow_qps:g}/s")

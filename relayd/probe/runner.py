@@ -128,7 +128,7 @@ async def _run(
         found.answers["callback_schema"] = await _callbacks(receiver, receiving, options.callback_wait_s)
         throttling = session.throttling
         found.answers["create_update_qps"] = answers.create_update_qps(
-            _pace(options), throttling.fast, throttling.slow, SLOW_QPS
+            _pace(options), throttling.fast, throttling.slow, SLOW_QPS, throttling.sent_slow
         )
     finally:
         leftovers = await shielded(session.cleanup, options.cleanup_timeout_s)

@@ -66,6 +66,8 @@ class Throttling:
     slowed: bool = False
     fast: int = 0
     slow: int = 0
+    sent_slow: int = 0
+    """Create/Update sends after slowing down (each one, throttled or not)."""
 
     def count(self) -> None:
         if self.slowed:
@@ -127,6 +129,8 @@ class ProbeSession:
         for attempt in range(1, self.max_attempts + 1):
             if action in CREATE_UPDATE:
                 await self._bucket.acquire()
+                if self.throttling.slowed:
+                    self.throttling.sent_slow += 1
             try:
                 return await self.client.call(action, body=body)
             except ThrottledError:

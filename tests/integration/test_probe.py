@@ -141,8 +141,13 @@ async def test_probe_at_the_configured_create_update_pace_is_never_throttled(emu
     emu = await emulator(profile="byteplus", admin=True)
     report = await probe(emu, create_update_qps=1.0)
     assert report.facts.create_update_qps == 1.0
-    assert "no throttling answer to Create/Update at 1/s" in report.facts.evidence["create_update_qps"]
-    assert emu.stats()["responses"].get("FlowLimitExceeded", 0) == 0
+    # Sent a slot apart, two requests can still arrive closer on a loaded machine: one such throttle is allowed, and
+    # must then be read as jitter (the answer stays 1/s), never as a lower limit.
+    throttled = emu.stats()["responses"].get("FlowLimitExceeded", 0)
+    evidence = report.facts.evidence["create_update_qps"]
+    assert throttled <= 1
+    assert ("no throttling answer to Create/Update at 1/s" in evidence) == (throttled == 0), evidence
+    assert ("arrival jitter" in evidence) == (throttled == 1), evidence
     assert emu.stats()["max_requests_per_1s"]["write"] <= WRITE_QPS
     assert_clean(emu, report)
 

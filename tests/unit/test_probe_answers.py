@@ -90,6 +90,12 @@ def test_qps_from_throttling_answers_only() -> None:
     assert answers.create_update_qps(1, 0, 0, 1).value == 1  # started at the configured 1/s: never throttled
     assert answers.create_update_qps(1, 1, 0, 1).value is None  # throttled at 1/s already: the limit is lower
     assert answers.create_update_qps(0.5, 1, 0, 1).value is None
+    # Throttled once at 1/s, then every one of enough sends at 1/s with slack passed: arrival jitter, the limit is 1/s.
+    jitter = answers.create_update_qps(1, 1, 0, 1, sent_slow=answers.JITTER_EVIDENCE)
+    assert jitter.value == 1 and "arrival jitter" in jitter.evidence
+    assert answers.create_update_qps(1, 1, 0, 1, sent_slow=answers.JITTER_EVIDENCE - 1).value is None  # too few
+    assert answers.create_update_qps(1, 1, 1, 1, sent_slow=10).value is None  # throttled again: lower
+    assert answers.create_update_qps(8, 2, 0, 1, sent_slow=10).value == 1  # from 8/s: the slow pace, as before
 
 
 @pytest.mark.parametrize(
