@@ -38,6 +38,7 @@ import gc
 import importlib
 import json
 import logging
+import os
 import statistics
 import sys
 import tempfile
@@ -159,6 +160,7 @@ def load_background(args: argparse.Namespace) -> Background:
     spec = args.background
     if not spec:
         return functools.partial(synthetic_reconcile, schedules=args.schedules)
+    os.environ["RELAYD_BENCH_SCHEDULES"] = str(args.schedules)  # read by bench.reconcile_load when imported
     module, _, name = spec.partition(":")
     fn: Background = getattr(importlib.import_module(module), name)
     return fn
@@ -468,7 +470,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--background", help="module:function, an async fn(store, stop) run during the latency phase")
     p.add_argument("--postgres", action="store_true", help="the shared store: a local PostgreSQL, not SQLite")
-    p.add_argument("--schedules", type=int, default=10_000, help="schedules the synthetic background reconciles")
+    p.add_argument("--schedules", type=int, default=10_000, help="schedules the background reconciles")
     p.add_argument("--consoles", type=int, default=0, help="also measure p99 with this many open web consoles")
     p.add_argument("--console-rounds", type=int, default=3, help="alternating without/with-consoles latency pairs")
     p.add_argument("--client", choices=["throughput", "paced"], help=argparse.SUPPRESS)

@@ -5,8 +5,8 @@ The real application (``build_app``, real store, 200 segments in 50 schedules) t
 ``bench/callbacks.py``'s load client in a child process, while a stand-in for the daemon rewrites one segment
 record every 100 ms (state moves: the change the stream names). Rounds are interleaved: no console, then ten
 "full" consoles, then ten "changed" consoles. A console is what the page does: an open ``/v1/stream`` and, on a
-``changed`` signal, at most once a second, one re-read — of ``/v1/schedules?segments=1`` (full), or of
-``/v1/schedules?segments=1&id=…`` for the schedules the signal named (changed; everything on ``overview``). The
+``changed`` signal, at most once a second, one re-read — of ``/v1/schedules?segments=brief`` (full), or of
+``/v1/schedules?segments=brief&id=…`` for the schedules the signal named (changed; everything on ``overview``). The
 consoles run in another child process. Target: the "changed" consoles add ≤ 2 ms to the callback p99 (exit 1 if
 not); the "full" figure is printed beside it for comparison.
 
@@ -95,9 +95,9 @@ COST = ReadCost()
 def changed_url(base: str, data: bytes) -> str:
     signal = json.loads(data)
     if signal.get("overview"):
-        return base + "/v1/schedules?segments=1"
+        return base + "/v1/schedules?segments=brief"
     ids = signal.get("schedules") or []
-    return base + "/v1/schedules?segments=1&" + "&".join("id=" + quote(i) for i in ids) if ids else ""
+    return base + "/v1/schedules?segments=brief&" + "&".join("id=" + quote(i) for i in ids) if ids else ""
 
 
 async def console(base: str, mode: str, stop_at: float, reads: list[int]) -> None:
@@ -113,7 +113,7 @@ async def console(base: str, mode: str, stop_at: float, reads: list[int]) -> Non
                 break
             if not line.startswith(b'data: {"') or time.monotonic() - last < 1.0:
                 continue
-            url = base + "/v1/schedules?segments=1" if mode == "full" else changed_url(base, line[6:])
+            url = base + "/v1/schedules?segments=brief" if mode == "full" else changed_url(base, line[6:])
             if url:
                 last = time.monotonic()
                 async with session.get(url) as r:

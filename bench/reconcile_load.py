@@ -1,6 +1,7 @@
 """Background load for ``bench/callbacks.py``: the real engine reconciling 10,000 schedules, round after round.
 
-Use: ``.venv/bin/python bench/callbacks.py --background bench.reconcile_load:run`` (or ``:run_cold``).
+Use: ``.venv/bin/python bench/callbacks.py --background bench.reconcile_load:run`` (or ``:run_cold``); ``--schedules
+N`` there sizes the fleet (default 10,000).
 
 Both are the ``async def fn(store, stop)`` that ``bench/callbacks.py`` starts on its server's loop for the latency
 phase. Each writes 10,000 schedules (the mix of :func:`bench.common.write_schedules`) to a temp directory, loads
@@ -29,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import gc
+import os
 import tempfile
 import time
 from dataclasses import dataclass
@@ -44,7 +46,8 @@ from relayd.schedules.loader import load_dir
 from relayd.schedules.model import Schedule
 from relayd.store import SegmentRecord, Store
 
-SCHEDULES = 10_000
+SCHEDULES = int(os.environ.get("RELAYD_BENCH_SCHEDULES", "10000"))
+"""How many schedules (``bench/callbacks.py --schedules N`` sets the variable before importing this module)."""
 SEED_BATCH = 100
 
 

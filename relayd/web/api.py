@@ -7,11 +7,12 @@ still has segments in the store (its tasks are being removed) is listed with ``"
 carries ``config_problems``, ``config_warnings`` and ``held_removals`` (schedules the removal guard keeps running
 although the config no longer declares them; ``POST /v1/removals/release`` lets them go).
 
-``GET /v1/schedules?segments=1`` adds every schedule's segments (the console's timeline draws them all from this
-one answer), each with ``warnings`` (``gap_before``, ``overlap``: see ``console.chains``) and ``overlaps`` (the
-stretches, in unix seconds, it shares with another segment on its destination). They include the
-history: deleted segments that ended within ``HISTORY_S`` (a week, the timeline's widest zoom), so what failed last
-night and whether it came back stays visible after retention deletes the tasks.
+``GET /v1/schedules?segments=1`` adds every schedule's segments, each with ``warnings`` (``gap_before``,
+``overlap``: see ``console.chains``) and ``overlaps`` (the stretches, in unix seconds, it shares with another segment
+on its destination). They include the history: deleted segments that ended within ``HISTORY_S`` (a week, the
+timeline's widest zoom), so what failed last night and whether it came back stays visible after retention deletes
+the tasks. ``segments=brief`` is the console timeline's own read: each segment with only what a bar needs, and each
+schedule's line without its current and next segment (the timeline draws them from the segments).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ RFC3339_CACHE = 32_768
 DEFAULT_EVENTS = 100
 _INACTIVE = frozenset({SegmentState.DELETED, SegmentState.REMOVING})
 _YES = ("1", "true", "yes")
+BRIEF = "brief"
 HISTORY_S = 7 * 86400
 """Deleted segments that ended within this long are still drawn on the timeline (bounded: the payload stays small)."""
 
@@ -140,11 +142,23 @@ def _last_error(segments: Sequence[SegmentRecord]) -> dict[str, Any] | None:
 
 
 def summarise(
-    sid: ScheduleId, info: ScheduleInfo | None, segments: Sequence[SegmentRecord], view: DaemonView, now: float
+    sid: ScheduleId,
+    info: ScheduleInfo | None,
+    segments: Sequence[SegmentRecord],
+    view: DaemonView,
+    now: float,
+    *,
+    brief: bool = False,
 ) -> dict[str, Any]:
-    """One schedule's line in the status: its state, current and next segment, hand-off time, failures."""
+    """One schedule's line in the status: its state, current and next segment, hand-off time, failures (``brief``:
+    without the current and next segment, which the timeline draws from the segments it gets)."""
     pos = position(segments, now)
     handoff = pos.handoff_at
+    around = (
+        {}
+        if brief
+        else {"current": _segment_or_none(pos.current, view, now), "next": _segment_or_none(pos.next, view, now)}
+    )
     return {
         "id": sid,
         "declared": info is not None,
@@ -156,8 +170,7 @@ def summarise(
         "problems": list(info.problems) if info else [],
         "state": schedule_state(info, pos),
         "segments_total": len(segments),
-        "current": _segment_or_none(pos.current, view, now),
-        "next": _segment_or_none(pos.next, view, now),
+        **around,
         **times("handoff_at", handoff),
         "handoff_in_s": round(handoff - now, 3) if handoff is not None else None,
         "failed_segments": sum(1 for s in segments if s.state is SegmentState.FAILED),
@@ -246,6 +259,28 @@ def _wanted_ids(request: web.Request) -> frozenset[ScheduleId] | None:
     return frozenset(ScheduleId(i) for i in ids) if ids else None
 
 
+def segment_brief(
+    seg: SegmentRecord, warned: Sequence[ChainWarning], spans: Sequence[tuple[int, int]]
+) -> dict[str, Any]:
+    """A segment as the timeline draws it: a fifth of :func:`segment_json`'s size and cost (what a bar needs)."""
+    return {
+        "key": seg.key,
+        "index": seg.index,
+        "occurrence": seg.occurrence,
+        "state": seg.state.value,
+        "task_id": seg.task_id,
+        "window": {"start_unix": seg.start, "end_unix": seg.end},
+        "warnings": [w.value for w in warned],
+        "overlaps": [{"start_unix": a, "end_unix": b} for a, b in spans],
+    }
+
+
+def _segments_shape(request: web.Request) -> str | None:
+    """``segments=1`` (each segment as :func:`segment_json`), ``segments=brief`` (as :func:`segment_brief`), or None."""
+    value = request.query.get("segments", "")
+    return "full" if value in _YES else BRIEF if value == BRIEF else None
+
+
 def _live(grouped: Mapping[ScheduleId, list[SegmentRecord]]) -> dict[ScheduleId, list[SegmentRecord]]:
     """The same segments without the deleted ones (schedules left with none dropped): one read serves both."""
     kept = {sid: [s for s in segs if s.state is not SegmentState.DELETED] for sid, segs in grouped.items()}
@@ -293,7 +328,7 @@ class StatusApi:
         ]
 
     async def list_schedules(self, request: web.Request) -> web.Response:
-        if request.query.get("segments", "") not in _YES:
+        if _segments_shape(request) is None:
             body = await self._render_list(request)
         else:
             # Open consoles re-read this on the same "changed" tick: one rendering per segment change and second,
@@ -307,7 +342,9 @@ class StatusApi:
         now = self._view.now()
         infos = {info.id: info for info in self._view.schedules()}
         wanted = _wanted_ids(request)
-        timeline = request.query.get("segments", "") in _YES
+        shape_of = _segments_shape(request)
+        timeline = shape_of is not None
+        brief = shape_of == BRIEF
         drawn = self._grouped(wanted, history_since=now - HISTORY_S) if timeline else {}
         grouped = _live(drawn) if timeline else self._grouped(wanted)
         known = set(infos) | set(grouped)
@@ -315,10 +352,15 @@ class StatusApi:
         flags = self._flags() if timeline else None
 
         def shape(sid: ScheduleId) -> dict[str, Any]:
-            item = summarise(sid, infos.get(sid), grouped.get(sid, []), self._view, now)
+            item = summarise(sid, infos.get(sid), grouped.get(sid, []), self._view, now, brief=brief)
             if flags is not None:
                 ordered = sorted(drawn.get(sid, []), key=lambda s: (s.start, s.index))
-                item["segments"] = [self._segment_with_flags(s, flags, now) for s in ordered]
+                item["segments"] = [
+                    segment_brief(s, flags.warnings.get(s.key, []), flags.spans.get(s.key, []))
+                    if brief
+                    else self._segment_with_flags(s, flags, now)
+                    for s in ordered
+                ]
             return item
 
         items = await encode_each(ids, shape)

@@ -126,6 +126,30 @@ async def test_the_session_reads_the_status_api_and_the_bearer_header_still_work
         assert resp.status == 200 and "segments" not in (await resp.json())["schedules"][0]
 
 
+async def test_the_timelines_brief_read_carries_what_a_bar_needs_and_agrees_with_the_full_one(harness) -> None:
+    h, _ = harness
+    await h.store.put(segment("a", 0, NOW, NOW + 100, state=SegmentState.RUNNING, task_id="t0", body={"DstAddr": "x"}))
+    await h.store.put(segment("a", 1, NOW + 100, NOW + 200, body={"DstAddr": "x"}))
+    await h.store.put(segment("b", 0, NOW + 50, NOW + 150, body={"DstAddr": "x"}))
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    bodies = {}
+    for shape in ("1", "brief"):
+        async with h.session.get(h.url(f"/v1/schedules?segments={shape}"), headers=headers) as resp:
+            assert resp.status == 200
+            bodies[shape] = await resp.json()
+    drawn = {"key", "index", "occurrence", "state", "task_id", "window", "warnings", "overlaps"}
+    for full, brief in zip(bodies["1"]["schedules"], bodies["brief"]["schedules"], strict=True):
+        assert "current" in full and "current" not in brief and "next" not in brief
+        assert {k: v for k, v in full.items() if k not in ("current", "next", "segments")} == {
+            k: v for k, v in brief.items() if k != "segments"
+        }
+        for f, b in zip(full["segments"], brief["segments"], strict=True):
+            assert set(b) == drawn
+            assert {k: f[k] for k in drawn - {"window"}} == {k: b[k] for k in drawn - {"window"}}
+            assert b["window"] == {"start_unix": f["window"]["start_unix"], "end_unix": f["window"]["end_unix"]}
+    assert all(s["overlaps"] for i in bodies["brief"]["schedules"] for s in i["segments"])  # each overlaps b-0
+
+
 async def test_overlapping_segments_on_one_destination_are_flagged(harness) -> None:
     h, _ = harness
     await h.store.put(segment("a", 0, NOW, NOW + 100, body={"DstAddr": "rtmp://same"}))

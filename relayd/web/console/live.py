@@ -7,7 +7,7 @@ console is connected (it does not exist otherwise) and publishes one ``Signal``:
 changed (none when only the event history moved), and whether the overview (config problems, open alerts, the set
 of schedules) changed too. Each stream
 writes it as ``event: changed`` with ``{"schedules": [...], "overview": bool}``; the page then re-reads only those
-schedules (``/v1/schedules?segments=1&id=…``), or everything when ``overview`` is set — the same source as
+schedules (``/v1/schedules?segments=brief&id=…``), or everything when ``overview`` is set — the same source as
 ``relayd status``. A stream that fell behind the feed's short memory is told ``overview`` (read everything).
 A comment line every ``heartbeat_s`` keeps proxies from closing idle streams and lets the browser notice a dead
 connection.

@@ -1,4 +1,4 @@
-// relayd console: the timeline. One row per schedule, time across, drawn from GET /v1/schedules?segments=1.
+// relayd console: the timeline. One row per schedule, time across, drawn from GET /v1/schedules?segments=brief.
 "use strict";
 
 (() => {
@@ -250,12 +250,12 @@
 
   async function read(asked) {
     if (!data || asked == null) {
-      data = await C.getJSON("/v1/schedules?segments=1");
+      data = await C.getJSON("/v1/schedules?segments=brief");
       return;
     }
     if (!asked.size) return;
     const query = [...asked].map((id) => "id=" + encodeURIComponent(id)).join("&");
-    merge(await C.getJSON("/v1/schedules?segments=1&" + query), asked);
+    merge(await C.getJSON("/v1/schedules?segments=brief&" + query), asked);
   }
 
   let loading = null;
