@@ -259,11 +259,46 @@ async def run_client(*extra: str) -> dict[str, Any]:
     return result
 
 
+@dataclasses.dataclass
+class ReadTimer:
+    """The consoles' re-reads as the server saw them: how many read everything (each console's first read, shared
+    with the others that asked at once), and the wall time of the re-reads of named schedules (small, answered in
+    one stretch: their wall time is loop time)."""
+
+    full: int = 0
+    named: list[float] = dataclasses.field(default_factory=list)
+
+    def take(self) -> dict[str, Any]:
+        taken = {"full": self.full, "named": self.named}
+        self.full, self.named = 0, []
+        return taken
+
+    def middleware(self) -> Any:
+        @web.middleware
+        async def timed(request: web.Request, handler: Any) -> web.StreamResponse:
+            if request.path != "/v1/schedules":
+                return await handler(request)
+            if "id" not in request.query:
+                self.full += 1
+                return await handler(request)
+            started = time.perf_counter()
+            try:
+                return await handler(request)
+            finally:
+                self.named.append(time.perf_counter() - started)
+
+        return timed
+
+
+READS = ReadTimer()
+
+
 async def start_apps(store: Store, api_token: str | None = None) -> tuple[WebServer, WebServer, str, str]:
     real_app = build_app(
         store=store, view=BenchView(), metrics=Metrics(), hint=lambda *a: None, callback_secret=SECRET,
         api_token=api_token,
     )  # fmt: skip
+    real_app.middlewares.append(READS.middleware())
     bare_app = web.Application()
     bare_app.router.add_post("/v1/callbacks/{key}/{mac}", bare_handler)
     real, bare = WebServer(real_app), WebServer(bare_app)
@@ -339,9 +374,11 @@ async def latency_phase(
         stop.set()
         await asyncio.gather(background, monitor)
     if watchers is not None:
-        from bench.console_sse import console_reads  # noqa: PLC0415 (it imports this module)
+        from bench.console_sse import consoles_result  # noqa: PLC0415 (it imports this module)
 
-        result["console_reads"] = await console_reads(watchers)
+        consoles = await consoles_result(watchers)
+        result["console_reads"], result["consoles_cpu_s"] = consoles["reads"], consoles["cpu_s"]
+        result["reads"] = READS.take()
     result["loop_lag_max_ms"] = 1000 * max_lag(metrics)
     result["background_writes_per_s"] = (SYNTHETIC.writes - writes_before) / (time.perf_counter() - started)
     return result
@@ -410,11 +447,15 @@ def report_consoles(args: argparse.Namespace, pairs: list[tuple[dict[str, Any], 
     if not pairs:
         return 0
     print(f"with {args.consoles} consoles : p99 without / with, alternating (console re-reads)")
+    window = args.seconds + 2
     for alone, watched in pairs:
+        reads, named = watched["reads"], watched["reads"]["named"]
         print(
             f"  {alone['p99_ms']:6.1f} / {watched['p99_ms']:6.1f} ms  (+{watched['p99_ms'] - alone['p99_ms']:.1f}; "
-            f"{watched['console_reads']} reads; loop lag <= {alone['loop_lag_max_ms']:.0f} / "
-            f"{watched['loop_lag_max_ms']:.0f} ms)"
+            f"{reads['full']} full reads, {len(named)} of named schedules taking {1000 * sum(named) / window:.1f} ms "
+            f"of the loop per second (longest {1000 * max(named, default=0):.1f} ms); the consoles' own process "
+            f"{100 * watched['consoles_cpu_s'] / window:.0f} % of a core; loop lag <= "
+            f"{alone['loop_lag_max_ms']:.0f} / {watched['loop_lag_max_ms']:.0f} ms)"
         )
     added = statistics.median(w["p99_ms"] - a["p99_ms"] for a, w in pairs)
     ok = added <= CONSOLES_TARGET_MS and all(w["failures"] == 0 for _, w in pairs)

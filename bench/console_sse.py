@@ -127,7 +127,7 @@ async def consoles_main(base: str, mode: str, count: int, seconds: float) -> Non
     reads: list[int] = []
     stop_at = time.monotonic() + seconds
     await asyncio.gather(*(console(base, mode, stop_at, reads) for _ in range(count)))
-    print(json.dumps({"reads": len(reads)}))
+    print(json.dumps({"reads": len(reads), "cpu_s": time.process_time()}))
 
 
 async def spawn_consoles(base: str, mode: str, count: int, seconds: float) -> asyncio.subprocess.Process:
@@ -137,12 +137,14 @@ async def spawn_consoles(base: str, mode: str, count: int, seconds: float) -> as
     )  # fmt: skip
 
 
-async def console_reads(proc: asyncio.subprocess.Process) -> int:
-    """How many re-reads the consoles made; an error if any of them failed (a bench reading errors measures nothing)."""
+async def consoles_result(proc: asyncio.subprocess.Process) -> dict[str, Any]:
+    """How many re-reads the consoles made and the CPU their process used; an error if any read failed (a bench
+    reading errors measures nothing)."""
     out, err = await proc.communicate()
     if proc.returncode != 0:
         raise RuntimeError(f"consoles failed: {err.decode()[-2000:]}")
-    return int(json.loads(out.decode().strip().splitlines()[-1])["reads"])
+    result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    return result
 
 
 async def paced(base: str, args: argparse.Namespace, offset: int) -> dict[str, Any]:
@@ -156,7 +158,7 @@ async def watched(base: str, args: argparse.Namespace, mode: str, offset: int) -
     proc = await spawn_consoles(base, mode, args.consoles, args.seconds + 2)
     await asyncio.sleep(1.0)  # let the consoles connect before the load starts (a warm-up, not synchronisation)
     result = await paced(base, args, offset)
-    return {**result, "reads": await console_reads(proc)}
+    return {**result, "reads": (await consoles_result(proc))["reads"]}
 
 
 async def one_round(base: str, args: argparse.Namespace, offset: int) -> dict[str, dict[str, Any]]:

@@ -31,7 +31,7 @@ from relayd.ids import ScheduleId, SegmentKey
 from relayd.reconcile import Action, ActionKind
 from relayd.store import Event, SegmentRecord, SegmentState
 from relayd.volc.models import TaskStatus
-from relayd.web.console.chains import ChainWarning, overlap_spans, warnings
+from relayd.web.console.chains import ChainWarning, overlap_spans, sharing_destinations, warnings
 from relayd.web.errors import BadRequest, NotFound
 from relayd.web.sharedrender import SharedRenders, encode_each, json_object_with_list
 from relayd.web.views import DaemonPlan, DaemonView, NextAction, ScheduleInfo, SegmentNotes, StoreView
@@ -281,6 +281,11 @@ def _segments_shape(request: web.Request) -> str | None:
     return "full" if value in _YES else BRIEF if value == BRIEF else None
 
 
+def _marks(segments: Sequence[SegmentRecord]) -> Flags:
+    spans = overlap_spans(segments)
+    return Flags(warnings(segments, spans), spans)
+
+
 def _live(grouped: Mapping[ScheduleId, list[SegmentRecord]]) -> dict[ScheduleId, list[SegmentRecord]]:
     """The same segments without the deleted ones (schedules left with none dropped): one read serves both."""
     kept = {sid: [s for s in segs if s.state is not SegmentState.DELETED] for sid, segs in grouped.items()}
@@ -349,7 +354,7 @@ class StatusApi:
         grouped = _live(drawn) if timeline else self._grouped(wanted)
         known = set(infos) | set(grouped)
         ids = sorted(known if wanted is None else known & wanted)
-        flags = self._flags() if timeline else None
+        flags = self._flags(drawn if wanted is not None else None) if timeline else None
 
         def shape(sid: ScheduleId) -> dict[str, Any]:
             item = summarise(sid, infos.get(sid), grouped.get(sid, []), self._view, now, brief=brief)
@@ -389,13 +394,17 @@ class StatusApi:
         found = {sid: [s for s in self._store.segments(sid, include_deleted=history) if keep(s)] for sid in wanted}
         return {sid: segs for sid, segs in found.items() if segs}
 
-    def _flags(self) -> Flags:
+    def _flags(self, asked: Mapping[ScheduleId, list[SegmentRecord]] | None = None) -> Flags:
         """Gaps and overlaps over every live segment (an overlap may involve a schedule not asked for), computed
-        once per change of the store's segments however many consoles read."""
+        once per change of the store's segments however many consoles read. For a few ``asked`` schedules, over
+        the segments on their destinations only, unless the whole answer is at hand anyway."""
         seq = self._store.journal.seq
-        if self._flag_cache is None or self._flag_cache[0] != seq:
-            live = self._store.segments()
-            self._flag_cache = (seq, Flags(warnings(live), overlap_spans(live)))
+        if self._flag_cache is not None and self._flag_cache[0] == seq:
+            return self._flag_cache[1]
+        live = self._store.segments()
+        if asked is not None:
+            return _marks(sharing_destinations((s for segs in asked.values() for s in segs), live))
+        self._flag_cache = (seq, _marks(live))
         return self._flag_cache[1]
 
     def _segment_with_flags(self, seg: SegmentRecord, flags: Flags, now: float) -> dict[str, Any]:

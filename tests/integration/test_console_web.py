@@ -148,6 +148,13 @@ async def test_the_timelines_brief_read_carries_what_a_bar_needs_and_agrees_with
             assert {k: f[k] for k in drawn - {"window"}} == {k: b[k] for k in drawn - {"window"}}
             assert b["window"] == {"start_unix": f["window"]["start_unix"], "end_unix": f["window"]["end_unix"]}
     assert all(s["overlaps"] for i in bodies["brief"]["schedules"] for s in i["segments"])  # each overlaps b-0
+    # Asked for b alone (a fresh store change first, so nothing is cached): its marks are worked out over the
+    # segments on its destination only, and still name the overlaps with a, which was not asked for.
+    await h.store.put(segment("c", 0, NOW, NOW + 10, body={"DstAddr": "elsewhere"}))
+    async with h.session.get(h.url("/v1/schedules?segments=brief&id=b"), headers=headers) as resp:
+        [only_b] = (await resp.json())["schedules"]
+    [full_b] = [i for i in bodies["brief"]["schedules"] if i["id"] == "b"]
+    assert only_b["segments"] == full_b["segments"]
 
 
 async def test_overlapping_segments_on_one_destination_are_flagged(harness) -> None:

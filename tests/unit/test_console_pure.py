@@ -6,7 +6,7 @@ import dataclasses
 
 from relayd.ids import ScheduleId, SegmentKey
 from relayd.store import SegmentRecord, SegmentState
-from relayd.web.console.chains import ChainWarning, overlap_spans, warnings
+from relayd.web.console.chains import ChainWarning, overlap_spans, sharing_destinations, warnings
 from relayd.web.console.i18n import MESSAGES, Lang, pick_language
 from relayd.web.console.security import safe_next
 from relayd.web.console.sessions import Sessions, same_origin
@@ -96,3 +96,10 @@ def test_overlap_spans_are_the_shared_stretches() -> None:
     gone = seg("g", 0, 0, 200, "d", state=SegmentState.DELETED)
     assert overlap_spans([a, b, c, gone]) == {"a.0": [(50, 100)], "b.0": [(50, 100), (120, 130)], "c.0": [(120, 130)]}
     assert overlap_spans([a, seg("e", 0, 100, 200, "d"), seg("f", 0, 0, 100, "other")]) == {}  # a hand-off: none
+
+
+def test_the_segments_sharing_a_destination_with_the_asked_ones() -> None:
+    a, b, c = seg("a", 0, 0, 100, "d"), seg("b", 0, 50, 150, "d"), seg("c", 0, 0, 100, "other")
+    assert sharing_destinations([a], [a, b, c]) == [a, b]
+    assert sharing_destinations([c], [a, b, c]) == [c]
+    assert sharing_destinations([], [a, b, c]) == []

@@ -36,15 +36,25 @@ def destination_of(seg: SegmentRecord) -> str | None:
     return "/".join(str(p) for p in parts) if all(parts) else None
 
 
-def warnings(segments: Iterable[SegmentRecord]) -> dict[SegmentKey, list[ChainWarning]]:
-    """Every live segment that overlaps another on its destination or opens a gap in its chain."""
+def warnings(
+    segments: Iterable[SegmentRecord], spans: dict[SegmentKey, list[tuple[int, int]]] | None = None
+) -> dict[SegmentKey, list[ChainWarning]]:
+    """Every live segment that overlaps another on its destination or opens a gap in its chain (``spans``: the
+    segments' :func:`overlap_spans`, when the caller has them already)."""
     live = [s for s in segments if s.state not in _GONE]
     found: dict[SegmentKey, list[ChainWarning]] = defaultdict(list)
-    for key in overlap_spans(live):
+    for key in overlap_spans(live) if spans is None else spans:
         found[key].append(ChainWarning.OVERLAP)
     for key in _gaps(live):
         found[key].append(ChainWarning.GAP_BEFORE)
     return dict(found)
+
+
+def sharing_destinations(wanted: Iterable[SegmentRecord], every: Iterable[SegmentRecord]) -> list[SegmentRecord]:
+    """The segments of ``every`` on a destination one of ``wanted`` pushes: all that can overlap or chain with them
+    (so the marks of a few schedules need not be worked out over every segment)."""
+    destinations = {destination_of(s) for s in wanted} - {None}
+    return [s for s in every if destination_of(s) in destinations]
 
 
 def overlap_spans(segments: Iterable[SegmentRecord]) -> dict[SegmentKey, list[tuple[int, int]]]:
