@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from relayd.apiclient import live_client
 from relayd.engine import engine_config
 from relayd.ids import ScheduleId
 from relayd.observations import Observations
@@ -24,7 +25,6 @@ from relayd.reconcile import ActionKind, PlatformView, decide
 from relayd.schedules.model import Schedule, Segment
 from relayd.settings import Settings
 from relayd.store import SegmentRecord, Store, StoreError, StoreLockedError
-from relayd.volc.client import LiveClient
 from relayd.web.api import action_json
 
 
@@ -58,13 +58,7 @@ async def _records(settings: Settings, state: LiveState) -> None:
 async def observe(settings: Settings) -> LiveState:
     """List the platform's tasks and read the store (if free)."""
     state = LiveState(Observations(time.time))
-    async with LiveClient(
-        settings.endpoint,
-        settings.credentials(),
-        write_qps=settings.write_qps,
-        list_qps=settings.list_qps,
-        timeout_s=settings.api_timeout,
-    ) as client:
+    async with live_client(settings) as client:  # built as the daemon's is (pacing, timeouts, retries)
         await state.observations.resync(LivePlatform(client))
     await _records(settings, state)
     return state

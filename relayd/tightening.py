@@ -6,7 +6,8 @@ operator who sets ``platform_facts`` but leaves ``platform`` at its default (so 
 tighten: a setting stricter than the platform needs is the operator's choice and stays. A fact never loosens.
 
 :func:`tightenings` is pure (settings and facts in, the changes out); :func:`with_facts` applies them to a copy of
-the settings and logs each one once (``platform_fact_applied``), at start-up, where the daemon reads the file.
+the settings and logs each one once (``platform_fact_applied``), at start-up, where the daemon reads the file
+(:func:`platform_facts`; ``relayd plan`` reads it the same way, so it shows the Titles the daemon makes).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from relayd.platform.facts import PlatformFacts
+from relayd.platform.facts import FactsError, PlatformFacts, load_facts
 from relayd.schedules.titles import TitleLength
 from relayd.settings import Settings, SettingsError
 
@@ -88,3 +89,18 @@ def _check_title_limit(settings: Settings, facts: PlatformFacts | None) -> None:
                 "remove title_limit from the file if it was edited by hand"
             ]
         )
+
+
+def platform_facts(settings: Settings) -> PlatformFacts | None:
+    """The facts file ``relayd probe`` wrote (setting ``platform_facts``); None: assume nothing, learn from refusals."""
+    path = settings.platform_facts
+    if path is None:
+        return None
+    try:
+        facts, unknown = load_facts(path)
+    except FactsError as error:
+        raise SettingsError([f"platform_facts: {error}"]) from None
+    if unknown:
+        log.warning("platform_facts_unknown", path=str(path), names=unknown, note="written by a newer relayd probe?")
+    log.info("platform_facts_loaded", path=str(path), facts=facts.known())
+    return facts

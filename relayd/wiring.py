@@ -34,18 +34,17 @@ from relayd.leadership import CallbackReplay, Elector, LeaseTiming, NotLeaderErr
 from relayd.metrics import Metrics
 from relayd.noticing import Notices
 from relayd.platform import Platform
-from relayd.platform.facts import FactsError, PlatformFacts, load_facts
 from relayd.platform.live import LivePlatform
 from relayd.queueing import ReconcileQueue
 from relayd.removals import RemovalLimits
 from relayd.schedules.loader import Limits
 from relayd.schedules.model import Schedule
-from relayd.settings import Settings, SettingsError
+from relayd.settings import Settings
 from relayd.statusview import StatusView
 from relayd.store import SharedStore, StoreWriteError
 from relayd.store.opening import open_store
 from relayd.streams import StreamWatch
-from relayd.tightening import with_facts
+from relayd.tightening import platform_facts, with_facts
 from relayd.volc.client import LiveClient
 from relayd.web.app import WebServer, build_app, parse_listen
 from relayd.web.auth import ensure_token_file, token_file
@@ -282,21 +281,6 @@ async def start_web(parts: Parts, stack: AsyncExitStack, reload: Callable[[], No
     bound = await server.start(host, port)
     stack.push_async_callback(server.stop)
     return bound
-
-
-def platform_facts(settings: Settings) -> PlatformFacts | None:
-    """The facts file ``relayd probe`` wrote (setting ``platform_facts``); None: assume nothing, learn from refusals."""
-    path = settings.platform_facts
-    if path is None:
-        return None
-    try:
-        facts, unknown = load_facts(path)
-    except FactsError as error:
-        raise SettingsError([f"platform_facts: {error}"]) from None
-    if unknown:
-        log.warning("platform_facts_unknown", path=str(path), names=unknown, note="written by a newer relayd probe?")
-    log.info("platform_facts_loaded", path=str(path), facts=facts.known())
-    return facts
 
 
 def _api_token(settings: Settings) -> str:

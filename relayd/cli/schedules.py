@@ -27,8 +27,9 @@ from relayd.preview import Preview, observe
 from relayd.schedules.guard import HoldReason, RemovalVerdict, check_removals
 from relayd.schedules.loader import DEFAULT_MAX_FILE_BYTES, DirResult, Limits, load_dir
 from relayd.schedules.model import Schedule, Segment, file_schema
-from relayd.schedules.planner import plan
+from relayd.schedules.planner import TitleLength, plan
 from relayd.settings import SettingsError, load_settings
+from relayd.tightening import platform_facts, with_facts
 from relayd.volc.errors import LiveError
 
 DEFAULT_SCHEDULES_DIR = Path("/etc/relayd/schedules.d")
@@ -87,15 +88,19 @@ def plan_report(
     horizon_s: int,
     namespace: str,
     actions: ActionsFn | None = None,
+    title_length: TitleLength = TitleLength.FULL,
 ) -> dict[str, Any]:
     """``{"schedules": [{id, enabled, file, line, segments, actions}], "errors": [...]}`` for a loaded directory."""
     rows = []
     for schedule in result.schedules():
         segments = (
-            plan(schedule, now=now, max_task_seconds=max_task_seconds, horizon_s=horizon_s, namespace=namespace)
+            plan(
+                schedule, now=now, max_task_seconds=max_task_seconds, horizon_s=horizon_s, namespace=namespace,
+                title_length=title_length,
+            )
             if schedule.enabled
             else []
-        )
+        )  # fmt: skip
         rows.append(
             {
                 "id": schedule.id,
@@ -169,9 +174,11 @@ def summary(result: DirResult) -> str:
 
 
 def _settings_values(config_file: Path | None) -> dict[str, Any]:
-    """schedules_dir, max_task_seconds, horizon_s, namespace and loading limits from the settings, or defaults."""
+    """schedules_dir, max_task_seconds, horizon_s, namespace, the Title length and loading limits from the settings
+    (tightened by the probe's platform facts, as the daemon's are), or defaults."""
     try:
         settings = load_settings(config_file)
+        settings = with_facts(settings, platform_facts(settings))
     except SettingsError as error:
         if config_file is not None:
             raise click.ClickException(f"cannot load settings from {config_file}: {error}") from error
@@ -180,6 +187,7 @@ def _settings_values(config_file: Path | None) -> dict[str, Any]:
             "max_task_seconds": DEFAULT_MAX_TASK_SECONDS,
             "horizon_s": DEFAULT_HORIZON_S,
             "namespace": DEFAULT_NAMESPACE,
+            "title_length": TitleLength.FULL,
             "limits": Limits(max_file_bytes=DEFAULT_MAX_FILE_BYTES),
             "guard": {"max_removals": DEFAULT_MAX_REMOVALS, "max_removal_fraction": DEFAULT_MAX_REMOVAL_FRACTION},
         }
@@ -188,6 +196,7 @@ def _settings_values(config_file: Path | None) -> dict[str, Any]:
         "max_task_seconds": int(settings.max_task_seconds),
         "horizon_s": int(settings.horizon),
         "namespace": settings.namespace,
+        "title_length": TitleLength(settings.title_limit),
         # the daemon's size limit, so validate refuses what the daemon would; no time budget at a terminal
         "limits": Limits(max_file_bytes=settings.max_schedule_file_bytes),
         "guard": {"max_removals": settings.max_removals, "max_removal_fraction": settings.max_removal_fraction},
@@ -274,6 +283,7 @@ def plan_command(
         horizon_s=_parse_horizon(horizon, values["horizon_s"]),
         namespace=values["namespace"],
         actions=preview.actions if preview is not None else None,
+        title_length=values["title_length"],
     )
     if preview is not None:
         configured = {s.id for s in result.schedules()}

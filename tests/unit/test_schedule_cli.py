@@ -109,3 +109,21 @@ def test_plan_live_names_the_removals_the_guard_would_hold() -> None:
     everything = guard_note(check_removals({"a", "b"}, set(), max_removals=3, max_removal_fraction=0.1))
     assert everything is not None and "every schedule would go" in everything
     assert guard_note(check_removals(applied, applied - {"s0"}, max_removals=3, max_removal_fraction=0.1)) is None
+
+
+@pytest.mark.parametrize("how", ["platform", "facts"])
+def test_plan_makes_the_titles_the_daemon_makes(tmp_path: Path, how: str) -> None:
+    """``platform = "byteplus"``, or a probe's facts file saying Titles may have 10 characters: the daemon makes
+    10-character Titles, so ``relayd plan`` (and ``--live``, which compares them with the platform's) shows those."""
+    config = tmp_path / "relayd.toml"
+    if how == "platform":
+        config.write_text(f'schedules_dir = "{EXAMPLES}"\nplatform = "byteplus"\n', encoding="utf-8")
+    else:
+        facts = tmp_path / "facts.json"
+        facts.write_text(json.dumps({"version": 1, "facts": {"title_limit": 10}}), encoding="utf-8")
+        config.write_text(f'schedules_dir = "{EXAMPLES}"\nplatform_facts = "{facts}"\n', encoding="utf-8")
+    args = ["plan", "--config", str(config), "--at", "2026-02-10T00:00:00Z", "--json", "--horizon", "3d"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    titles = [s["title"] for row in json.loads(result.output)["schedules"] for s in row["segments"]]
+    assert titles and all(len(title) == 10 for title in titles), titles
