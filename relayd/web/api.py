@@ -259,9 +259,7 @@ def _wanted_ids(request: web.Request) -> frozenset[ScheduleId] | None:
     return frozenset(ScheduleId(i) for i in ids) if ids else None
 
 
-def segment_brief(
-    seg: SegmentRecord, warned: Sequence[ChainWarning], spans: Sequence[tuple[int, int]]
-) -> dict[str, Any]:
+def segment_brief(seg: SegmentRecord, flags: Flags) -> dict[str, Any]:
     """A segment as the timeline draws it: a fifth of :func:`segment_json`'s size and cost (what a bar needs)."""
     return {
         "key": seg.key,
@@ -270,8 +268,15 @@ def segment_brief(
         "state": seg.state.value,
         "task_id": seg.task_id,
         "window": {"start_unix": seg.start, "end_unix": seg.end},
-        "warnings": [w.value for w in warned],
-        "overlaps": [{"start_unix": a, "end_unix": b} for a, b in spans],
+        **_marks_json(seg.key, flags),
+    }
+
+
+def _marks_json(key: SegmentKey, flags: Flags) -> dict[str, Any]:
+    """A segment's ``warnings`` and ``overlaps``, as both shapes of the timeline's read carry them."""
+    return {
+        "warnings": [w.value for w in flags.warnings.get(key, [])],
+        "overlaps": [{"start_unix": a, "end_unix": b} for a, b in flags.spans.get(key, [])],
     }
 
 
@@ -361,10 +366,7 @@ class StatusApi:
             if flags is not None:
                 ordered = sorted(drawn.get(sid, []), key=lambda s: (s.start, s.index))
                 item["segments"] = [
-                    segment_brief(s, flags.warnings.get(s.key, []), flags.spans.get(s.key, []))
-                    if brief
-                    else self._segment_with_flags(s, flags, now)
-                    for s in ordered
+                    segment_brief(s, flags) if brief else self._segment_with_flags(s, flags, now) for s in ordered
                 ]
             return item
 
@@ -409,8 +411,7 @@ class StatusApi:
 
     def _segment_with_flags(self, seg: SegmentRecord, flags: Flags, now: float) -> dict[str, Any]:
         shown = segment_json(seg, self._view.next_action(seg.key), now, self._view.segment_notes(seg.key))
-        overlaps = [{"start_unix": a, "end_unix": b} for a, b in flags.spans.get(seg.key, [])]
-        return {**shown, "warnings": [f.value for f in flags.warnings.get(seg.key, [])], "overlaps": overlaps}
+        return {**shown, **_marks_json(seg.key, flags)}
 
     async def get_schedule(self, request: web.Request) -> web.Response:
         now = self._view.now()

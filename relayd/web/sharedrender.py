@@ -29,7 +29,6 @@ class SharedRenders:
     def __init__(self) -> None:
         self._last: tuple[Hashable, bytes] | None = None
         self._pending: dict[Hashable, asyncio.Future[bytes]] = {}
-        self.renders = 0
 
     async def get(self, key: Hashable, render: Callable[[], Awaitable[bytes]]) -> bytes:
         if self._last is not None and self._last[0] == key:
@@ -38,7 +37,6 @@ class SharedRenders:
         if pending is None:
             pending = asyncio.ensure_future(render())
             self._pending[key] = pending
-            self.renders += 1
             pending.add_done_callback(partial(self._settled, key))
         return await asyncio.shield(pending)
 
