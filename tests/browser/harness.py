@@ -58,6 +58,17 @@ def wait_until(driver: WebDriver, predicate: Callable[[WebDriver], T], timeout: 
     return result
 
 
+def forget_session(driver: WebDriver) -> None:
+    """Leave the open page, then clear every cookie.
+
+    Clearing cookies under an open console races its live reads: one sent after the cookie is gone is refused with
+    401 and logged as a browser error. about:blank stops the page first; CDP clears cookies of every origin, which
+    WebDriver's delete_all_cookies (current document only) cannot do from about:blank.
+    """
+    driver.get("about:blank")
+    driver.execute_cdp_cmd("Network.clearBrowserCookies", {})  # type: ignore[attr-defined]
+
+
 def console_errors(driver: WebDriver) -> list[dict[str, Any]]:
     return [entry for entry in driver.get_log("browser") if entry.get("level") == "SEVERE"]
 

@@ -24,7 +24,7 @@ from relayd.store import SegmentRecord, SegmentState
 from relayd.web.app import WebServer
 from relayd.web.views import ScheduleInfo
 from tests.browser.conftest import FAKE_WARNING, GUARDED, TOKEN, FakeActions, Live, run_on, serve_again
-from tests.browser.harness import LoopThread, chromium, console_errors, wait_until
+from tests.browser.harness import LoopThread, chromium, console_errors, forget_session, wait_until
 from tests.integration.test_web_support import FakeView, Harness, open_store, segment, start_harness
 
 pytestmark = pytest.mark.slow
@@ -50,7 +50,7 @@ def sign_in(driver: WebDriver, base: str, path: str = "/") -> None:
 
 def fresh_sign_in(driver: WebDriver, base: str) -> None:
     """Sign in to another app: cookies ignore ports, so the previous app's session would carry over."""
-    driver.delete_all_cookies()
+    forget_session(driver)
     sign_in(driver, base, "/")
 
 
@@ -288,7 +288,7 @@ def test_both_actions_are_confirmed_and_reach_the_provider(
     driver: WebDriver, fake: tuple[Harness, FakeActions]
 ) -> None:
     harness, actions = fake
-    driver.delete_all_cookies()  # cookies ignore ports: the daemon's session would carry over to this app
+    forget_session(driver)  # cookies ignore ports: the daemon's session would carry over to this app
     sign_in(driver, harness.base, "/schedules/a")
     button = wait_until(driver, lambda d: d.find_elements(By.CSS_SELECTOR, 'button.retry[data-key="a-1"]'), 20, "retry")
     button[0].click()
