@@ -45,11 +45,11 @@ def _destination(facts: PlatformFacts) -> str:
 def _update_running(value: bool | None) -> str:
     if value:
         return "hot reload updates the running task in place"
-    replace = "or, with running_change = replace, replaces the task at once (a short gap)"
+    at_once = "or, with running_change = replace, replaces the task at once (a short gap)"
     if value is False:
-        return f"hot reload applies a change to a running task from the next segment, {replace}"
+        return f"hot reload applies a change to a running task from the next segment, {at_once}"
     refused = "when it is refused, the change applies from the next segment"
-    return f"hot reload tries an in-place Update; {refused}, {replace}"
+    return f"hot reload tries an in-place Update; {refused}, {at_once}"
 
 
 def _past_start(value: bool | None) -> str:
