@@ -45,11 +45,11 @@ from tests.e2e.harness import (
     live_schedule,
     owned_tasks,
     process_settings,
+    titles_held_twice,
     wait_for,
     write_env_config,
     write_schedules,
 )
-from tests.e2e.test_reliability_process import _no_duplicate_ever
 from tests.integration.postgres import PostgresServer
 
 TOKEN = "chaos-token"
@@ -440,7 +440,7 @@ class Chaos:
         report.unnamed_writes = report.writes.pop("", 0)
         report.unleased = unleased_writes(journal, held)
         report.refused_writes = {n.name: n.logged("reconcile_stopped_not_leader") for n in self.nodes}
-        report.duplicates = _no_duplicate_ever(history)
+        report.duplicates = titles_held_twice(history)
         destinations = {str(t["DstAddr"]) for t in history if t.get("DstAddr")}
         for dst in sorted(destinations):
             chain = chain_on(history, dst)

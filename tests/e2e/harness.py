@@ -263,3 +263,18 @@ class DaemonProcess:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(timeout)
+
+
+async def kill_on_arrival(proc: DaemonProcess, emulator: Emulator, action: str, timeout: float) -> float:
+    """Kill the child as soon as the platform receives its next ``action``; the instant of the kill. The child is
+    killed in any case; AssertionError (from ``wait_for``) when the call does not arrive within ``timeout``."""
+    before = int(emulator.stats()["requests"].get(action, 0))
+
+    def arrived() -> bool:
+        return int(emulator.stats()["requests"].get(action, 0)) > before
+
+    try:
+        await wait_for(arrived, timeout, interval=0.01, what=f"the next {action}")
+        return time.time()
+    finally:
+        proc.kill()

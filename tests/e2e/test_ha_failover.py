@@ -26,11 +26,11 @@ from tests.e2e.harness import (
     live_schedule,
     owned_tasks,
     process_settings,
+    titles_held_twice,
     wait_for,
     write_env_config,
     write_schedules,
 )
-from tests.e2e.test_reliability_process import _no_duplicate_ever
 from tests.integration.postgres import PostgresServer
 
 pytestmark = pytest.mark.slow
@@ -144,7 +144,7 @@ async def test_sigkill_then_sigstop_of_the_leader_fails_over_with_no_duplicate_a
     finally:
         _stop_all(a, b)
     history = emu.history()
-    assert _no_duplicate_ever(history) == []
+    assert titles_held_twice(history) == []
     for n in range(3):
         chain = chain_on(history, f"rtmp://push.test/live/h{n}")
         assert chain.overlaps == []
@@ -178,4 +178,4 @@ async def test_a_postgresql_restart_steps_the_leader_down_deletes_nothing_and_a_
         assert b.proc.proc is not None and b.proc.proc.poll() is None
     finally:
         _stop_all(a, b)
-    assert _no_duplicate_ever(emu.history()) == []
+    assert titles_held_twice(emu.history()) == []

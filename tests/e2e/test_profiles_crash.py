@@ -25,6 +25,7 @@ from relayd.store import SegmentState
 from tests.e2e.harness import (
     DaemonProcess,
     chain_on,
+    kill_on_arrival,
     live_schedule,
     owned_tasks,
     process_settings,
@@ -81,26 +82,12 @@ def log_events(path: Path, event: str) -> list[dict[str, Any]]:
     return found
 
 
-async def kill_at_next_create(proc: DaemonProcess, emu: Emulator, timeout: float) -> float:
-    """Kill the child as soon as the platform receives its next Create; the instant of the kill."""
-    requests = int(emu.stats()["requests"].get("CreatePullToPushTask", 0))
-
-    def arrived() -> bool:
-        return int(emu.stats()["requests"].get("CreatePullToPushTask", 0)) > requests
-
-    try:
-        await wait_for(arrived, timeout, interval=0.01, what="the next Create")
-        return time.time()
-    finally:
-        proc.kill()
-
-
 async def kill_once_tasks_exist(proc: DaemonProcess, emu: Emulator, cap: int) -> None:
     """Start the child; once the platform holds a task per schedule, kill it as the next Create arrives."""
     before = {t["TaskId"] for t in emu.history()}
     proc.start()
     await wait_for(lambda: len({t["TaskId"] for t in emu.history()} - before) >= len(SIDS), 60, what="first tasks")
-    await kill_at_next_create(proc, emu, 3 * cap)
+    await kill_on_arrival(proc, emu, "CreatePullToPushTask", 3 * cap)
 
 
 async def kill_mid_create(proc: DaemonProcess, emu: Emulator, cap: int) -> float:
@@ -110,7 +97,7 @@ async def kill_mid_create(proc: DaemonProcess, emu: Emulator, cap: int) -> float
     await wait_for(lambda: all(relaying_on(emu, dst(s)) for s in SIDS), 60, what="every schedule relaying")
     emu.set_fault("CreatePullToPushTask", latency_ms=IN_FLIGHT_MS, count=1)
     try:
-        return await kill_at_next_create(proc, emu, 3 * cap)
+        return await kill_on_arrival(proc, emu, "CreatePullToPushTask", 3 * cap)
     finally:
         emu.clear_faults()
 

@@ -27,11 +27,13 @@ from tests.e2e import invariants as inv
 from tests.e2e.conftest import Monitor, timing_of
 from tests.e2e.harness import (
     DaemonProcess,
+    kill_on_arrival,
     live_schedule,
     owned_tasks,
     process_settings,
     running_daemon,
     settings_for,
+    titles_held_twice,
     wait_for,
     write_env_config,
     write_schedules,
@@ -45,32 +47,16 @@ KILL_WAIT_S = 25
 seconds to start the daemon, and a kill that never lands would only be counted as missing."""
 
 
-def _no_duplicate_ever(history: list[dict[str, Any]]) -> list[str]:
-    """Titles that were held by two tasks at the same time at any point of the run."""
-    by_title: dict[str, list[tuple[float, float]]] = {}
-    for task in history:
-        end = task["DeletedAt"] if task["DeletedAt"] is not None else float("inf")
-        by_title.setdefault(task["Title"], []).append((task["CreatedAt"], end))
-    return [
-        title
-        for title, spans in by_title.items()
-        if any(b[0] < a[1] for a, b in zip(sorted(spans), sorted(spans)[1:], strict=False))
-    ]
-
-
 def _log_count(path: Path, event: str) -> int:
     return path.read_text(errors="replace").count(f'"event": "{event}"')
 
 
 async def _kill_when(proc: DaemonProcess, emu: Any, action: str, timeout: float) -> bool:
     """Kill the daemon as soon as the platform receives ``action`` (slowed down so the kill lands inside it)."""
-    before = emu.stats()["requests"].get(action, 0)
     try:
-        await wait_for(lambda: emu.stats()["requests"].get(action, 0) > before, timeout, interval=0.01)
+        await kill_on_arrival(proc, emu, action, timeout)
     except AssertionError:
         return False
-    finally:
-        proc.kill()
     return True
 
 
@@ -114,7 +100,7 @@ async def test_sigkill_at_random_moments_never_duplicates_nor_loses_a_task(emula
     await wait_for(lambda: exact() and any(t["TaskStatus"] == 2 for t in owned_tasks(emu)), 10, what="relaying")
     assert proc.terminate() == 0
     history = emu.history()
-    assert _no_duplicate_ever(history) == []
+    assert titles_held_twice(history) == []
     assert inv.check_handoffs(history).violations == []
     with sqlite3.connect(tmp_path / "state" / "state.db") as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
