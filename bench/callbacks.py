@@ -259,11 +259,31 @@ async def run_client(*extra: str) -> dict[str, Any]:
     return result
 
 
+def timed_schedule_reads(into: Callable[[web.Request], list[float] | None]) -> Any:
+    """A middleware timing each ``/v1/schedules`` read, in seconds of wall time, into the list ``into`` picks for
+    it (None: not timed).
+
+    A read answered in one stretch (the re-read of a few named schedules: under one of the render's 2 ms slices)
+    holds the loop all its wall time; a full read gives the loop back every slice, so its wall time over-counts."""
+
+    @web.middleware
+    async def timed(request: web.Request, handler: Any) -> web.StreamResponse:
+        durations = into(request) if request.path == "/v1/schedules" else None
+        if durations is None:
+            return await handler(request)
+        started = time.perf_counter()
+        try:
+            return await handler(request)
+        finally:
+            durations.append(time.perf_counter() - started)
+
+    return timed
+
+
 @dataclasses.dataclass
 class ReadTimer:
     """The consoles' re-reads as the server saw them: how many read everything (each console's first read, shared
-    with the others that asked at once), and the wall time of the re-reads of named schedules (small, answered in
-    one stretch: their wall time is loop time)."""
+    with the others that asked at once), and the wall time of the re-reads of named schedules (loop time)."""
 
     full: int = 0
     named: list[float] = dataclasses.field(default_factory=list)
@@ -274,20 +294,13 @@ class ReadTimer:
         return taken
 
     def middleware(self) -> Any:
-        @web.middleware
-        async def timed(request: web.Request, handler: Any) -> web.StreamResponse:
-            if request.path != "/v1/schedules":
-                return await handler(request)
-            if "id" not in request.query:
-                self.full += 1
-                return await handler(request)
-            started = time.perf_counter()
-            try:
-                return await handler(request)
-            finally:
-                self.named.append(time.perf_counter() - started)
+        return timed_schedule_reads(self._into)
 
-        return timed
+    def _into(self, request: web.Request) -> list[float] | None:
+        if "id" in request.query:
+            return self.named
+        self.full += 1
+        return None
 
 
 READS = ReadTimer()
@@ -367,30 +380,23 @@ async def latency_phase(
     background = asyncio.create_task(load_background(args)(store, stop), name="bench-background")
     monitor = asyncio.create_task(loop_lag_monitor(metrics, stop, interval=0.01), name="bench-loop-lag")
     started = time.perf_counter()
-    watchers = await open_consoles(real_url, consoles, args.seconds + 2) if consoles else None
+    watchers = None
+    if consoles:
+        from bench.console_sse import consoles_result, open_consoles  # noqa: PLC0415 (it imports this module)
+
+        watchers = await open_consoles(real_url, "changed", consoles, args.seconds + 2)
     try:
         result = await paced(args, real_url, args.seconds, offset)
     finally:
         stop.set()
         await asyncio.gather(background, monitor)
     if watchers is not None:
-        from bench.console_sse import consoles_result  # noqa: PLC0415 (it imports this module)
-
-        consoles = await consoles_result(watchers)
-        result["console_reads"], result["consoles_cpu_s"] = consoles["reads"], consoles["cpu_s"]
+        seen = await consoles_result(watchers)
+        result["console_reads"], result["consoles_cpu_s"] = seen["reads"], seen["cpu_s"]
         result["reads"] = READS.take()
     result["loop_lag_max_ms"] = 1000 * max_lag(metrics)
     result["background_writes_per_s"] = (SYNTHETIC.writes - writes_before) / (time.perf_counter() - started)
     return result
-
-
-async def open_consoles(real_url: str, count: int, seconds: float) -> asyncio.subprocess.Process:
-    """``count`` consoles on the real app, given a second to open their streams (a warm-up, not synchronisation)."""
-    from bench.console_sse import spawn_consoles  # noqa: PLC0415 (it imports this module)
-
-    proc = await spawn_consoles(real_url, "changed", count, seconds)
-    await asyncio.sleep(1.0)
-    return proc
 
 
 async def console_pairs(args: argparse.Namespace, store: Store, real_url: str) -> list[tuple[dict[str, Any], ...]]:

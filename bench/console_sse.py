@@ -30,12 +30,11 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
-from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.callbacks import CONSOLE_TOKEN as TOKEN
-from bench.callbacks import SECRET, SEGMENTS, BenchView, bench_segment, run_client
+from bench.callbacks import SECRET, SEGMENTS, BenchView, bench_segment, run_client, timed_schedule_reads
 from relayd.ids import ScheduleId
 from relayd.metrics import Metrics
 from relayd.store import SegmentRecord, SegmentState, Store
@@ -67,26 +66,15 @@ async def daemon_writes(store: Store, records: list[SegmentRecord], stop: asynci
 
 @dataclasses.dataclass
 class ReadCost:
-    """Loop time the consoles' re-reads take on the server, by mode: the cost that queues callbacks behind it.
-
-    A re-read's handler renders without awaiting, so its wall time is time the loop cannot answer a callback; the
-    p99 figures on a shared machine are noisy, these are not."""
+    """The wall time of the consoles' re-reads on the server, by mode: the cost that queues callbacks behind it
+    (loop time for the re-reads of named schedules; see ``timed_schedule_reads``). The p99 figures on a shared
+    machine are noisy, these are not."""
 
     mode: str = "none"
     reads: dict[str, list[float]] = dataclasses.field(default_factory=lambda: {m: [] for m in MODES})
 
     def middleware(self) -> Any:
-        @web.middleware
-        async def timed(request: web.Request, handler: Any) -> web.StreamResponse:
-            if request.path != "/v1/schedules" or self.mode not in self.reads:
-                return await handler(request)
-            started = time.perf_counter()
-            try:
-                return await handler(request)
-            finally:
-                self.reads[self.mode].append(time.perf_counter() - started)
-
-        return timed
+        return timed_schedule_reads(lambda request: self.reads.get(self.mode))
 
 
 COST = ReadCost()
@@ -154,9 +142,16 @@ async def paced(base: str, args: argparse.Namespace, offset: int) -> dict[str, A
     )  # fmt: skip
 
 
+async def open_consoles(base: str, mode: str, count: int, seconds: float) -> asyncio.subprocess.Process:
+    """``count`` consoles in a child process, given a second to open their streams before the load starts (a
+    warm-up, not synchronisation)."""
+    proc = await spawn_consoles(base, mode, count, seconds)
+    await asyncio.sleep(1.0)
+    return proc
+
+
 async def watched(base: str, args: argparse.Namespace, mode: str, offset: int) -> dict[str, Any]:
-    proc = await spawn_consoles(base, mode, args.consoles, args.seconds + 2)
-    await asyncio.sleep(1.0)  # let the consoles connect before the load starts (a warm-up, not synchronisation)
+    proc = await open_consoles(base, mode, args.consoles, args.seconds + 2)
     result = await paced(base, args, offset)
     return {**result, "reads": (await consoles_result(proc))["reads"]}
 
