@@ -19,13 +19,12 @@ from relayd.alerts.model import Alert, AlertKind, Condition, Severity
 from relayd.daemon import Daemon
 from relayd.emulator import Emulator, EmulatorConfig
 from relayd.ids import GroupName, ScheduleId, SegmentKey
-from relayd.metrics import Metrics
 from relayd.store import SegmentState
-from relayd.web.app import WebServer, build_app
+from relayd.web.app import WebServer
 from relayd.web.views import ScheduleInfo
 from tests.browser.harness import LoopThread, chromium
 from tests.e2e.harness import live_schedule, running_daemon, settings_for, write_schedules
-from tests.integration.test_web_support import SECRET, FakeView, Harness, open_store, segment, start_harness
+from tests.integration.test_web_support import FakeView, Harness, open_store, segment, serve, start_harness
 
 TOKEN = "browser-test-token"
 PUSH = "rtmp://push.test/live"  # where tests.e2e.harness.live_schedule pushes
@@ -195,10 +194,5 @@ def run_on(live: Live, fn: Any) -> Any:
 
 async def serve_again(harness: Harness) -> WebServer:
     """A fresh app over the harness's store and view on the harness's port: the daemon back after an outage."""
-    app = build_app(
-        store=harness.store, view=harness.view, metrics=Metrics(), hint=lambda *a: None, callback_secret=SECRET,
-        api_token=TOKEN,
-    )  # fmt: skip
-    server = WebServer(app, shutdown_timeout=1.0)
-    await server.start("127.0.0.1", int(harness.base.rsplit(":", 1)[1]))
+    server, _, _ = await serve(harness.store, harness.view, port=int(harness.base.rsplit(":", 1)[1]), api_token=TOKEN)
     return server

@@ -5,7 +5,7 @@ harness. (Named test_* so it may live among the web test files; it holds no test
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,15 +138,22 @@ class Harness:
         await self.store.close()
 
 
+async def serve(
+    store: Store, view: FakeView, *, port: int = 0, hint: Callable[..., None] = lambda *a: None, **app_kwargs: Any
+) -> tuple[WebServer, Metrics, int]:
+    """The real app over ``store`` and ``view``, served on 127.0.0.1:``port`` (0: a free one); its port."""
+    metrics = Metrics()
+    kwargs: dict[str, Any] = {"callback_secret": SECRET, "api_token": TOKEN, **app_kwargs}
+    if "started" not in kwargs:  # a view of another kind (the benchmarks') says it with ``started``
+        kwargs["started"] = view.ready
+    app = build_app(store=store, view=view, metrics=metrics, hint=hint, **kwargs)
+    server = WebServer(app, shutdown_timeout=1.0)
+    return server, metrics, await server.start("127.0.0.1", port)
+
+
 async def start_harness(store: Store, *, view: FakeView | None = None, **app_kwargs: Any) -> Harness:
     view = view or FakeView()
-    metrics = Metrics()
     hints: list[tuple[ScheduleId, SegmentKey, CallbackNotice]] = []
-    kwargs: dict[str, Any] = {"callback_secret": SECRET, "api_token": TOKEN, **app_kwargs}
-    if "started" not in kwargs:
-        kwargs["started"] = view.ready
-    app = build_app(store=store, view=view, metrics=metrics, hint=lambda *a: hints.append(a), **kwargs)
-    server = WebServer(app, shutdown_timeout=1.0)
-    port = await server.start("127.0.0.1", 0)
+    server, metrics, port = await serve(store, view, hint=lambda *a: hints.append(a), **app_kwargs)
     session = aiohttp.ClientSession()
     return Harness(store, view, metrics, server, session, f"http://127.0.0.1:{port}", hints)
